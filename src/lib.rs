@@ -1,0 +1,2 @@
+//! shmkit facade (being written)
+pub use shmkit_segment as segment;
