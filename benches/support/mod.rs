@@ -1,0 +1,207 @@
+//! Baseline transports every shmkit bench compares against: length-prefixed frames
+//! over an OS pipe, and over a Unix stream socket, between this process and a child.
+//!
+//! The child is this same bench binary, re-executed with `SHMKIT_BENCH_ROLE` set; a
+//! bench's `main` calls [`dispatch_child_role`] before anything else, so the child runs
+//! only the baseline role and exits. The child's stdin and stdout are the transport, so
+//! no descriptor bookkeeping is needed and the child sees EOF (and exits) when the
+//! parent goes away.
+//!
+//! Frames are `u32` little-endian length + payload, written with one `write_all` of a
+//! reused buffer (header and payload in one syscall where the pipe allows it), and read
+//! through a 64 KiB `BufReader` — the way a careful pipe user would write it, so the
+//! baseline is not a straw man. A length of `u32::MAX` is a sync frame: the sink answers
+//! it with one byte, which is how a throughput measurement knows every byte arrived.
+#![allow(dead_code)] // each bench binary uses a different part of this module
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+const ROLE_ENV: &str = "SHMKIT_BENCH_ROLE";
+const SYNC: u32 = u32::MAX;
+
+/// Which OS transport carries the frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Two anonymous pipes (the child's stdin and stdout).
+    Pipe,
+    /// One Unix stream socket pair (the child's stdin and stdout are the same socket).
+    UnixSocket,
+}
+
+/// What the child does with the frames it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Read frames and drop them; answer sync frames with one byte.
+    Sink,
+    /// Send every frame straight back.
+    Echo,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Sink => "sink",
+            Role::Echo => "echo",
+        }
+    }
+}
+
+/// Call first thing in a bench's `main`: if this process is a baseline child, run its
+/// role and exit; otherwise return and let criterion run.
+pub fn dispatch_child_role() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    // SAFETY: nothing else in this freshly started child has touched the environment.
+    unsafe { std::env::remove_var(ROLE_ENV) };
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    let result = match role.as_str() {
+        "sink" => run_sink(stdin, stdout),
+        "echo" => run_echo(stdin, stdout),
+        other => panic!("unknown bench role {other:?}"),
+    };
+    // EOF from the parent is the normal end; anything else is a bench bug worth seeing.
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::UnexpectedEof {
+            eprintln!("bench child ({role}) failed: {e}");
+            std::process::exit(1);
+        }
+    }
+    std::process::exit(0);
+}
+
+fn read_len(r: &mut impl Read) -> std::io::Result<u32> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    Ok(u32::from_le_bytes(len))
+}
+
+fn run_sink(stdin: impl Read, mut stdout: impl Write) -> std::io::Result<()> {
+    let mut r = BufReader::with_capacity(1 << 16, stdin);
+    let mut buf = Vec::new();
+    loop {
+        let len = read_len(&mut r)?;
+        if len == SYNC {
+            stdout.write_all(&[1])?;
+            stdout.flush()?;
+            continue;
+        }
+        buf.resize(len as usize, 0);
+        r.read_exact(&mut buf)?;
+        std::hint::black_box(&buf);
+    }
+}
+
+fn run_echo(stdin: impl Read, stdout: impl Write) -> std::io::Result<()> {
+    let mut r = BufReader::with_capacity(1 << 16, stdin);
+    let mut w = BufWriter::with_capacity(1 << 16, stdout);
+    let mut buf = Vec::new();
+    loop {
+        let len = read_len(&mut r)?;
+        buf.resize(len as usize, 0);
+        r.read_exact(&mut buf)?;
+        w.write_all(&len.to_le_bytes())?;
+        w.write_all(&buf)?;
+        w.flush()?;
+    }
+}
+
+/// A child process at the other end of a pipe or Unix socket, speaking frames.
+pub struct Baseline {
+    child: Child,
+    tx: Box<dyn Write>,
+    rx: Box<dyn Read>,
+    frame: Vec<u8>,
+}
+
+impl Baseline {
+    /// Start a child of this bench binary playing `role` over `transport`.
+    pub fn spawn(transport: Transport, role: Role) -> Baseline {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = Command::new(exe);
+        cmd.env(ROLE_ENV, role.as_str()).stderr(Stdio::inherit());
+        match transport {
+            Transport::Pipe => {
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+                let mut child = cmd.spawn().expect("spawn pipe baseline child");
+                let tx: ChildStdin = child.stdin.take().expect("piped stdin");
+                let rx: ChildStdout = child.stdout.take().expect("piped stdout");
+                Baseline { child, tx: Box::new(tx), rx: Box::new(rx), frame: Vec::new() }
+            }
+            Transport::UnixSocket => {
+                let (ours, theirs) = UnixStream::pair().expect("socketpair");
+                let theirs_out: OwnedFd = theirs.try_clone().expect("dup socket").into();
+                let theirs_in: OwnedFd = theirs.into();
+                cmd.stdin(Stdio::from(theirs_in)).stdout(Stdio::from(theirs_out));
+                let child = cmd.spawn().expect("spawn unix-socket baseline child");
+                let rx = ours.try_clone().expect("dup socket");
+                Baseline { child, tx: Box::new(ours), rx: Box::new(rx), frame: Vec::new() }
+            }
+        }
+    }
+
+    /// Send one frame (header and payload in one write where the transport allows).
+    pub fn send(&mut self, payload: &[u8]) {
+        self.frame.clear();
+        self.frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.frame.extend_from_slice(payload);
+        self.tx.write_all(&self.frame).expect("baseline send");
+    }
+
+    /// Wait until the sink has read every frame sent so far.
+    pub fn sync(&mut self) {
+        self.tx.write_all(&SYNC.to_le_bytes()).expect("baseline sync");
+        let mut ack = [0u8; 1];
+        self.rx.read_exact(&mut ack).expect("baseline ack");
+    }
+
+    /// Receive one frame into `buf` (for the echo role).
+    pub fn recv(&mut self, buf: &mut Vec<u8>) {
+        let len = read_len(&mut self.rx).expect("baseline recv header");
+        buf.resize(len as usize, 0);
+        self.rx.read_exact(buf).expect("baseline recv payload");
+    }
+
+    /// One round trip through an echo child.
+    pub fn round_trip(&mut self, payload: &[u8], buf: &mut Vec<u8>) {
+        self.send(payload);
+        self.recv(buf);
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        // Closing our end gives the child EOF; it exits on its own. Reap it, bounded:
+        // a child that does not leave within 5 s is killed rather than waited on.
+        self.tx = Box::new(std::io::sink());
+        self.rx = Box::new(std::io::empty());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Human-readable size label used in bench ids: `8B`, `64KiB`, `1MiB`.
+pub fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b}B"),
+    }
+}
