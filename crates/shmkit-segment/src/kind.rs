@@ -1,0 +1,203 @@
+use std::fmt;
+
+/// What a segment holds. Written in the header by the creator and checked by every open,
+/// so a `Value<u32>` is never opened as a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Plain bytes ([`Segment::create`](crate::Segment::create)).
+    Bytes,
+    /// A shared `Value<T>`.
+    Value,
+    /// A shared `Array<T>`.
+    Array,
+    /// A robust cross-process mutex.
+    Mutex,
+    /// A re-entrant lock.
+    RLock,
+    /// A condition variable.
+    Condvar,
+    /// An event flag.
+    Event,
+    /// A counting semaphore.
+    Semaphore,
+    /// A barrier.
+    Barrier,
+    /// A fixed-capacity shared map.
+    Dict,
+    /// A single-producer single-consumer byte ring.
+    SpscRing,
+    /// A multi-producer multi-consumer queue of fixed-size slots.
+    MpmcQueue,
+    /// A typed `Queue<T>`.
+    Queue,
+    /// A duplex `Pipe`.
+    Pipe,
+    /// Arguments or results of a child process.
+    ProcessPayload,
+    /// A process pool's shared state.
+    Pool,
+    /// An application-defined kind.
+    Custom(u32),
+}
+
+const CUSTOM_BASE: u32 = 0x1000;
+
+impl Kind {
+    /// The number stored in the header.
+    pub fn code(self) -> u32 {
+        match self {
+            Kind::Bytes => 1,
+            Kind::Value => 2,
+            Kind::Array => 3,
+            Kind::Mutex => 4,
+            Kind::RLock => 5,
+            Kind::Condvar => 6,
+            Kind::Event => 7,
+            Kind::Semaphore => 8,
+            Kind::Barrier => 9,
+            Kind::Dict => 10,
+            Kind::SpscRing => 11,
+            Kind::MpmcQueue => 12,
+            Kind::Queue => 13,
+            Kind::Pipe => 14,
+            Kind::ProcessPayload => 15,
+            Kind::Pool => 16,
+            Kind::Custom(n) => CUSTOM_BASE.saturating_add(n),
+        }
+    }
+
+    /// The kind for a header code, `None` for a code no version of shmkit writes.
+    pub fn from_code(code: u32) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::Bytes,
+            2 => Kind::Value,
+            3 => Kind::Array,
+            4 => Kind::Mutex,
+            5 => Kind::RLock,
+            6 => Kind::Condvar,
+            7 => Kind::Event,
+            8 => Kind::Semaphore,
+            9 => Kind::Barrier,
+            10 => Kind::Dict,
+            11 => Kind::SpscRing,
+            12 => Kind::MpmcQueue,
+            13 => Kind::Queue,
+            14 => Kind::Pipe,
+            15 => Kind::ProcessPayload,
+            16 => Kind::Pool,
+            n if n >= CUSTOM_BASE => Kind::Custom(n - CUSTOM_BASE),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Custom(n) => write!(f, "Custom({n})"),
+            other => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
+/// Name, size and alignment of the type a segment holds, so that an opener asking for a
+/// different `T` gets a [`Mismatch`](crate::Error::Mismatch) instead of reinterpreted bytes.
+///
+/// The hash covers the whole of [`std::any::type_name`]; the stored name keeps its first
+/// 48 bytes for messages. Type names are stable for one build of one source tree, which
+/// is what processes sharing a segment run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypeFingerprint {
+    pub(crate) name: [u8; FP_NAME_LEN],
+    pub(crate) name_len: u32,
+    pub(crate) size: u32,
+    pub(crate) align: u32,
+    pub(crate) hash: u64,
+}
+
+/// Bytes of the type name kept in the header.
+pub const FP_NAME_LEN: usize = 48;
+
+impl TypeFingerprint {
+    /// No type: the segment holds untyped bytes, and an opener's check is skipped.
+    pub const NONE: TypeFingerprint = TypeFingerprint {
+        name: [0; FP_NAME_LEN],
+        name_len: 0,
+        size: 0,
+        align: 0,
+        hash: 0,
+    };
+
+    /// The fingerprint of `T`.
+    ///
+    /// ```
+    /// use shmkit_segment::TypeFingerprint;
+    /// let fp = TypeFingerprint::of::<u64>();
+    /// assert_eq!(fp.name(), "u64");
+    /// assert_eq!((fp.size(), fp.align()), (8, 8));
+    /// assert_ne!(fp, TypeFingerprint::of::<i64>());
+    /// ```
+    pub fn of<T: 'static>() -> TypeFingerprint {
+        let full = std::any::type_name::<T>();
+        let mut name = [0u8; FP_NAME_LEN];
+        let mut n = full.len().min(FP_NAME_LEN);
+        while !full.is_char_boundary(n) {
+            n -= 1;
+        }
+        name[..n].copy_from_slice(&full.as_bytes()[..n]);
+        TypeFingerprint {
+            name,
+            name_len: n as u32,
+            size: size_of::<T>() as u32,
+            align: align_of::<T>() as u32,
+            hash: fnv1a(full.as_bytes()),
+        }
+    }
+
+    /// The type's name (possibly truncated to 48 bytes); empty for [`NONE`](Self::NONE).
+    pub fn name(&self) -> &str {
+        let n = (self.name_len as usize).min(FP_NAME_LEN);
+        std::str::from_utf8(&self.name[..n]).unwrap_or("<non-utf8 type name>")
+    }
+
+    /// `size_of::<T>()`.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// `align_of::<T>()`.
+    pub fn align(&self) -> u32 {
+        self.align
+    }
+
+    /// Whether this is [`NONE`](Self::NONE).
+    pub fn is_none(&self) -> bool {
+        *self == TypeFingerprint::NONE
+    }
+}
+
+impl fmt::Display for TypeFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_none() {
+            f.write_str("untyped bytes")
+        } else {
+            write!(
+                f,
+                "{} ({} bytes, align {})",
+                self.name(),
+                self.size,
+                self.align
+            )
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

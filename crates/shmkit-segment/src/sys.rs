@@ -1,0 +1,229 @@
+//! Everything that talks to the operating system, in one place so that other Unixes can
+//! follow: opening `/dev/shm` files, memfds, mapping, open-file-description locks, and
+//! reading a process's start time. Linux-specific.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+
+use rustix::fs::{FallocateFlags, Mode, OFlags, SealFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// Where named segments live.
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+pub(crate) fn shm_path(name: &str) -> String {
+    format!("{SHM_DIR}/{name}")
+}
+
+/// `O_CREAT | O_EXCL | O_NOFOLLOW`, then `fchmod` to exactly `mode` (the umask neither
+/// widens nor narrows it).
+pub(crate) fn create_exclusive(name: &str, mode: u32) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        shm_path(name),
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    Ok(fd)
+}
+
+/// Open an existing file in `/dev/shm`; a symlink planted at the name is refused
+/// (`ELOOP`), never followed.
+pub(crate) fn open_existing(path: &str, writable: bool) -> io::Result<OwnedFd> {
+    open_with(path, writable, OFlags::NOFOLLOW)
+}
+
+/// Open `/proc/<pid>/fd/<n>`: a magic link to another process's memfd, which must be
+/// followed. Opening it makes a new open file description (with its own OFD locks).
+pub(crate) fn open_proc_fd(path: &str) -> io::Result<OwnedFd> {
+    open_with(path, true, OFlags::empty())
+}
+
+fn open_with(path: &str, writable: bool, extra: OFlags) -> io::Result<OwnedFd> {
+    let access = if writable {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    };
+    Ok(rustix::fs::open(
+        path,
+        access | extra | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+pub(crate) fn memfd(size: u64) -> io::Result<OwnedFd> {
+    use rustix::fs::MemfdFlags;
+    let fd = rustix::fs::memfd_create(
+        "shmkit-anonymous",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    set_size(&fd, size)?;
+    // A sealed memfd can never shrink, so no peer can make our mapping SIGBUS.
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    Ok(fd)
+}
+
+/// Size the file and reserve its pages now, so a full `/dev/shm` fails here with
+/// `ENOSPC` rather than as a `SIGBUS` on first touch.
+pub(crate) fn set_size(fd: &OwnedFd, size: u64) -> io::Result<()> {
+    rustix::fs::ftruncate(fd, size)?;
+    if size > 0 {
+        match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, size) {
+            Ok(()) => {}
+            // File systems without fallocate: the size is set; nothing is reserved.
+            Err(rustix::io::Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn file_size(fd: &OwnedFd) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd)?.st_size as u64)
+}
+
+/// (device, inode) of a descriptor, to make sure a name still refers to our file.
+pub(crate) fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+pub(crate) fn path_identity(path: &str) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::lstat(path)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+pub(crate) fn unlink(name: &str) -> io::Result<()> {
+    Ok(rustix::fs::unlink(shm_path(name))?)
+}
+
+/// A shared, read-write mapping of a whole file.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a mapping is plain memory owned by this value; every access to it goes
+// through raw pointers or atomics, so sharing the address between threads is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    pub(crate) fn new(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps nothing of
+        // ours; `fd` is open for reading and writing and at least `len` bytes long
+        // (callers checked the size with fstat or set it themselves).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )?
+        };
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping this value created and nobody else
+        // unmaps; every reference into it borrows the owning segment, so none outlives it.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Open-file-description locks (`F_OFD_*`): owned by the open file, released by the
+/// kernel when the last descriptor of it closes — which includes the process dying.
+/// They may lie past the end of the file, so a liveness slot costs no memory.
+fn ofd_lock(
+    fd: BorrowedFd<'_>,
+    cmd: libc::c_int,
+    kind: libc::c_short,
+    offset: u64,
+) -> io::Result<libc::flock> {
+    let mut fl = libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: offset as libc::off_t,
+        l_len: 1,
+        l_pid: 0, // required to be 0 for OFD locks
+    };
+    // SAFETY: `fd` is a live descriptor for the duration of the call and `fl` is a valid,
+    // initialised `struct flock` that fcntl may read and (for F_OFD_GETLK) write.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl)
+}
+
+/// Try to take the write lock on byte `offset`; `Ok(false)` if another open file holds it.
+pub(crate) fn try_lock_byte(fd: &impl AsFd, offset: u64) -> io::Result<bool> {
+    match ofd_lock(
+        fd.as_fd(),
+        libc::F_OFD_SETLK,
+        libc::F_WRLCK as libc::c_short,
+        offset,
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn unlock_byte(fd: &impl AsFd, offset: u64) -> io::Result<()> {
+    ofd_lock(
+        fd.as_fd(),
+        libc::F_OFD_SETLK,
+        libc::F_UNLCK as libc::c_short,
+        offset,
+    )
+    .map(|_| ())
+}
+
+/// Whether some *other* open file description holds byte `offset`.
+pub(crate) fn byte_locked_elsewhere(fd: &impl AsFd, offset: u64) -> io::Result<bool> {
+    let fl = ofd_lock(
+        fd.as_fd(),
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK as libc::c_short,
+        offset,
+    )?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`);
+/// with the pid it names a process unambiguously, even after the pid is reused.
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub(crate) fn now_unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
