@@ -1,0 +1,437 @@
+//! Behaviour of named and anonymous segments, within one process and across real ones.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{ChildRole, Cleanup, unique};
+use shmkit_segment::{
+    Error, HEADER_SIZE, Kind, LIVENESS_BASE, Segment, SegmentHandle, SegmentState, TypeFingerprint,
+};
+
+/// The child side of the cross-process tests: does nothing unless started by `ChildRole`.
+#[test]
+fn child_entry() {
+    let Some((role, arg)) = common::role() else {
+        return;
+    };
+    match role.as_str() {
+        // Open a named segment and write 0xC0FFEE at offset 8.
+        "write_named" => {
+            let seg = Segment::open(&arg).unwrap();
+            seg.write(8, &0xC0FFEEu64).unwrap();
+            println!("DONE");
+        }
+        // Open an anonymous segment through its serialized handle and write 99 at 0.
+        "write_handle" => {
+            let handle: SegmentHandle = postcard::from_bytes(&common::unhex(&arg)).unwrap();
+            let seg = handle.open().unwrap();
+            seg.write(0, &99u32).unwrap();
+            println!("DONE");
+        }
+        // Create a segment, report, and wait to be killed (bounded: 30 s).
+        "create_and_hang" => {
+            let _seg = Segment::create(&arg, 64).unwrap();
+            println!("CREATED");
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        // Hold liveness slot 3 of a segment and wait to be killed.
+        "hold_slot" => {
+            let seg = Segment::open(&arg).unwrap();
+            let _guard = seg.hold_liveness(3).unwrap();
+            println!("HOLDING");
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn create_write_open_read() {
+    let name = unique("rw");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::create(&name, 1024).unwrap();
+    assert_eq!(seg.len(), 1024);
+    assert_eq!(seg.kind(), Kind::Bytes);
+    assert!(seg.is_creator());
+    assert_eq!(
+        seg.as_ptr() as usize % 128,
+        0,
+        "payload is 128-byte aligned"
+    );
+    seg.write(16, &[1u32, 2, 3, 4]).unwrap();
+    let other = Segment::open(&name).unwrap();
+    assert!(!other.is_creator());
+    assert_eq!(other.read::<[u32; 4]>(16).unwrap(), [1, 2, 3, 4]);
+    // A write through one mapping is visible through the other.
+    other
+        .atomic_u64(64)
+        .unwrap()
+        .store(7, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(seg.read::<u64>(64).unwrap(), 7);
+}
+
+#[test]
+fn creator_unlinks_on_drop_and_openers_do_not() {
+    let name = unique("drop");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::create(&name, 8).unwrap();
+    drop(Segment::open(&name).unwrap());
+    assert!(
+        Segment::open(&name).is_ok(),
+        "an opener's drop must not unlink"
+    );
+    drop(seg);
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+
+    let mut kept = Segment::create(&name, 8).unwrap();
+    kept.set_unlink_on_drop(false);
+    drop(kept);
+    let reopened = Segment::open(&name).unwrap();
+    reopened.unlink().unwrap();
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn invalid_names_are_rejected() {
+    for bad in [
+        "",
+        "a/b",
+        "..",
+        ".",
+        "white space",
+        "ümlaut",
+        &"x".repeat(201),
+    ] {
+        assert!(
+            matches!(Segment::create(bad, 8), Err(Error::InvalidName { .. })),
+            "{bad:?} should be invalid"
+        );
+        assert!(matches!(Segment::open(bad), Err(Error::InvalidName { .. })));
+    }
+    let name = unique("ok._-Name9");
+    let _c = Cleanup(name.clone());
+    Segment::create(&name, 8).unwrap();
+}
+
+#[test]
+fn create_existing_is_already_exists() {
+    let name = unique("exists");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::create(&name, 8).unwrap();
+    let err = Segment::create(&name, 8).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert!(err.to_string().contains(&name));
+}
+
+#[test]
+fn open_missing_is_not_found() {
+    let err = Segment::open(&unique("missing")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+#[test]
+fn kind_and_type_mismatch_say_what_was_found() {
+    let name = unique("mismatch");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::builder(&name)
+        .size(64)
+        .kind(Kind::SpscRing)
+        .typed::<u64>()
+        .create()
+        .unwrap();
+    let err = Segment::builder(&name)
+        .kind(Kind::Value)
+        .typed::<u32>()
+        .open()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Mismatch { .. }), "{msg}");
+    assert_eq!(
+        msg,
+        format!(
+            "segment '{name}' holds kind SpscRing<u64 (8 bytes, align 8)> layout 1, \
+             you asked for kind Value<u32 (4 bytes, align 4)> layout 1"
+        )
+    );
+    // The right kind and type open; an open without expectations opens anything.
+    Segment::builder(&name)
+        .kind(Kind::SpscRing)
+        .typed::<u64>()
+        .open()
+        .unwrap();
+    assert_eq!(
+        Segment::open(&name).unwrap().fingerprint(),
+        TypeFingerprint::of::<u64>()
+    );
+}
+
+fn write_file(name: &str, bytes: &[u8]) {
+    std::fs::write(format!("/dev/shm/{name}"), bytes).unwrap();
+}
+
+#[test]
+fn a_file_too_small_for_its_header_is_corrupted() {
+    let name = unique("small");
+    let _c = Cleanup(name.clone());
+    write_file(&name, &[0u8; 100]);
+    let err = Segment::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(
+        err.to_string().contains("smaller than the 256-byte header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_foreign_file_is_corrupted_not_a_crash() {
+    let name = unique("foreign");
+    let _c = Cleanup(name.clone());
+    write_file(&name, &[0xABu8; 4096]);
+    let err = Segment::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains("not a shmkit segment"), "{err}");
+    assert_eq!(shmkit_segment::inspect(&name).state, SegmentState::Foreign);
+}
+
+/// The bytes `create` writes for a `Bytes` segment of `payload` bytes.
+fn valid_header_bytes(payload: usize) -> Vec<u8> {
+    let name = unique("template");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::create(&name, payload).unwrap();
+    std::fs::read(format!("/dev/shm/{name}")).unwrap()
+}
+
+#[test]
+fn every_corrupted_header_field_is_named() {
+    let good = valid_header_bytes(64);
+    // (message expected, header offset, bytes written there)
+    let cases: [(&str, usize, Vec<u8>); 5] = [
+        ("layout version 7", 8, 7u32.to_le_bytes().to_vec()),
+        ("unknown kind code 999", 12, 999u32.to_le_bytes().to_vec()),
+        (
+            "header says 100000 payload bytes",
+            16,
+            100_000u64.to_le_bytes().to_vec(),
+        ),
+        ("type name length 200", 64, 200u32.to_le_bytes().to_vec()),
+        ("ready never set", 28, 0u32.to_le_bytes().to_vec()),
+    ];
+    for (expect, at, patch) in cases {
+        let name = unique("field");
+        let _c = Cleanup(name.clone());
+        let mut bytes = good.clone();
+        bytes[at..at + patch.len()].copy_from_slice(&patch);
+        write_file(&name, &bytes);
+        let err = Segment::open(&name).unwrap_err();
+        assert!(
+            err.to_string().contains(expect),
+            "expected {expect:?} in: {err}"
+        );
+    }
+}
+
+#[test]
+fn open_racing_a_live_creator_waits_then_is_not_ready() {
+    // A "creator" that has the file and its creator lock but never publishes `ready`.
+    let name = unique("notready");
+    let _c = Cleanup(name.clone());
+    let mut bytes = valid_header_bytes(64);
+    bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
+    write_file(&name, &bytes);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let mut fl = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: (LIVENESS_BASE - 1) as libc::off_t,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: a valid descriptor and a valid flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    assert_eq!(rc, 0);
+    let t0 = Instant::now();
+    let err = Segment::builder(&name)
+        .open_timeout(Duration::from_millis(100))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(t0.elapsed() < Duration::from_secs(5), "the wait is bounded");
+    assert_eq!(
+        shmkit_segment::inspect(&name).state,
+        SegmentState::Initializing
+    );
+    drop(file); // the "creator" dies: now the same file is reported corrupted at once
+    let err = Segment::open(&name).unwrap_err();
+    assert!(
+        err.to_string().contains("creator died before publishing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_mode_is_0600_and_umask_does_not_change_it() {
+    let name = unique("mode");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::create(&name, 8).unwrap();
+    let mode = std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // SAFETY: umask only affects file creation; our create sets the mode with fchmod.
+    let old = unsafe { libc::umask(0o077) };
+    let wide = unique("mode-wide");
+    let _c2 = Cleanup(wide.clone());
+    let r = Segment::builder(&wide).size(8).mode(0o640).create();
+    // SAFETY: restores the previous process umask.
+    unsafe { libc::umask(old) };
+    let _seg2 = r.unwrap();
+    let mode = std::fs::metadata(format!("/dev/shm/{wide}"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o640,
+        "asked-for mode, exactly, despite umask 077"
+    );
+}
+
+#[test]
+fn a_symlink_at_the_name_is_not_followed() {
+    let target = unique("link-target");
+    let link = unique("link");
+    let _c1 = Cleanup(target.clone());
+    let _c2 = Cleanup(link.clone());
+    let _t = Segment::create(&target, 8).unwrap();
+    std::os::unix::fs::symlink(format!("/dev/shm/{target}"), format!("/dev/shm/{link}")).unwrap();
+    assert!(matches!(Segment::open(&link), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        Segment::create(&link, 8),
+        Err(Error::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn out_of_bounds_and_misaligned_access_is_an_error() {
+    let seg = Segment::anonymous(64).unwrap();
+    assert!(matches!(
+        seg.read::<u64>(57),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        seg.write(64, &1u8),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        seg.read::<u8>(usize::MAX),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(seg.atomic_u32(2), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(seg.atomic_u64(4), Err(Error::OutOfBounds { .. })));
+    assert!(seg.read::<u64>(3).is_ok(), "unaligned copies are fine");
+    assert!(seg.atomic_u64(56).is_ok());
+}
+
+#[test]
+fn a_segment_too_large_for_dev_shm_fails_at_create() {
+    let name = unique("huge");
+    let _c = Cleanup(name.clone());
+    let err = Segment::create(&name, 1 << 44).unwrap_err();
+    assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "nothing left"
+    );
+}
+
+#[test]
+fn liveness_slots_are_seen_across_opens() {
+    let name = unique("live");
+    let _c = Cleanup(name.clone());
+    let a = Segment::create(&name, 8).unwrap();
+    let b = Segment::open(&name).unwrap();
+    assert!(!b.is_alive(5).unwrap());
+    let guard = a.hold_liveness(5).unwrap();
+    assert!(a.is_alive(5).unwrap());
+    assert!(b.is_alive(5).unwrap());
+    assert!(matches!(
+        b.hold_liveness(5),
+        Err(Error::SlotBusy { slot: 5, .. })
+    ));
+    let claimed = b.claim_liveness_slot(5..10).unwrap();
+    assert_eq!(claimed.slot(), 6);
+    drop(guard);
+    assert!(!b.is_alive(5).unwrap());
+    assert!(!a.is_alive(5).unwrap());
+}
+
+#[test]
+fn named_round_trip_with_a_child_process() {
+    let name = unique("child");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::create(&name, 64).unwrap();
+    let child = ChildRole::start("write_named", &name);
+    child.expect_line("DONE");
+    assert!(child.wait());
+    assert_eq!(seg.read::<u64>(8).unwrap(), 0xC0FFEE);
+}
+
+#[test]
+fn anonymous_segment_reaches_a_child_through_its_handle() {
+    let seg = Segment::anonymous(16).unwrap();
+    let handle = postcard::to_allocvec(&seg.handle()).unwrap();
+    let child = ChildRole::start("write_handle", &common::hex(&handle));
+    child.expect_line("DONE");
+    assert!(child.wait());
+    assert_eq!(seg.read::<u32>(0).unwrap(), 99);
+}
+
+#[test]
+fn a_killed_creator_leaves_a_stale_segment_that_is_found_and_removed() {
+    let name = unique("stale");
+    let _c = Cleanup(name.clone());
+    let child = ChildRole::start("create_and_hang", &name);
+    child.expect_line("CREATED");
+    let seg = Segment::open(&name).unwrap();
+    assert!(!seg.is_stale(), "creator alive");
+    let pid = seg.creator().pid;
+    assert_eq!(pid, child.child.id());
+    child.kill();
+    assert!(seg.is_stale(), "creator SIGKILLed");
+    let listed = shmkit_segment::list().unwrap();
+    let entry = listed.iter().find(|i| i.name == name).expect("listed");
+    assert_eq!(entry.state, SegmentState::Stale);
+    assert_eq!(entry.kind, Some(Kind::Bytes));
+    seg.unlink().unwrap();
+    assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+}
+
+#[test]
+fn a_killed_participant_releases_its_liveness_slot() {
+    let name = unique("slotdeath");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::create(&name, 8).unwrap();
+    let child = ChildRole::start("hold_slot", &name);
+    child.expect_line("HOLDING");
+    assert!(seg.is_alive(3).unwrap());
+    child.kill();
+    assert!(
+        !seg.is_alive(3).unwrap(),
+        "the kernel released the dead child's lock"
+    );
+}
+
+#[test]
+fn header_is_256_bytes() {
+    assert_eq!(HEADER_SIZE, 256);
+}
