@@ -4,10 +4,8 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::ptr::NonNull;
 
 use rustix::fs::{FallocateFlags, Mode, OFlags, SealFlags};
-use rustix::mm::{MapFlags, ProtFlags};
 
 /// Where named segments live.
 pub(crate) const SHM_DIR: &str = "/dev/shm";
@@ -99,56 +97,29 @@ pub(crate) fn unlink(name: &str) -> io::Result<()> {
     Ok(rustix::fs::unlink(shm_path(name))?)
 }
 
-/// A shared, read-write mapping of a whole file.
+/// A shared, read-write mapping of a whole file: memmap2's `MmapRaw`, the type it
+/// provides for memory another process writes (it hands out raw pointers only, never
+/// `&[u8]`, which would be unsound over concurrently written bytes).
 #[derive(Debug)]
-pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a mapping is plain memory owned by this value; every access to it goes
-// through raw pointers or atomics, so sharing the address between threads is sound.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
+pub(crate) struct Mapping(memmap2::MmapRaw);
 
 impl Mapping {
     pub(crate) fn new(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
         }
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps nothing of
-        // ours; `fd` is open for reading and writing and at least `len` bytes long
-        // (callers checked the size with fstat or set it themselves).
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                fd,
-                0,
-            )?
-        };
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
-        Ok(Mapping { ptr, len })
+        memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(fd)
+            .map(Mapping)
     }
 
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.0.as_mut_ptr()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe a mapping this value created and nobody else
-        // unmaps; every reference into it borrows the owning segment, so none outlives it.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        self.0.len()
     }
 }
 
