@@ -49,7 +49,8 @@ pub use list::{SegmentInfo, SegmentState, inspect, list};
 pub use raw::RawSegment;
 
 use header::{Header, READY, READY_OFFSET};
-use primitive::{AtomicU32, AtomicU64, Ordering};
+use primitive::os::{AtomicU32 as OsAtomicU32, Ordering as OsOrdering};
+use primitive::{AtomicU32, AtomicU64};
 
 /// Liveness slot `n` is an OFD lock on byte `LIVENESS_BASE + n` of the segment's file —
 /// far past its end, so it costs no memory and never overlaps data.
@@ -108,12 +109,14 @@ pub struct CreatorInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Location {
     Named(String),
-    /// An anonymous (memfd) segment, reopened through `/proc/<pid>/fd/<fd>` while its
-    /// creator lives; `start_time` guards against a reused pid.
+    /// An anonymous (memfd) segment, reopened through `/proc/<pid>/fd/<fd>` while that
+    /// process lives; `start_time` guards against a reused pid, `file` (device, inode)
+    /// against a descriptor number that now refers to another file.
     Proc {
         pid: u32,
         fd: i32,
         start_time: u64,
+        file: (u64, u64),
     },
 }
 
@@ -144,13 +147,23 @@ impl SegmentHandle {
                 pid,
                 fd,
                 start_time,
+                file,
             } => {
                 let label = format!("anonymous:{pid}:{fd}");
+                let gone = || Error::NotFound {
+                    name: label.clone(),
+                };
                 if sys::process_start_time(*pid) != Some(*start_time) {
-                    return Err(Error::NotFound { name: label });
+                    return Err(gone());
                 }
-                let path = format!("/proc/{pid}/fd/{fd}");
-                Segment::open_path(&path, label, kind, None, DEFAULT_OPEN_TIMEOUT, false)?
+                let fd = sys::open_proc_fd(&format!("/proc/{pid}/fd/{fd}"))
+                    .map_err(|e| Error::from_io(&label, "open", e, 0))?;
+                // The descriptor number may have been closed and reused for another file
+                // since the handle was made: only the same file will do.
+                if sys::identity(fd.as_fd()).ok() != Some(*file) {
+                    return Err(gone());
+                }
+                Segment::open_fd(fd, label, kind, None, DEFAULT_OPEN_TIMEOUT, false)?
             }
         };
         if self.type_hash != 0 && seg.header.type_hash != self.type_hash {
@@ -248,8 +261,10 @@ impl SegmentBuilder {
     pub fn open(self) -> Result<Segment> {
         validate_name(&self.name)?;
         let fp = (!self.fingerprint.is_none()).then_some(self.fingerprint);
-        Segment::open_path(
-            &sys::shm_path(&self.name),
+        let fd = sys::open_existing(&sys::shm_path(&self.name), true)
+            .map_err(|e| Error::from_io(&self.name, "open", e, 0))?;
+        Segment::open_fd(
+            fd,
             self.name.clone(),
             self.kind,
             fp,
@@ -268,6 +283,8 @@ impl SegmentBuilder {
             pid: std::process::id(),
             fd: fd.as_raw_fd(),
             start_time: sys::process_start_time(std::process::id()).unwrap_or(0),
+            file: sys::identity(fd.as_fd())
+                .map_err(|e| Error::from_io("anonymous", "fstat", e, 0))?,
         };
         self.init(fd, total, location)
     }
@@ -319,9 +336,21 @@ impl SegmentBuilder {
             type_name: fp.name,
             reserved: [0; 136],
         };
-        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned (so aligned for
-        // Header), and nobody else can have opened it usefully: `ready` is still 0.
-        unsafe { std::ptr::write_volatile(map.ptr().cast::<Header>(), header) };
+        // Every byte but `ready`, which an opener may already be polling with atomic
+        // loads: it stays the 0 of the freshly sized (zero-filled) file until published.
+        let bytes = bytemuck::bytes_of(&header);
+        let after_ready = READY_OFFSET + 4;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (`total` >= HEADER_SIZE) and
+        // both ranges lie inside [0, HEADER_SIZE) of it and of `bytes`; no other process
+        // writes the header, and openers only read it after seeing `ready` published below.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr(), READY_OFFSET);
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr().add(after_ready),
+                map.ptr().add(after_ready),
+                HEADER_SIZE - after_ready,
+            );
+        }
         let seg = Segment {
             name,
             location,
@@ -332,9 +361,9 @@ impl SegmentBuilder {
             unlink_on_drop: self.unlink_on_drop,
             held: Arc::default(),
         };
-        // SYNC: Release, paired with the Acquire load of `ready` in `open_path`: an opener
+        // SYNC: Release, paired with the Acquire load of `ready` in `open_fd`: an opener
         // that sees READY sees every header field written above.
-        seg.ready_word().store(READY, Ordering::Release);
+        seg.ready_word().store(READY, OsOrdering::Release);
         Ok(seg)
     }
 }
@@ -362,6 +391,15 @@ pub struct Segment {
     /// (the kernel reports only other open files' locks).
     held: Arc<StdMutex<Vec<u32>>>,
 }
+
+// Segments are shared between threads (`&Segment` hands out atomics); guard types hold Arcs.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Segment>();
+    send_sync::<SegmentHandle>();
+    send_sync::<LivenessGuard>();
+    send_sync::<RawSegment>();
+};
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -411,8 +449,8 @@ impl Segment {
         }
     }
 
-    fn open_path(
-        path: &str,
+    fn open_fd(
+        fd: OwnedFd,
         name: String,
         want_kind: Option<Kind>,
         want_fp: Option<TypeFingerprint>,
@@ -420,18 +458,18 @@ impl Segment {
         named: bool,
     ) -> Result<Segment> {
         let start = Instant::now();
-        let fd = if named {
-            sys::open_existing(path, true)
-        } else {
-            sys::open_proc_fd(path)
-        }
-        .map_err(|e| Error::from_io(&name, "open", e, 0))?;
         let corrupted = |what: String| Error::Corrupted {
             name: name.clone(),
             what,
         };
-        // Wait (bounded) for a racing creator to size the file. A file too small for its
-        // header whose creator lock is free will never grow: it is corrupted, at once.
+        if !sys::is_regular_file(&fd) {
+            return Err(corrupted("not a regular file".into()));
+        }
+        // Wait (bounded) for a racing creator to size the file. The creator takes its
+        // lock before it sizes the file, so a non-empty file too small for its header
+        // whose creator lock is free will never grow: corrupted, at once. An *empty* one
+        // may belong to a creator between its O_EXCL create and its lock (microseconds):
+        // that one gets the whole timeout before it is called corrupted.
         let size = loop {
             let size = sys::file_size(&fd).map_err(|e| Error::from_io(&name, "fstat", e, 0))?;
             if size >= HEADER_SIZE as u64 {
@@ -439,15 +477,23 @@ impl Segment {
             }
             let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)
                 .map_err(|e| Error::from_io(&name, "fcntl", e, 0))?;
-            if !creating {
-                return Err(corrupted(format!(
-                    "the file is {size} bytes, smaller than the {HEADER_SIZE}-byte header"
-                )));
+            let small = || {
+                corrupted(format!(
+                    "the file is {size} bytes, smaller than the {HEADER_SIZE}-byte header, \
+                     and no creator is initialising it"
+                ))
+            };
+            if !creating && size > 0 {
+                return Err(small());
             }
             if start.elapsed() >= timeout {
-                return Err(Error::NotReady {
-                    name,
-                    waited: start.elapsed(),
+                return Err(if creating {
+                    Error::NotReady {
+                        name,
+                        waited: start.elapsed(),
+                    }
+                } else {
+                    small()
                 });
             }
             backoff(start);
@@ -456,9 +502,9 @@ impl Segment {
         let map = sys::Mapping::new(&fd, len).map_err(|e| Error::from_io(&name, "mmap", e, 0))?;
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so the
         // `ready` word at READY_OFFSET is in bounds and 4-aligned; it lives as long as `map`.
-        let ready = unsafe { &*map.ptr().add(READY_OFFSET).cast::<AtomicU32>() };
+        let ready = unsafe { &*map.ptr().add(READY_OFFSET).cast::<OsAtomicU32>() };
         // SYNC: Acquire, paired with the creator's Release store of READY in `init`.
-        while ready.load(Ordering::Acquire) != READY {
+        while ready.load(OsOrdering::Acquire) != READY {
             let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)
                 .map_err(|e| Error::from_io(&name, "fcntl", e, 0))?;
             if !creating {
@@ -533,10 +579,12 @@ impl Segment {
         let location = if named {
             Location::Named(name.clone())
         } else {
+            // Not used to reopen: `handle()` of an opener names its own descriptor.
             Location::Proc {
                 pid: header.creator_pid,
                 fd: -1,
                 start_time: header.creator_start,
+                file: (0, 0),
             }
         };
         Ok(Segment {
@@ -551,10 +599,10 @@ impl Segment {
         })
     }
 
-    fn ready_word(&self) -> &AtomicU32 {
+    fn ready_word(&self) -> &OsAtomicU32 {
         // SAFETY: READY_OFFSET + 4 <= HEADER_SIZE <= mapping length; page-aligned base,
         // so 4-aligned; the reference borrows `self`, which owns the mapping.
-        unsafe { &*self.map.ptr().add(READY_OFFSET).cast::<AtomicU32>() }
+        unsafe { &*self.map.ptr().add(READY_OFFSET).cast::<OsAtomicU32>() }
     }
 
     /// The segment's name (`anonymous:<pid>:<fd>` for anonymous segments).
@@ -648,19 +696,60 @@ impl Segment {
         Ok(())
     }
 
-    /// An atomic `u32` in the payload at `offset` (which must be 4-aligned).
+    /// An atomic `u32` in the payload at `offset` (which must be 4-aligned, else
+    /// [`OutOfBounds`](Error::OutOfBounds)). Other processes see its operations: this is
+    /// how the layers above build futex words and ring indices.
+    ///
+    /// Under `cfg(loom)` this returns an error: loom cannot model another process's
+    /// memory (see [`primitive`]).
+    ///
+    /// ```
+    /// use shmkit_segment::primitive::Ordering;
+    /// let seg = shmkit_segment::Segment::anonymous(64)?;
+    /// seg.atomic_u32(4)?.fetch_add(2, Ordering::AcqRel);
+    /// assert_eq!(seg.read::<u32>(4)?, 2);
+    /// assert!(seg.atomic_u32(6).is_err()); // misaligned
+    /// # Ok::<(), shmkit_segment::Error>(())
+    /// ```
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         let p = self.check(offset, 4, 4)?;
-        // SAFETY: in bounds and 4-aligned (checked); AtomicU32 has u32's layout and any
-        // bit pattern is valid; the reference borrows `self`, which keeps the mapping alive.
+        #[cfg(loom)]
+        {
+            let _ = p;
+            Err(self.loom_unsupported("atomic_u32"))
+        }
+        // SAFETY: in bounds and 4-aligned (checked); core's AtomicU32 has u32's layout
+        // and any bit pattern is valid; the reference borrows `self`, which keeps the
+        // mapping alive.
+        #[cfg(not(loom))]
         Ok(unsafe { &*p.cast::<AtomicU32>() })
     }
 
-    /// An atomic `u64` in the payload at `offset` (which must be 8-aligned).
+    /// An atomic `u64` in the payload at `offset` (which must be 8-aligned, else
+    /// [`OutOfBounds`](Error::OutOfBounds)). An error under `cfg(loom)`, as for
+    /// [`atomic_u32`](Self::atomic_u32).
     pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         let p = self.check(offset, 8, 8)?;
+        #[cfg(loom)]
+        {
+            let _ = p;
+            Err(self.loom_unsupported("atomic_u64"))
+        }
         // SAFETY: in bounds and 8-aligned (checked); as for `atomic_u32`.
+        #[cfg(not(loom))]
         Ok(unsafe { &*p.cast::<AtomicU64>() })
+    }
+
+    #[cfg(loom)]
+    fn loom_unsupported(&self, op: &'static str) -> Error {
+        Error::Io {
+            name: self.name.clone(),
+            op,
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "loom cannot model shared memory; check the algorithm over a heap buffer",
+            ),
+        }
     }
 
     /// Whether this handle created the segment.
@@ -688,16 +777,18 @@ impl Segment {
     pub fn handle(&self) -> SegmentHandle {
         let location = match &self.location {
             Location::Named(n) => Location::Named(n.clone()),
-            Location::Proc { fd, .. } if self.creator => Location::Proc {
+            Location::Proc { fd, file, .. } if self.creator => Location::Proc {
                 pid: std::process::id(),
                 fd: *fd,
                 start_time: self.header.creator_start,
+                file: *file,
             },
             // An opener of an anonymous segment passes on its own descriptor.
             Location::Proc { .. } => Location::Proc {
                 pid: std::process::id(),
                 fd: self.fd.as_raw_fd(),
                 start_time: sys::process_start_time(std::process::id()).unwrap_or(0),
+                file: sys::identity(self.fd.as_fd()).unwrap_or((0, 0)),
             },
         };
         SegmentHandle {

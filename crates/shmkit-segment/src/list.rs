@@ -69,9 +69,13 @@ pub fn inspect(name: &str) -> SegmentInfo {
         payload_size: None,
         creator: None,
     };
-    let Ok(fd) = sys::open_existing(&sys::shm_path(name), false) else {
+    let Ok(fd) = sys::open_for_inspect(&sys::shm_path(name)) else {
         return info;
     };
+    if !sys::is_regular_file(&fd) {
+        info.state = SegmentState::Foreign;
+        return info;
+    }
     info.file_size = sys::file_size(&fd).unwrap_or(0);
     let Some(h) = read_header(&fd) else {
         info.state = SegmentState::Foreign;

@@ -32,6 +32,12 @@ pub(crate) fn open_existing(path: &str, writable: bool) -> io::Result<OwnedFd> {
     open_with(path, writable, OFlags::NOFOLLOW)
 }
 
+/// Open a `/dev/shm` entry read-only to look at it (`shmkit ls`): never follows a link,
+/// never blocks (a FIFO planted at the name returns at once).
+pub(crate) fn open_for_inspect(path: &str) -> io::Result<OwnedFd> {
+    open_with(path, false, OFlags::NOFOLLOW | OFlags::NONBLOCK)
+}
+
 /// Open `/proc/<pid>/fd/<n>`: a magic link to another process's memfd, which must be
 /// followed. Opening it makes a new open file description (with its own OFD locks).
 pub(crate) fn open_proc_fd(path: &str) -> io::Result<OwnedFd> {
@@ -80,6 +86,12 @@ pub(crate) fn set_size(fd: &OwnedFd, size: u64) -> io::Result<()> {
 
 pub(crate) fn file_size(fd: &OwnedFd) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
+}
+
+pub(crate) fn is_regular_file(fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    })
 }
 
 /// (device, inode) of a descriptor, to make sure a name still refers to our file.
