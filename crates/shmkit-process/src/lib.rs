@@ -1,1 +1,819 @@
-//! placeholder (being written)
+//! Run a Rust function in a child process — `multiprocessing.Process` for Rust.
+//!
+//! ```no_run
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), shmkit_process::ProcessError> {
+//!     shmkit_process::init(); // first line of main: this binary may be a child
+//!     let child = shmkit_process::spawn(square, 7)?;
+//!     assert_eq!(child.join()?, 49);
+//!     Ok(())
+//! }
+//! ```
+//! (`no_run` because rustdoc's test harness has no `init()` in its `main`; the same code
+//! runs as `examples/process_basic.rs` and in this crate's tests.)
+//!
+//! - [`spawn`] starts `f(args)` in a child; [`Process::join`] returns its result, or a
+//!   [`ProcessError`] saying that it panicked (with the message), was killed by a signal
+//!   (named), or exited without a result. Arguments and results are any serde types.
+//! - Start methods as in Python: [`StartMethod::Spawn`] (re-execute this binary; the
+//!   default, safe with threads) and [`StartMethod::Fork`] (faster; see its caveats).
+//! - Every child is reaped, also when its [`Process`] is dropped without `join`; a child
+//!   dies with its parent unless started with [`Builder::outlive_parent`].
+//! - In `cargo test` binaries, put [`test_support!()`](test_support) in the test file.
+//!
+//! Handles of shmkit objects (segments, locks, queues) are serde values that reopen the
+//! same object in the child, so they are passed as ordinary arguments.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod primitive;
+mod sys;
+mod wire;
+
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use primitive::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+pub use sys::{ExitStatus, signal_name};
+use wire::Message;
+
+const CHILD_FD_ENV: &str = "SHMKIT_PROCESS_FD";
+const CHILD_NAME_ENV: &str = "SHMKIT_PROCESS_NAME";
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+static TEST_ENTRY: OnceLock<String> = OnceLock::new();
+static CURRENT_NAME: OnceLock<String> = OnceLock::new();
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// The child's control socket, for the panic hook (-1 outside a child).
+static CHILD_SOCKET: AtomicI32 = AtomicI32::new(-1);
+static PANIC_SENT: AtomicBool = AtomicBool::new(false);
+
+/// Errors of spawning and joining.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `Spawn` needs this binary to act as a child when re-executed.
+    #[error(
+        "shmkit_process::init() was not called: add `shmkit::init();` (or \
+         `shmkit_process::init();`) as the first line of main, or \
+         `shmkit_process::test_support!();` to a test file, or use StartMethod::Fork"
+    )]
+    NotInitialized,
+    /// The child's function panicked.
+    #[error("process '{name}' (pid {pid}) panicked: {message}")]
+    Panicked {
+        /// The process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The panic message.
+        message: String,
+    },
+    /// A signal ended the child before it returned a result.
+    #[error("process '{name}' (pid {pid}) was killed by {signal}")]
+    Signaled {
+        /// The process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The signal's name, e.g. `SIGKILL`.
+        signal: String,
+        /// The signal's number.
+        number: i32,
+    },
+    /// The child exited without sending a result (e.g. it called `std::process::exit`).
+    #[error("process '{name}' (pid {pid}) exited with code {code} without a result")]
+    ExitedWithoutResult {
+        /// The process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// Its exit code.
+        code: i32,
+    },
+    /// `join_timeout` ran out; the process is still running and can be joined again.
+    #[error("process '{name}' (pid {pid}) still running after {waited:?}")]
+    Timeout {
+        /// The process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// How long the join waited.
+        waited: Duration,
+    },
+    /// An argument or result could not be encoded.
+    #[error("could not encode {type_name}: {reason}")]
+    Encode {
+        /// The type.
+        type_name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A result could not be decoded, or the child could not decode its argument.
+    #[error("process '{name}': could not decode {what}: {reason}")]
+    Decode {
+        /// The process name.
+        name: String,
+        /// What failed to decode (the type).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The process was already joined.
+    #[error("process '{name}' was already joined")]
+    AlreadyJoined {
+        /// The process name.
+        name: String,
+    },
+    /// An operating-system error.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
+    move |source| ProcessError::Io { op, source }
+}
+
+/// How a child process starts, as in Python's `multiprocessing.set_start_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartMethod {
+    /// Re-execute the current binary (`/proc/self/exe`), which must call [`init`] first
+    /// thing in `main` (or contain [`test_support!()`](test_support)). The child starts
+    /// clean: safe whatever threads and locks the parent has. The default.
+    #[default]
+    Spawn,
+    /// `fork()` the parent (from shmkit's launcher thread). Much faster, needs no
+    /// `init()`, but the child is a copy of a multi-threaded process with only one
+    /// thread: a lock (including stdout's or a `Mutex` of your own) held by another
+    /// thread at the moment of the fork stays locked forever in the child. Use it when
+    /// the parent's other threads hold no locks the function needs — the same caveat
+    /// as Python's `fork`.
+    Fork,
+}
+
+/// Call this first thing in `main`. In a child started by [`StartMethod::Spawn`] it runs
+/// the requested function and exits; in the parent it returns at once and enables
+/// `Spawn`.
+///
+/// ```no_run
+/// shmkit_process::init(); // the first line of `main`
+/// // ... the program ...
+/// ```
+pub fn init() {
+    run_child_role_if_requested();
+    INITIALIZED.store(true, Ordering::Release);
+}
+
+fn run_child_role_if_requested() {
+    let Ok(fd) = std::env::var(CHILD_FD_ENV) else {
+        return;
+    };
+    let name = std::env::var(CHILD_NAME_ENV).unwrap_or_else(|_| "Process".into());
+    // SAFETY: `init` runs first thing in main (or in the single test the child runs),
+    // before this process starts threads that could read the environment concurrently.
+    unsafe {
+        std::env::remove_var(CHILD_FD_ENV);
+        std::env::remove_var(CHILD_NAME_ENV);
+    }
+    let sock = fd
+        .parse()
+        .map_err(|_| std::io::Error::other("bad descriptor number"))
+        .and_then(sys::adopt_socket);
+    match sock {
+        Ok(sock) => child_main(sock, name),
+        Err(e) => {
+            eprintln!("shmkit child: {CHILD_FD_ENV}={fd} is not a control socket: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Test support; use [`test_support!()`](test_support) rather than this.
+#[doc(hidden)]
+pub mod __private {
+    pub use ctor;
+
+    /// Record the generated child-entry test of this test binary (called by a `ctor`
+    /// before main: it only stores a string).
+    pub fn register_test_entry(module_path: &str) {
+        let module = module_path.split_once("::").map(|(_, rest)| rest);
+        let entry = match module {
+            Some(m) => format!("{m}::__shmkit_child_entry"),
+            None => "__shmkit_child_entry".to_owned(),
+        };
+        let _ = super::TEST_ENTRY.set(entry);
+    }
+
+    /// The body of the generated test: run the child role if this process is a child.
+    pub fn test_child_entry() {
+        super::run_child_role_if_requested();
+    }
+}
+
+/// Lets a `cargo test` binary start children with [`StartMethod::Spawn`]: put it once at
+/// the top level of each integration-test file (or test module) that spawns.
+///
+/// It expands to a test named `__shmkit_child_entry` that does nothing in a normal run;
+/// a child is this test binary re-executed to run only that test, which then runs the
+/// requested function. A constructor records the test's name before main (it stores a
+/// string, nothing more).
+///
+/// ```ignore
+/// shmkit_process::test_support!();
+///
+/// #[test]
+/// fn doubles_in_a_child() {
+///     fn double(x: i32) -> i32 { x * 2 }
+///     assert_eq!(shmkit_process::spawn(double, 21).unwrap().join().unwrap(), 42);
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_support {
+    () => {
+        #[$crate::__private::ctor::ctor(unsafe, crate_path = $crate::__private::ctor)]
+        fn __shmkit_register_test_entry() {
+            $crate::__private::register_test_entry(::std::module_path!());
+        }
+
+        #[test]
+        fn __shmkit_child_entry() {
+            $crate::__private::test_child_entry();
+        }
+    };
+}
+
+/// The number of CPUs this process may run on (Python's `os.cpu_count()`, respecting
+/// affinity like `len(os.sched_getaffinity(0))`).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Name and pid of the running process, like Python's `current_process()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentProcess {
+    /// `MainProcess` in the parent, the name given at spawn in a child.
+    pub name: String,
+    /// The process id.
+    pub pid: u32,
+}
+
+/// The running process's name and pid.
+///
+/// ```
+/// let me = shmkit_process::current_process();
+/// assert_eq!(me.name, "MainProcess");
+/// assert_eq!(me.pid, std::process::id());
+/// ```
+pub fn current_process() -> CurrentProcess {
+    CurrentProcess {
+        name: CURRENT_NAME
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "MainProcess".into()),
+        pid: std::process::id(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Function transport
+
+type Trampoline = fn(usize, &[u8]) -> Result<Vec<u8>, String>;
+
+/// Offsets of functions are taken from this one; the child runs the same binary, so
+/// `anchor + offset` is the same function there whatever address it was loaded at.
+#[inline(never)]
+fn anchor() {}
+
+fn offset_of_fn(addr: usize) -> i64 {
+    (addr as i64).wrapping_sub(anchor as fn() as usize as i64)
+}
+
+fn addr_of_offset(offset: i64) -> usize {
+    (anchor as fn() as usize as i64).wrapping_add(offset) as usize
+}
+
+fn trampoline<A: DeserializeOwned, R: Serialize>(
+    f: usize,
+    input: &[u8],
+) -> Result<Vec<u8>, String> {
+    // SAFETY: `f` is the address of a `fn(A) -> R` in this binary: the parent computed
+    // its offset from exactly such a function (`Builder::spawn`), monomorphised together
+    // with this trampoline for the same `A` and `R`.
+    let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
+    let args: A = postcard::from_bytes(input).map_err(|e| {
+        format!(
+            "could not decode argument {}: {e}",
+            std::any::type_name::<A>()
+        )
+    })?;
+    let result = f(args);
+    postcard::to_allocvec(&result).map_err(|e| {
+        format!(
+            "could not encode result {}: {e}",
+            std::any::type_name::<R>()
+        )
+    })
+}
+
+fn child_main(sock: OwnedFd, name: String) -> ! {
+    sys::set_cloexec(sys::raw(&sock));
+    let _ = CURRENT_NAME.set(name);
+    CHILD_SOCKET.store(sys::raw(&sock), Ordering::Release);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".into());
+        let message = match info.location() {
+            Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
+            None => message,
+        };
+        let fd = CHILD_SOCKET.load(Ordering::Acquire);
+        if fd >= 0 && !PANIC_SENT.swap(true, Ordering::AcqRel) {
+            // SAFETY: `fd` is the control socket owned by `child_main`, which never
+            // returns, so the descriptor stays open while this hook can run.
+            let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = wire::send(sock, |_| Message::Panicked(message.clone()), Vec::new());
+        }
+        default_hook(info);
+    }));
+
+    let code = match wire::recv(sock.as_fd()) {
+        Ok(Some((
+            Message::Request {
+                tramp, func, args, ..
+            },
+            fd,
+        ))) => {
+            let outcome = wire::open_body(args, fd)
+                .map_err(|e| format!("could not read the arguments: {e}"))
+                .and_then(|payload| {
+                    // SAFETY: the parent computed `tramp` from a `Trampoline` of this same
+                    // binary (see `Builder::spawn`); the socket is ours, inherited from it.
+                    let t: Trampoline =
+                        unsafe { std::mem::transmute::<usize, Trampoline>(addr_of_offset(tramp)) };
+                    let f = addr_of_offset(func);
+                    std::panic::catch_unwind(|| t(f, payload.as_slice()))
+                        .unwrap_or_else(|_| Err(String::new()))
+                });
+            match outcome {
+                Ok(result) => match wire::send(sock.as_fd(), Message::Returned, result) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                },
+                Err(_) if PANIC_SENT.load(Ordering::Acquire) => 1,
+                Err(reason) => {
+                    let _ = wire::send(sock.as_fd(), |_| Message::Failed(reason), Vec::new());
+                    1
+                }
+            }
+        }
+        // The parent went away, or sent something else: nothing to run.
+        _ => 1,
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
+}
+
+// ---------------------------------------------------------------------------------
+// The launcher thread
+
+struct Job {
+    method: StartMethod,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    name: String,
+    outlive_parent: bool,
+    reply: mpsc::Sender<std::io::Result<(u32, OwnedFd)>>,
+}
+
+/// All children are started from one long-lived thread, so `PR_SET_PDEATHSIG` (which
+/// fires when the *thread* that forked exits) fires only when the parent process dies —
+/// not when, say, the test thread that called `spawn` finishes.
+fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
+    static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    LAUNCHER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("shmkit-launcher".into())
+            .spawn(move || {
+                for job in rx {
+                    let result = launch(&job);
+                    let _ = job.reply.send(result);
+                }
+            })
+            .expect("the shmkit launcher thread could not start");
+        Mutex::new(tx)
+    })
+}
+
+fn launch(job: &Job) -> std::io::Result<(u32, OwnedFd)> {
+    let (ours, theirs) = sys::socketpair()?;
+    let parent = std::process::id();
+    match job.method {
+        StartMethod::Spawn => {
+            use std::os::unix::process::CommandExt;
+            let child_fd = sys::raw(&theirs);
+            let exe = std::env::current_exe()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "shmkit-child".into());
+            let mut cmd = std::process::Command::new("/proc/self/exe");
+            cmd.arg0(exe)
+                .args(&job.args)
+                .env(CHILD_FD_ENV, child_fd.to_string())
+                .env(CHILD_NAME_ENV, &job.name)
+                .envs(job.env.iter().map(|(k, v)| (k, v)));
+            let outlive = job.outlive_parent;
+            // SAFETY: the closure runs between fork and exec and calls only
+            // async-signal-safe functions (prctl, getppid, fcntl, _exit).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if !outlive {
+                        sys::die_with_parent(parent);
+                    }
+                    sys::inherit(child_fd)
+                });
+            }
+            let child = cmd.spawn()?;
+            // We reap with waitpid ourselves; std's `Child` does nothing on drop.
+            Ok((child.id(), ours))
+        }
+        StartMethod::Fork => {
+            // SAFETY: in the child, only this launcher thread exists; it goes straight
+            // to `child_main`, which never returns (the documented Fork caveat applies
+            // to locks the function itself takes).
+            match unsafe { sys::fork() }? {
+                Some(pid) => Ok((pid, ours)),
+                None => {
+                    drop(ours);
+                    if !job.outlive_parent {
+                        sys::die_with_parent(parent);
+                    }
+                    for (k, v) in &job.env {
+                        // SAFETY: the forked child has a single thread.
+                        unsafe { std::env::set_var(k, v) };
+                    }
+                    child_main(theirs, job.name.clone())
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Process and Builder
+
+/// Start `f(args)` in a child process with the default [`Builder`] (start method
+/// [`Spawn`](StartMethod::Spawn)). Like `Process(target=f, args=(args,)).start()`.
+///
+/// `f` is a plain function or a non-capturing closure; `A` and `R` are serde types.
+pub fn spawn<A, R>(f: fn(A) -> R, args: A) -> Result<Process<R>, ProcessError>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    Process::builder().spawn(f, args)
+}
+
+/// Options for starting a process: `Process::builder().name("worker").start_method(StartMethod::Fork).spawn(f, x)`.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<String>,
+    method: StartMethod,
+    env: Vec<(String, String)>,
+    outlive_parent: bool,
+}
+
+impl Builder {
+    /// The process name (default `Process-N`), shown in errors and by
+    /// [`current_process`] in the child.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The start method (default [`StartMethod::Spawn`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Set an environment variable in the child.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Keep the child running if the parent dies (default `false`: the child receives
+    /// SIGKILL when its parent dies, so no orphan lingers). Python's non-daemon children
+    /// are joined at exit instead; a Rust program joins explicitly.
+    pub fn outlive_parent(mut self, yes: bool) -> Self {
+        self.outlive_parent = yes;
+        self
+    }
+
+    /// Start `f(args)` in a child.
+    pub fn spawn<A, R>(self, f: fn(A) -> R, args: A) -> Result<Process<R>, ProcessError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let exec_args = match (self.method, TEST_ENTRY.get()) {
+            (StartMethod::Fork, _) => Vec::new(),
+            (StartMethod::Spawn, Some(entry)) => vec![
+                entry.clone(),
+                "--exact".into(),
+                "--nocapture".into(),
+                "--test-threads=1".into(),
+                "-q".into(),
+            ],
+            (StartMethod::Spawn, None) if INITIALIZED.load(Ordering::Acquire) => Vec::new(),
+            (StartMethod::Spawn, None) => return Err(ProcessError::NotInitialized),
+        };
+        let payload = postcard::to_allocvec(&args).map_err(|e| ProcessError::Encode {
+            type_name: std::any::type_name::<A>(),
+            reason: e.to_string(),
+        })?;
+        let name = self
+            .name
+            .unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        let (reply, result) = mpsc::channel();
+        let job = Job {
+            method: self.method,
+            args: exec_args,
+            env: self.env,
+            name: name.clone(),
+            outlive_parent: self.outlive_parent,
+            reply,
+        };
+        launcher()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| io_err("launch")(std::io::Error::other("launcher thread gone")))?;
+        let (pid, sock) = result
+            .recv()
+            .map_err(|_| io_err("launch")(std::io::Error::other("launcher thread gone")))?
+            .map_err(io_err("spawn"))?;
+        let pidfd = sys::pidfd(pid).map_err(io_err("pidfd_open"))?;
+        let tramp = offset_of_fn(trampoline::<A, R> as Trampoline as usize);
+        let func = offset_of_fn(f as usize);
+        let request_name = name.clone();
+        // A child that died at once makes this fail with EPIPE; join reports how it died.
+        let _ = wire::send(
+            sock.as_fd(),
+            move |args| Message::Request {
+                tramp,
+                func,
+                name: request_name,
+                args,
+            },
+            payload,
+        );
+        Ok(Process {
+            name,
+            pid,
+            sock: Some(sock),
+            pidfd,
+            reply: None,
+            status: None,
+            joined: false,
+            _result: PhantomData,
+        })
+    }
+}
+
+enum Reply {
+    Returned(wire::Payload),
+    Panicked(String),
+    Failed(String),
+    /// The socket closed without a reply.
+    Nothing,
+}
+
+/// A child process running a function that returns `R` — Python's
+/// `multiprocessing.Process`, with the result coming back from [`join`](Self::join).
+///
+/// Dropping a `Process` without joining it does not kill the child: it keeps running
+/// and is reaped in the background when it exits (no zombie).
+pub struct Process<R> {
+    name: String,
+    pid: u32,
+    sock: Option<OwnedFd>,
+    pidfd: OwnedFd,
+    reply: Option<Reply>,
+    status: Option<ExitStatus>,
+    joined: bool,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Process<()> {
+    /// A [`Builder`] for name, start method, environment and parent-death behaviour.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The name given at spawn.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Wait for the child to finish and return its result (Python's `join()`, plus the
+    /// return value).
+    pub fn join(mut self) -> Result<R, ProcessError> {
+        self.join_deadline(None)
+    }
+
+    /// Like [`join`](Self::join), but gives up after `timeout` with
+    /// [`ProcessError::Timeout`], leaving the process running and joinable.
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
+        self.join_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn timeout_error(&self, start: Instant) -> ProcessError {
+        ProcessError::Timeout {
+            name: self.name.clone(),
+            pid: self.pid,
+            waited: start.elapsed(),
+        }
+    }
+
+    fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
+        let start = Instant::now();
+        if self.joined {
+            return Err(ProcessError::AlreadyJoined {
+                name: self.name.clone(),
+            });
+        }
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // 1. The reply (or EOF). The child sends before it exits, so when its pidfd is
+        //    readable any reply is already queued on the socket.
+        if self.reply.is_none() {
+            let sock = self.sock.as_ref().map(|s| s.as_fd());
+            let ready = match sock {
+                Some(s) => sys::poll_readable(&[s, self.pidfd.as_fd()], remaining())
+                    .map_err(io_err("poll"))?,
+                None => vec![true, true],
+            };
+            if !ready.iter().any(|&r| r) {
+                return Err(self.timeout_error(start));
+            }
+            self.reply = Some(self.read_reply());
+            self.sock = None;
+        }
+        // 2. The exit, so the child is reaped before we return.
+        if self.status.is_none() {
+            let ready =
+                sys::poll_readable(&[self.pidfd.as_fd()], remaining()).map_err(io_err("poll"))?;
+            if !ready[0] {
+                return Err(self.timeout_error(start));
+            }
+            self.status = sys::reap(self.pid, true).map_err(io_err("waitpid"))?;
+        }
+        self.joined = true;
+        let status = self.status.unwrap_or(ExitStatus::Exited(-1));
+        match self.reply.take().unwrap_or(Reply::Nothing) {
+            Reply::Returned(payload) => {
+                postcard::from_bytes(payload.as_slice()).map_err(|e| ProcessError::Decode {
+                    name: self.name.clone(),
+                    what: std::any::type_name::<R>().to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+            Reply::Panicked(message) => Err(ProcessError::Panicked {
+                name: self.name.clone(),
+                pid: self.pid,
+                message,
+            }),
+            Reply::Failed(reason) => Err(ProcessError::Decode {
+                name: self.name.clone(),
+                what: "the child's argument or result".into(),
+                reason,
+            }),
+            Reply::Nothing => Err(match status {
+                ExitStatus::Signaled(sig) => ProcessError::Signaled {
+                    name: self.name.clone(),
+                    pid: self.pid,
+                    signal: signal_name(sig),
+                    number: sig,
+                },
+                ExitStatus::Exited(code) => ProcessError::ExitedWithoutResult {
+                    name: self.name.clone(),
+                    pid: self.pid,
+                    code,
+                },
+            }),
+        }
+    }
+
+    fn read_reply(&mut self) -> Reply {
+        let Some(sock) = self.sock.as_ref() else {
+            return Reply::Nothing;
+        };
+        match wire::recv(sock.as_fd()) {
+            Ok(Some((Message::Returned(body), fd))) => match wire::open_body(body, fd) {
+                Ok(p) => Reply::Returned(p),
+                Err(e) => Reply::Failed(format!("could not read the result: {e}")),
+            },
+            Ok(Some((Message::Panicked(m), _))) => Reply::Panicked(m),
+            Ok(Some((Message::Failed(m), _))) => Reply::Failed(m),
+            Ok(Some((Message::Request { .. }, _))) => {
+                Reply::Failed("the child sent a request instead of a result".into())
+            }
+            Ok(None) | Err(_) => Reply::Nothing,
+        }
+    }
+}
+
+impl<R> Process<R> {
+    /// Whether the child is still running (reaps it if it has exited, like Python's
+    /// `is_alive()`).
+    pub fn is_alive(&mut self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// How the child ended, or `None` while it runs (Python's `exitcode`).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            let exited = sys::poll_readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))
+                .map(|r| r[0])
+                .unwrap_or(false);
+            if exited {
+                self.status = sys::reap(self.pid, true).ok().flatten();
+            }
+        }
+        self.status
+    }
+
+    /// Send SIGTERM (Python's `terminate()`). A no-op once the child was reaped.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.signal(rustix::process::Signal::TERM)
+    }
+
+    /// Send SIGKILL (Python's `kill()`). A no-op once the child was reaped.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.signal(rustix::process::Signal::KILL)
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) -> Result<(), ProcessError> {
+        if self.status.is_some() {
+            return Ok(()); // reaped: the pid may belong to someone else now
+        }
+        // The child is not reaped yet, so its pid cannot have been reused.
+        sys::signal(self.pid, sig).map_err(io_err("kill"))
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // Not reaped yet: reap in the background once it exits, so no zombie stays.
+            let pid = self.pid;
+            let reaped = std::thread::Builder::new()
+                .name("shmkit-reaper".into())
+                .spawn(move || {
+                    let _ = sys::reap(pid, true);
+                });
+            if reaped.is_err() {
+                let _ = sys::reap(pid, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The operating-system calls of the launcher, in one place so other Unixes can follow:
+//! a `SOCK_SEQPACKET` control socket, sealed memfds passed with `SCM_RIGHTS`, fork,
+//! `PR_SET_PDEATHSIG`, pidfds and `waitpid`. Linux-specific.
+
+use std::io::{self, IoSlice, IoSliceMut, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
+
+/// Largest message sent inline on the control socket; bigger payloads go in a memfd.
+pub(crate) const INLINE_MAX: usize = 64 * 1024;
+/// Receive buffer: an inline payload plus its framing.
+const RECV_BUF: usize = INLINE_MAX + 4096;
+
+/// A connected pair of `SOCK_SEQPACKET` sockets, both close-on-exec. Seqpacket keeps
+/// message boundaries, carries descriptors, and reads EOF when the other side is gone.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Send one message, with a descriptor attached if given.
+pub(crate) fn send(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = fd {
+        fds = [fd];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+    }
+    let n = rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    if n != bytes.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short seqpacket send",
+        ));
+    }
+    Ok(())
+}
+
+/// Receive one message; `None` at EOF (the other side closed or died).
+pub(crate) fn recv(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        match rustix::net::recvmsg(
+            sock,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(m) => break m,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fd = None;
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = m {
+            for f in fds {
+                fd.get_or_insert(f); // keep the first; any extra descriptor is closed
+            }
+        }
+    }
+    if msg.bytes == 0 && fd.is_none() {
+        return Ok(None);
+    }
+    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control message truncated",
+        ));
+    }
+    buf.truncate(msg.bytes);
+    Ok(Some((buf, fd)))
+}
+
+/// A memfd holding `bytes`, sealed against every change: the receiver may map it and
+/// read it as `&[u8]`, because no process can write, shrink or grow it any more.
+pub(crate) fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create(
+        "shmkit-process-payload",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    let fd = OwnedFd::from(file);
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )?;
+    Ok(fd)
+}
+
+/// Map a received payload memfd read-only, after checking it is sealed and as long as
+/// the message says.
+pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<memmap2::Mmap> {
+    let seals = rustix::fs::fcntl_get_seals(fd)?;
+    let needed = SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW;
+    if !seals.contains(needed) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "payload memfd is not sealed",
+        ));
+    }
+    let size = rustix::fs::fstat(fd)?.st_size as u64;
+    if size != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("payload memfd holds {size} bytes, the message says {len}"),
+        ));
+    }
+    // SAFETY: the memfd is sealed against writes, shrinking and growing (checked above),
+    // so the mapped bytes can never change or disappear while the map lives.
+    unsafe { memmap2::Mmap::map(fd) }
+}
+
+/// Wait until one of `fds` is readable (or hung up), at most `timeout` (`None`: forever).
+/// Returns the readiness of each.
+pub(crate) fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd, PollFlags::IN))
+        .collect();
+    let ts = timeout.map(|d| rustix::time::Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    });
+    loop {
+        match rustix::event::poll(&mut pfds, ts.as_ref()) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect())
+}
+
+pub(crate) fn pidfd(pid: u32) -> io::Result<OwnedFd> {
+    let pid = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+    Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Whether it exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+
+    /// The exit code, if it exited (Python's `exitcode` for a normal exit).
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(c) => Some(c),
+            ExitStatus::Signaled(_) => None,
+        }
+    }
+
+    /// The signal, if one ended it (Python's `exitcode` is its negation).
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Signaled(s) => Some(s),
+            ExitStatus::Exited(_) => None,
+        }
+    }
+}
+
+/// Reap `pid`: blocking, or `None` at once if it is still running and `block` is false.
+pub(crate) fn reap(pid: u32, block: bool) -> io::Result<Option<ExitStatus>> {
+    let p = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+    let opts = if block {
+        WaitOptions::empty()
+    } else {
+        WaitOptions::NOHANG
+    };
+    loop {
+        match rustix::process::waitpid(Some(p), opts) {
+            Ok(Some((_, st))) => {
+                return Ok(Some(if let Some(sig) = st.terminating_signal() {
+                    ExitStatus::Signaled(sig)
+                } else {
+                    ExitStatus::Exited(st.exit_status().unwrap_or(-1))
+                }));
+            }
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(crate) fn signal(pid: u32, sig: Signal) -> io::Result<()> {
+    let p = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+    Ok(rustix::process::kill_process(p, sig)?)
+}
+
+/// The conventional name of a signal number.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_owned()
+}
+
+/// In a freshly forked child: die with SIGKILL when the parent dies, and close the race
+/// where the parent died before the request took effect.
+pub(crate) fn die_with_parent(parent: u32) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a per-process attribute; async-signal-safe.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    // SAFETY: getppid is async-signal-safe and cannot fail.
+    if unsafe { libc::getppid() } as u32 != parent {
+        // SAFETY: _exit is async-signal-safe; the parent is already gone.
+        unsafe { libc::_exit(1) };
+    }
+}
+
+/// Clear close-on-exec on `fd` (in the child, between fork and exec).
+pub(crate) fn inherit(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number we own in this process; async-signal-safe.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Set close-on-exec again on an inherited descriptor, so grandchildren don't get it.
+pub(crate) fn set_cloexec(fd: RawFd) {
+    // SAFETY: F_SETFD on a descriptor this process owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+/// Take ownership of an inherited descriptor number, after checking it is a socket.
+pub(crate) fn adopt_socket(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fstat on a raw descriptor number only reads its metadata.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut st) } == -1 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "inherited descriptor is not a socket",
+        ));
+    }
+    // SAFETY: the parent passed this descriptor to us for our exclusive use (checked to be
+    // an open socket above); nothing else in this process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fork()`.
+///
+/// # Safety
+/// In the child, only the calling thread exists: it must avoid locks other threads
+/// might have held (the documented caveat of the `Fork` start method).
+pub(crate) unsafe fn fork() -> io::Result<Option<u32>> {
+    // SAFETY: the caller accepts the post-fork restrictions (see above).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+pub(crate) fn raw(fd: &impl AsFd) -> RawFd {
+    fd.as_fd().as_raw_fd()
+}

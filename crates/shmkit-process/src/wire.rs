@@ -1,0 +1,93 @@
+//! Messages on the control socket between a parent and one child.
+//!
+//! One request (parent → child) and one reply (child → parent), each one seqpacket
+//! message encoded with postcard. A payload of up to 64 KiB travels inline; a bigger one
+//! travels in a sealed memfd attached with `SCM_RIGHTS`, which the receiver maps and
+//! decodes in place — one copy in, none through the kernel's socket buffers.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+/// Where a payload is.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Body {
+    Inline(Vec<u8>),
+    /// In the memfd attached to this message, of this many bytes.
+    Memfd(u64),
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Message {
+    /// Run the function at `func` through the trampoline at `tramp` (offsets from the
+    /// anchor function, valid because the child runs the same binary).
+    Request {
+        tramp: i64,
+        func: i64,
+        name: String,
+        args: Body,
+    },
+    /// The function returned; its encoded result.
+    Returned(Body),
+    /// The function panicked with this message.
+    Panicked(String),
+    /// The child could not run the function (e.g. the argument failed to decode).
+    Failed(String),
+}
+
+/// Send `msg`, moving `payload` into it inline or through a sealed memfd.
+pub(crate) fn send(
+    sock: BorrowedFd<'_>,
+    make: impl FnOnce(Body) -> Message,
+    payload: Vec<u8>,
+) -> std::io::Result<()> {
+    if payload.len() <= sys::INLINE_MAX {
+        let bytes =
+            postcard::to_allocvec(&make(Body::Inline(payload))).map_err(std::io::Error::other)?;
+        sys::send(sock, &bytes, None)
+    } else {
+        let memfd = sys::sealed_memfd(&payload)?;
+        let bytes = postcard::to_allocvec(&make(Body::Memfd(payload.len() as u64)))
+            .map_err(std::io::Error::other)?;
+        sys::send(sock, &bytes, Some(memfd.as_fd()))
+    }
+}
+
+/// A received payload: owned bytes or a mapped sealed memfd.
+pub(crate) enum Payload {
+    Bytes(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Payload {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Bytes(b) => b,
+            Payload::Mapped(m) => m,
+        }
+    }
+}
+
+/// Turn a `Body` and the descriptor that came with it into readable bytes.
+pub(crate) fn open_body(body: Body, fd: Option<OwnedFd>) -> std::io::Result<Payload> {
+    match (body, fd) {
+        (Body::Inline(b), _) => Ok(Payload::Bytes(b)),
+        (Body::Memfd(len), Some(fd)) => Ok(Payload::Mapped(sys::map_sealed(&fd, len)?)),
+        (Body::Memfd(_), None) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "payload memfd missing from the message",
+        )),
+    }
+}
+
+/// Receive and decode one message; `None` at EOF.
+pub(crate) fn recv(sock: BorrowedFd<'_>) -> std::io::Result<Option<(Message, Option<OwnedFd>)>> {
+    let Some((bytes, fd)) = sys::recv(sock)? else {
+        return Ok(None);
+    };
+    let msg = postcard::from_bytes(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Some((msg, fd)))
+}
