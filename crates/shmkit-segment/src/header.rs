@@ -54,3 +54,39 @@ impl Header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The offsets docs/memory-layout.md documents, byte by byte.
+    #[test]
+    fn field_offsets_match_the_documented_layout() {
+        assert_eq!(offset_of!(Header, magic), 0);
+        assert_eq!(offset_of!(Header, version), 8);
+        assert_eq!(offset_of!(Header, kind), 12);
+        assert_eq!(offset_of!(Header, payload_size), 16);
+        assert_eq!(offset_of!(Header, creator_pid), 24);
+        assert_eq!(offset_of!(Header, ready), 28);
+        assert_eq!(offset_of!(Header, creator_start), 32);
+        assert_eq!(offset_of!(Header, created_unix), 40);
+        assert_eq!(offset_of!(Header, type_size), 48);
+        assert_eq!(offset_of!(Header, type_align), 52);
+        assert_eq!(offset_of!(Header, type_hash), 56);
+        assert_eq!(offset_of!(Header, type_name_len), 64);
+        assert_eq!(offset_of!(Header, flags), 68);
+        assert_eq!(offset_of!(Header, type_name), 72);
+        assert_eq!(offset_of!(Header, reserved), 120);
+        assert_eq!(MAGIC.to_le_bytes(), *b"SHMKIT\0\x01");
+        assert_eq!(READY, 0x5944_4552);
+    }
+
+    #[test]
+    fn a_hostile_type_name_length_is_clamped() {
+        let mut h = Header::zeroed();
+        h.type_name_len = u32::MAX;
+        h.type_name = [b'x'; FP_NAME_LEN];
+        assert_eq!(h.fingerprint().name().len(), FP_NAME_LEN);
+    }
+}

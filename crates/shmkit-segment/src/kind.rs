@@ -201,3 +201,83 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMED: [Kind; 16] = [
+        Kind::Bytes,
+        Kind::Value,
+        Kind::Array,
+        Kind::Mutex,
+        Kind::RLock,
+        Kind::Condvar,
+        Kind::Event,
+        Kind::Semaphore,
+        Kind::Barrier,
+        Kind::Dict,
+        Kind::SpscRing,
+        Kind::MpmcQueue,
+        Kind::Queue,
+        Kind::Pipe,
+        Kind::ProcessPayload,
+        Kind::Pool,
+    ];
+
+    #[test]
+    fn named_kinds_round_trip_and_codes_are_distinct() {
+        let mut codes: Vec<u32> = NAMED.iter().map(|k| k.code()).collect();
+        for k in NAMED {
+            assert_eq!(Kind::from_code(k.code()), Some(k));
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), NAMED.len());
+        assert_eq!(Kind::from_code(0), None, "0 is what a zeroed header holds");
+        assert_eq!(Kind::SpscRing.to_string(), "SpscRing");
+        assert_eq!(Kind::Custom(7).to_string(), "Custom(7)");
+    }
+
+    proptest! {
+        #[test]
+        fn custom_kinds_round_trip(n in 0u32..(u32::MAX - CUSTOM_BASE)) {
+            prop_assert_eq!(Kind::from_code(Kind::Custom(n).code()), Some(Kind::Custom(n)));
+        }
+
+        #[test]
+        fn every_code_decodes_to_itself_or_nothing(code: u32) {
+            if let Some(k) = Kind::from_code(code) {
+                prop_assert_eq!(k.code(), code);
+            }
+        }
+    }
+
+    #[test]
+    fn fingerprints_name_size_align_and_truncate_long_names() {
+        #[allow(dead_code)]
+        struct AVeryLongTypeNameThatDoesNotFitInFortyEightBytesOfHeader([u64; 3]);
+        let fp = TypeFingerprint::of::<AVeryLongTypeNameThatDoesNotFitInFortyEightBytesOfHeader>();
+        assert_eq!(fp.name().len(), FP_NAME_LEN);
+        assert_eq!((fp.size(), fp.align()), (24, 8));
+        assert!(
+            std::any::type_name::<AVeryLongTypeNameThatDoesNotFitInFortyEightBytesOfHeader>()
+                .starts_with(fp.name())
+        );
+        assert_ne!(fp, TypeFingerprint::of::<[u64; 3]>());
+        assert!(TypeFingerprint::NONE.is_none());
+        assert_eq!(TypeFingerprint::NONE.to_string(), "untyped bytes");
+        assert_eq!(
+            TypeFingerprint::of::<u32>().to_string(),
+            "u32 (4 bytes, align 4)"
+        );
+    }
+
+    #[test]
+    fn fnv1a_matches_the_published_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

@@ -912,3 +912,66 @@ fn backoff(start: Instant) {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_follow_design_rule_4() {
+        for good in [
+            "a",
+            "jobs",
+            "psm_ab12",
+            "x.y-z_1",
+            &"n".repeat(MAX_NAME_LEN),
+        ] {
+            assert!(validate_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "", ".", "..", "a/b", "/abs", "sp ace", "tab\t", "ümlaut", "nul\0",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        let err = validate_name(&long).unwrap_err();
+        assert!(err.to_string().contains("longer than 200 bytes"), "{err}");
+    }
+
+    proptest! {
+        /// validate_name agrees with a one-line model of the rule.
+        #[test]
+        fn name_validation_matches_the_model(name in "[A-Za-z0-9._/ -]{0,210}") {
+            let model = (1..=MAX_NAME_LEN).contains(&name.len())
+                && name != "." && name != ".."
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b));
+            prop_assert_eq!(validate_name(&name).is_ok(), model);
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // memfd_create, mmap
+    fn reads_and_writes_match_a_byte_vector_model() {
+        let seg = Segment::anonymous(256).unwrap();
+        let model = std::cell::RefCell::new(vec![0u8; 256]);
+        proptest!(ProptestConfig::with_cases(200), |(offset in 0usize..300, value: u64, wide: bool)| {
+            let r = if wide { seg.write(offset, &value) } else { seg.write(offset, &(value as u16)) };
+            let n = if wide { 8 } else { 2 };
+            let mut model = model.borrow_mut();
+            if offset + n <= model.len() {
+                prop_assert!(r.is_ok());
+                model[offset..offset + n].copy_from_slice(&value.to_le_bytes()[..n]);
+            } else {
+                let is_oob = matches!(r, Err(Error::OutOfBounds { .. }));
+                prop_assert!(is_oob);
+            }
+            let mut all = vec![0u8; 256];
+            seg.read_bytes(0, &mut all).unwrap();
+            prop_assert_eq!(&all, &*model);
+        });
+    }
+}

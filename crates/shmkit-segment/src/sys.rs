@@ -198,8 +198,13 @@ pub(crate) fn byte_locked_elsewhere(fd: &impl AsFd, offset: u64) -> io::Result<b
 /// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`);
 /// with the pid it names a process unambiguously, even after the pid is reused.
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+    parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Field 22 of a `/proc/<pid>/stat` line.
+pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces and parentheses: skip past the last
+    // ')'; field 3 is then the first word, so field 22 is the 20th.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
 }
@@ -209,4 +214,24 @@ pub(crate) fn now_unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_even_with_a_hostile_command_name() {
+        let line = "4242 (a) b (c) d) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 10000 100 18446744073709551615";
+        assert_eq!(parse_start_time(line), Some(987_654));
+        assert_eq!(parse_start_time("1 (x) S 1"), None);
+        assert_eq!(parse_start_time("no parenthesis"), None);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc
+    fn own_start_time_is_readable() {
+        assert!(process_start_time(std::process::id()).is_some_and(|t| t > 0));
+    }
 }

@@ -15,6 +15,7 @@ use raw_sync::locks::{LockInit, Mutex};
 use shmkit_segment::Segment;
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn child_entry() {
     let Some((role, arg)) = common::role() else {
         return;
@@ -44,6 +45,7 @@ fn child_entry() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn shared_memory_creates_0600_and_refuses_a_second_create() {
     let name = unique("sm-mode");
     let _c = Cleanup(name.clone());
@@ -68,6 +70,7 @@ fn shared_memory_creates_0600_and_refuses_a_second_create() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn shared_memory_open_ignores_the_requested_size() {
     let name = unique("sm-size");
     let _c = Cleanup(name.clone());
@@ -85,6 +88,7 @@ fn shared_memory_open_ignores_the_requested_size() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn shared_memory_killed_creator_blocks_recreate_forever() {
     let name = unique("sm-kill");
     let _c = Cleanup(name.clone());
@@ -107,6 +111,7 @@ fn shared_memory_killed_creator_blocks_recreate_forever() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn raw_sync_mutex_is_not_robust() {
     let name = unique("rs-robust");
     let _c = Cleanup(name.clone());
@@ -130,6 +135,7 @@ fn raw_sync_mutex_is_not_robust() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn raw_sync_sub_second_timeouts_fail_at_once_with_einval() {
     let mut mem = vec![0u64; 512];
     let base = mem.as_mut_ptr().cast::<u8>();

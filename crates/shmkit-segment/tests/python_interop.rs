@@ -33,6 +33,7 @@ fn run_python(script: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn python_opens_a_segment_made_by_create_raw() {
     let Some(_) = python() else { return };
     let name = unique("py-open");
@@ -60,6 +61,7 @@ fn python_opens_a_segment_made_by_create_raw() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn open_raw_reads_a_segment_python_created() {
     let Some(_) = python() else { return };
     // Python names its own segments psm_*; we pass one explicitly to clean it up for sure.

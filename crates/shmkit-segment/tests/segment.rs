@@ -13,6 +13,7 @@ use shmkit_segment::{
 
 /// The child side of the cross-process tests: does nothing unless started by `ChildRole`.
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn child_entry() {
     let Some((role, arg)) = common::role() else {
         return;
@@ -44,11 +45,22 @@ fn child_entry() {
             println!("HOLDING");
             std::thread::sleep(Duration::from_secs(30));
         }
+        // Drop root's privileges to `nobody`, then try to open a 0600 segment root made.
+        "open_as_nobody" => {
+            // SAFETY: plain syscalls in a single-threaded child process.
+            let dropped = unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+            assert!(dropped, "setuid(nobody) failed");
+            match Segment::open(&arg) {
+                Err(Error::PermissionDenied { .. }) => println!("RESULT DENIED"),
+                other => println!("RESULT {other:?}"),
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn create_write_open_read() {
     let name = unique("rw");
     let _c = Cleanup(name.clone());
@@ -74,6 +86,7 @@ fn create_write_open_read() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn creator_unlinks_on_drop_and_openers_do_not() {
     let name = unique("drop");
     let _c = Cleanup(name.clone());
@@ -95,6 +108,7 @@ fn creator_unlinks_on_drop_and_openers_do_not() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn invalid_names_are_rejected() {
     for bad in [
         "",
@@ -117,6 +131,7 @@ fn invalid_names_are_rejected() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn create_existing_is_already_exists() {
     let name = unique("exists");
     let _c = Cleanup(name.clone());
@@ -127,12 +142,14 @@ fn create_existing_is_already_exists() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn open_missing_is_not_found() {
     let err = Segment::open(&unique("missing")).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn kind_and_type_mismatch_say_what_was_found() {
     let name = unique("mismatch");
     let _c = Cleanup(name.clone());
@@ -173,6 +190,7 @@ fn write_file(name: &str, bytes: &[u8]) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_file_too_small_for_its_header_is_corrupted() {
     let name = unique("small");
     let _c = Cleanup(name.clone());
@@ -186,6 +204,7 @@ fn a_file_too_small_for_its_header_is_corrupted() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_foreign_file_is_corrupted_not_a_crash() {
     let name = unique("foreign");
     let _c = Cleanup(name.clone());
@@ -205,6 +224,7 @@ fn valid_header_bytes(payload: usize) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn every_corrupted_header_field_is_named() {
     let good = valid_header_bytes(64);
     // (message expected, header offset, bytes written there)
@@ -234,6 +254,7 @@ fn every_corrupted_header_field_is_named() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn open_racing_a_live_creator_waits_then_is_not_ready() {
     // A "creator" that has the file and its creator lock but never publishes `ready`.
     let name = unique("notready");
@@ -241,21 +262,7 @@ fn open_racing_a_live_creator_waits_then_is_not_ready() {
     let mut bytes = valid_header_bytes(64);
     bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
     write_file(&name, &bytes);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap();
-    let mut fl = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: (LIVENESS_BASE - 1) as libc::off_t,
-        l_len: 1,
-        l_pid: 0,
-    };
-    // SAFETY: a valid descriptor and a valid flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
-    assert_eq!(rc, 0);
+    let file = hold_creator_lock(&name);
     let t0 = Instant::now();
     let err = Segment::builder(&name)
         .open_timeout(Duration::from_millis(100))
@@ -277,6 +284,7 @@ fn open_racing_a_live_creator_waits_then_is_not_ready() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn default_mode_is_0600_and_umask_does_not_change_it() {
     let name = unique("mode");
     let _c = Cleanup(name.clone());
@@ -307,6 +315,7 @@ fn default_mode_is_0600_and_umask_does_not_change_it() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_symlink_at_the_name_is_not_followed() {
     let target = unique("link-target");
     let link = unique("link");
@@ -322,6 +331,7 @@ fn a_symlink_at_the_name_is_not_followed() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn out_of_bounds_and_misaligned_access_is_an_error() {
     let seg = Segment::anonymous(64).unwrap();
     assert!(matches!(
@@ -343,6 +353,7 @@ fn out_of_bounds_and_misaligned_access_is_an_error() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_segment_too_large_for_dev_shm_fails_at_create() {
     let name = unique("huge");
     let _c = Cleanup(name.clone());
@@ -355,6 +366,7 @@ fn a_segment_too_large_for_dev_shm_fails_at_create() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn liveness_slots_are_seen_across_opens() {
     let name = unique("live");
     let _c = Cleanup(name.clone());
@@ -376,6 +388,7 @@ fn liveness_slots_are_seen_across_opens() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn named_round_trip_with_a_child_process() {
     let name = unique("child");
     let _c = Cleanup(name.clone());
@@ -387,6 +400,7 @@ fn named_round_trip_with_a_child_process() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn anonymous_segment_reaches_a_child_through_its_handle() {
     let seg = Segment::anonymous(16).unwrap();
     let handle = postcard::to_allocvec(&seg.handle()).unwrap();
@@ -397,6 +411,7 @@ fn anonymous_segment_reaches_a_child_through_its_handle() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_killed_creator_leaves_a_stale_segment_that_is_found_and_removed() {
     let name = unique("stale");
     let _c = Cleanup(name.clone());
@@ -417,6 +432,7 @@ fn a_killed_creator_leaves_a_stale_segment_that_is_found_and_removed() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
 fn a_killed_participant_releases_its_liveness_slot() {
     let name = unique("slotdeath");
     let _c = Cleanup(name.clone());
@@ -434,4 +450,185 @@ fn a_killed_participant_releases_its_liveness_slot() {
 #[test]
 fn header_is_256_bytes() {
     assert_eq!(HEADER_SIZE, 256);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn another_user_is_denied_a_0600_segment() {
+    let name = unique("perm");
+    let _c = Cleanup(name.clone());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: make the segment unreadable even to its owner instead.
+        let _seg = Segment::builder(&name)
+            .size(8)
+            .mode(0o000)
+            .create()
+            .unwrap();
+        let err = Segment::open(&name).unwrap_err();
+        assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+        return;
+    }
+    let _seg = Segment::create(&name, 8).unwrap();
+    let child = ChildRole::start("open_as_nobody", &name);
+    assert_eq!(child.expect_line("RESULT "), "DENIED");
+    assert!(child.wait());
+}
+
+/// Hold the creator byte of `/dev/shm/<name>` the way a creator in progress does.
+fn hold_creator_lock(name: &str) -> std::fs::File {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let mut fl = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: (LIVENESS_BASE - 1) as libc::off_t,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: a valid descriptor and a valid flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    assert_eq!(rc, 0);
+    file
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn an_empty_file_waits_for_its_creator_then_is_not_ready_or_corrupted() {
+    // Created (O_EXCL) but not yet sized: with the creator byte held, NotReady.
+    let name = unique("empty");
+    let _c = Cleanup(name.clone());
+    write_file(&name, &[]);
+    let creator = hold_creator_lock(&name);
+    let t0 = Instant::now();
+    let err = Segment::builder(&name)
+        .open_timeout(Duration::from_millis(50))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    // Nobody holds it: an abandoned empty file, Corrupted once the wait is over.
+    drop(creator);
+    let t0 = Instant::now();
+    let err = Segment::builder(&name)
+        .open_timeout(Duration::from_millis(50))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(
+        err.to_string().contains("no creator is initialising it"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn an_open_that_races_a_create_succeeds_once_ready_is_published() {
+    let name = unique("race");
+    let _c = Cleanup(name.clone());
+    // A creator mid-way: header written, `ready` still 0, creator byte held.
+    let good = valid_header_bytes(64);
+    let mut unpublished = good.clone();
+    unpublished[28..32].copy_from_slice(&0u32.to_le_bytes());
+    write_file(&name, &unpublished);
+    let creator = hold_creator_lock(&name);
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        use std::os::unix::fs::FileExt;
+        creator.write_all_at(&good[28..32], 28).unwrap();
+        creator // keeps the creator byte held until joined
+    });
+    let seg = Segment::builder(&name)
+        .open_timeout(Duration::from_secs(5))
+        .open()
+        .unwrap();
+    assert_eq!(seg.len(), 64);
+    drop(publisher.join().unwrap());
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_fifo_at_the_name_is_refused_and_listed_as_foreign() {
+    let name = unique("fifo");
+    let _c = Cleanup(name.clone());
+    let path = std::ffi::CString::new(format!("/dev/shm/{name}")).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let err = Segment::open(&name).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert_eq!(shmkit_segment::inspect(&name).state, SegmentState::Foreign);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_live_segment_is_listed_with_its_header() {
+    let name = unique("listed");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::builder(&name)
+        .size(100)
+        .kind(Kind::Queue)
+        .typed::<[u8; 16]>()
+        .create()
+        .unwrap();
+    let info = shmkit_segment::inspect(&name);
+    assert_eq!(info.state, SegmentState::Alive);
+    assert_eq!(info.kind, Some(Kind::Queue));
+    assert_eq!(info.payload_size, Some(100));
+    assert_eq!(info.file_size, 100 + HEADER_SIZE as u64);
+    assert_eq!(info.fingerprint.unwrap().name(), "[u8; 16]");
+    let creator = info.creator.unwrap();
+    assert_eq!(creator.pid, std::process::id());
+    assert!(creator.start_time > 0 && creator.created_unix > 1_600_000_000);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_handle_whose_descriptor_was_closed_is_not_found() {
+    let seg = Segment::anonymous(8).unwrap();
+    let handle = seg.handle();
+    drop(seg);
+    // The fd number is closed now, or reused by another file: either way, not ours.
+    let _other = Segment::anonymous(8).unwrap();
+    let err = handle.open().unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_handle_checks_the_type_it_was_made_for() {
+    let name = unique("handle-type");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::builder(&name)
+        .size(8)
+        .kind(Kind::Value)
+        .typed::<u64>()
+        .create()
+        .unwrap();
+    let handle = seg.handle();
+    assert_eq!(handle.name(), name);
+    let reopened = handle.open().unwrap();
+    assert_eq!(reopened.kind(), Kind::Value);
+    assert_eq!(reopened.fingerprint(), TypeFingerprint::of::<u64>());
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_wider_mode_is_exact_under_a_narrowing_umask() {
+    let name = unique("mode-666");
+    let _c = Cleanup(name.clone());
+    // SAFETY: umask has no preconditions; restored right after the create.
+    let old = unsafe { libc::umask(0o027) };
+    let r = Segment::builder(&name).size(8).mode(0o666).create();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let _seg = r.unwrap();
+    let mode = std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666, "umask 027 would have made it 0640");
 }
