@@ -1,2 +1,51 @@
-//! shmkit facade (being written)
+//! shmkit: Python's `multiprocessing` for Rust, over named shared memory and lock-free
+//! ring buffers.
+//!
+//! This facade re-exports the workspace's crates, each usable on its own:
+//!
+//! | module | crate | Python counterpart |
+//! |---|---|---|
+//! | [`segment`] | `shmkit-segment` | `multiprocessing.shared_memory.SharedMemory` |
+//! | [`process`] | `shmkit-process` | `multiprocessing.Process`, `cpu_count`, `current_process` |
+//! | [`sync`] | `shmkit-sync` | `Lock`, `RLock`, `Condition`, `Event`, `Semaphore`, `Barrier`, `Value`, `Array`, `Manager().dict()` |
+//! | [`ring`] | `shmkit-ring` | `Queue`, `JoinableQueue`, `Pipe` |
+//!
+//! ```no_run
+//! use shmkit::prelude::*;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     shmkit::init(); // first line of main: lets this binary act as a child process
+//!     let children = (0..3).map(|i| spawn(square, i)).collect::<Result<Vec<_>, _>>()?;
+//!     let squares = children.into_iter().map(|p| p.join()).collect::<Result<Vec<_>, _>>()?;
+//!     assert_eq!(squares, [0, 1, 4]);
+//!     Ok(())
+//! }
+//! ```
+//! (`no_run`: rustdoc's test harness has no `init()` in its `main`; the same program is
+//! `examples/process_basic.rs`.)
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub use shmkit_process as process;
+pub use shmkit_ring as ring;
 pub use shmkit_segment as segment;
+pub use shmkit_sync as sync;
+
+/// Call first thing in `main`: in a child started with [`process::StartMethod::Spawn`]
+/// it runs the requested function and exits; in the parent it returns at once.
+/// The same as [`shmkit_process::init`].
+pub fn init() {
+    shmkit_process::init();
+}
+
+/// The names most programs need, in one `use shmkit::prelude::*;`.
+pub mod prelude {
+    pub use shmkit_process::{
+        Process, ProcessError, StartMethod, cpu_count, current_process, spawn,
+    };
+    pub use shmkit_segment::{Kind, RawSegment, Segment, SegmentHandle};
+}

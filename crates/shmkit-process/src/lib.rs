@@ -334,7 +334,6 @@ fn child_main(sock: OwnedFd, name: String) -> ! {
     sys::set_cloexec(sys::raw(&sock));
     let _ = CURRENT_NAME.set(name);
     CHILD_SOCKET.store(sys::raw(&sock), Ordering::Release);
-    let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
         let message = payload
@@ -353,7 +352,10 @@ fn child_main(sock: OwnedFd, name: String) -> ! {
             let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
             let _ = wire::send(sock, |_| Message::Panicked(message.clone()), Vec::new());
         }
-        default_hook(info);
+        // Like Python's child traceback: one line on the child's stderr, which the
+        // parent's terminal shows; the message itself travels back to `join`.
+        let me = current_process();
+        eprintln!("process '{}' (pid {}) panicked: {message}", me.name, me.pid);
     }));
 
     let code = match wire::recv(sock.as_fd()) {
