@@ -351,15 +351,17 @@ impl SegmentBuilder {
                 HEADER_SIZE - after_ready,
             );
         }
+        let fd = Arc::new(fd);
         let seg = Segment {
             name,
             location,
             header,
             map,
-            fd: Arc::new(fd),
+            locks: Locks::new(&fd),
+            fd,
             creator: true,
             unlink_on_drop: self.unlink_on_drop,
-            held: Arc::default(),
+            forked: StdMutex::new(None),
         };
         // SYNC: Release, paired with the Acquire load of `ready` in `open_fd`: an opener
         // that sees READY sees every header field written above.
@@ -387,9 +389,31 @@ pub struct Segment {
     fd: Arc<OwnedFd>,
     creator: bool,
     unlink_on_drop: bool,
-    /// Liveness slots held through this open file, so `is_alive` answers for them too
-    /// (the kernel reports only other open files' locks).
+    /// The liveness locks of the process that made this value (`locks.pid`).
+    locks: Locks,
+    /// The same for a process that inherited this value through `fork()`: it must not
+    /// share its parent's open file description, whose locks are the parent's.
+    forked: StdMutex<Option<Locks>>,
+}
+
+/// One process's view of the liveness locks: the open file description its locks live
+/// on, and the slots it holds there (the kernel reports only *other* descriptions'
+/// locks, so `is_alive` must know its own).
+#[derive(Debug, Clone)]
+struct Locks {
+    pid: u32,
+    fd: Arc<OwnedFd>,
     held: Arc<StdMutex<Vec<u32>>>,
+}
+
+impl Locks {
+    fn new(fd: &Arc<OwnedFd>) -> Locks {
+        Locks {
+            pid: std::process::id(),
+            fd: Arc::clone(fd),
+            held: Arc::default(),
+        }
+    }
 }
 
 // Segments are shared between threads (`&Segment` hands out atomics); guard types hold Arcs.
@@ -587,15 +611,17 @@ impl Segment {
                 file: (0, 0),
             }
         };
+        let fd = Arc::new(fd);
         Ok(Segment {
             name,
             location,
             header,
             map,
-            fd: Arc::new(fd),
+            locks: Locks::new(&fd),
+            fd,
             creator: false,
             unlink_on_drop: false,
-            held: Arc::default(),
+            forked: StdMutex::new(None),
         })
     }
 
@@ -810,7 +836,34 @@ impl Segment {
     /// Whether the creator is gone (its creator lock is released; the kernel does that
     /// when it dies). A stale named segment is what `shmkit rm --stale` removes.
     pub fn is_stale(&self) -> bool {
-        !self.creator && !sys::byte_locked_elsewhere(&*self.fd, CREATOR_LOCK).unwrap_or(true)
+        if self.creator && std::process::id() == self.locks.pid {
+            return false;
+        }
+        self.locks()
+            .and_then(|l| {
+                sys::byte_locked_elsewhere(&*l.fd, CREATOR_LOCK)
+                    .map_err(|e| Error::from_io(&self.name, "fcntl", e, 0))
+            })
+            .is_ok_and(|locked| !locked)
+    }
+
+    /// This process's liveness locks. A process that inherited the segment through
+    /// `fork()` gets an open file description of its own (by reopening
+    /// `/proc/self/fd/<fd>`), so that its locks and its parent's see each other.
+    fn locks(&self) -> Result<Locks> {
+        let me = std::process::id();
+        if me == self.locks.pid {
+            return Ok(self.locks.clone());
+        }
+        let mut forked = self.forked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = forked.as_ref().filter(|l| l.pid == me) {
+            return Ok(l.clone());
+        }
+        let fd = sys::open_proc_fd(&format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .map_err(|e| Error::from_io(&self.name, "reopen after fork", e, 0))?;
+        let l = Locks::new(&Arc::new(fd));
+        *forked = Some(l.clone());
+        Ok(l)
     }
 
     /// Hold liveness slot `slot` for as long as the guard lives (and no longer than this
@@ -818,9 +871,10 @@ impl Segment {
     /// [`SlotBusy`](Error::SlotBusy) if another participant holds it.
     pub fn hold_liveness(&self, slot: u32) -> Result<LivenessGuard> {
         let offset = LIVENESS_BASE + u64::from(slot);
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let locks = self.locks()?;
+        let mut held = locks.held.lock().unwrap_or_else(|p| p.into_inner());
         let got = !held.contains(&slot)
-            && sys::try_lock_byte(&*self.fd, offset)
+            && sys::try_lock_byte(&*locks.fd, offset)
                 .map_err(|e| Error::from_io(&self.name, "fcntl", e, 0))?;
         if !got {
             return Err(Error::SlotBusy {
@@ -829,9 +883,9 @@ impl Segment {
             });
         }
         held.push(slot);
+        drop(held);
         Ok(LivenessGuard {
-            fd: Arc::clone(&self.fd),
-            held: Arc::clone(&self.held),
+            locks,
             slot,
             offset,
         })
@@ -855,13 +909,16 @@ impl Segment {
 
     /// Whether liveness slot `slot` is held by a live participant (this handle included).
     pub fn is_alive(&self, slot: u32) -> Result<bool> {
+        let locks = self.locks()?;
+        if locks
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&slot)
         {
-            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-            if held.contains(&slot) {
-                return Ok(true);
-            }
+            return Ok(true);
         }
-        sys::byte_locked_elsewhere(&*self.fd, LIVENESS_BASE + u64::from(slot))
+        sys::byte_locked_elsewhere(&*locks.fd, LIVENESS_BASE + u64::from(slot))
             .map_err(|e| Error::from_io(&self.name, "fcntl", e, 0))
     }
 }
@@ -870,8 +927,7 @@ impl Segment {
 /// guard releases it too. See [`Segment::hold_liveness`].
 #[derive(Debug)]
 pub struct LivenessGuard {
-    fd: Arc<OwnedFd>,
-    held: Arc<StdMutex<Vec<u32>>>,
+    locks: Locks,
     slot: u32,
     offset: u64,
 }
@@ -885,16 +941,26 @@ impl LivenessGuard {
 
 impl Drop for LivenessGuard {
     fn drop(&mut self) {
-        let _ = sys::unlock_byte(&*self.fd, self.offset);
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        // A copy inherited through fork() must not release its parent's lock (the open
+        // file description, and so the lock, is shared with the parent).
+        if std::process::id() != self.locks.pid {
+            return;
+        }
+        let _ = sys::unlock_byte(&*self.locks.fd, self.offset);
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
         held.retain(|&s| s != self.slot);
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let (true, Location::Named(name)) = (self.creator && self.unlink_on_drop, &self.location)
-        {
+        // Only the creating process unlinks: a copy inherited through fork() and dropped
+        // in the child must leave the name to its parent.
+        let creating_process = std::process::id() == self.locks.pid;
+        if let (true, Location::Named(name)) = (
+            self.creator && self.unlink_on_drop && creating_process,
+            &self.location,
+        ) {
             // Unlink only if the name still refers to *our* file: after an explicit
             // unlink another process may have created a new segment of that name.
             let ours = sys::identity(self.fd.as_fd()).ok();

@@ -31,6 +31,8 @@ pub struct RawSegment {
     fd: OwnedFd,
     creator: bool,
     unlink_on_drop: bool,
+    /// The creating process: a copy inherited through `fork()` never unlinks.
+    pid: u32,
 }
 
 impl RawSegment {
@@ -73,6 +75,7 @@ impl RawSegment {
             fd,
             creator,
             unlink_on_drop: creator,
+            pid: std::process::id(),
         })
     }
 
@@ -146,7 +149,7 @@ impl RawSegment {
 
 impl Drop for RawSegment {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
+        if self.unlink_on_drop && std::process::id() == self.pid {
             let ours = sys::identity(self.fd.as_fd()).ok();
             if ours.is_some() && sys::path_identity(&sys::shm_path(&self.name)).ok() == ours {
                 let _ = sys::unlink(&self.name);

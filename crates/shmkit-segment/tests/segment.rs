@@ -632,3 +632,73 @@ fn a_wider_mode_is_exact_under_a_narrowing_umask() {
         .mode();
     assert_eq!(mode & 0o777, 0o666, "umask 027 would have made it 0640");
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // fork
+fn a_forked_child_gets_liveness_of_its_own_and_never_unlinks() {
+    let name = unique("fork");
+    let _c = Cleanup(name.clone());
+    let seg = Segment::create(&name, 8).unwrap();
+    let parent_slot = seg.hold_liveness(1).unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child runs only this crate's code and leaves with `_exit`, never
+    // returning into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // The inherited copies share the parent's open file description; the segment
+        // must give the child locks of its own and must not act for the parent.
+        let sees_parent = seg.is_alive(1).unwrap_or(false)
+            && matches!(seg.hold_liveness(1), Err(Error::SlotBusy { .. }));
+        let own = seg.hold_liveness(2);
+        drop(parent_slot); // must not release the parent's slot 1
+        drop(seg); // must not unlink the parent's name
+        let verdict = if sees_parent && own.is_ok() {
+            b'Y'
+        } else {
+            b'N'
+        };
+        // SAFETY: a valid descriptor and a 1-byte buffer; then wait to be killed (bounded)
+        // still holding slot 2, and leave without running destructors or the harness.
+        unsafe {
+            libc::write(fds[1], (&raw const verdict).cast(), 1);
+            libc::sleep(20);
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the parent's copy of the write end; closing it makes `read` see EOF if
+    // the child dies before writing.
+    unsafe { libc::close(fds[1]) };
+    let mut verdict = 0u8;
+    // SAFETY: a valid descriptor and a 1-byte buffer.
+    let n = unsafe { libc::read(fds[0], (&raw mut verdict).cast(), 1) };
+    assert_eq!((n, verdict), (1, b'Y'), "the child's checks failed");
+    assert!(
+        seg.is_alive(2).unwrap(),
+        "the child's slot is visible to the parent"
+    );
+    assert!(seg.is_alive(1).unwrap());
+    assert!(
+        matches!(seg.hold_liveness(1), Err(Error::SlotBusy { .. })),
+        "the child's drop of its inherited guard left the parent's slot held"
+    );
+    assert!(
+        Segment::open(&name).is_ok(),
+        "the child did not unlink the name"
+    );
+    // A second open in the parent sees slot 1 held (by the parent's own description).
+    assert!(Segment::open(&name).unwrap().is_alive(1).unwrap());
+    // SAFETY: `pid` is our child; kill and reap it.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::close(fds[0]);
+    }
+    assert!(
+        !seg.is_alive(2).unwrap(),
+        "the dead child's slot is released"
+    );
+    drop(parent_slot);
+}
