@@ -24,7 +24,47 @@
 //!
 //! Liveness ([`Segment::hold_liveness`], [`Segment::is_alive`], [`Segment::is_stale`])
 //! rests on open-file-description locks that the kernel releases when a process dies,
-//! never on a bare pid.
+//! never on a bare pid:
+//!
+//! ```
+//! use shmkit_segment::Segment;
+//!
+//! let seg = Segment::anonymous(64)?;
+//! let peer = seg.handle().open()?;              // as a child process would
+//! let me = peer.claim_liveness_slot(0..8)?;     // register: the first free slot
+//! assert!(seg.is_alive(me.slot())?);
+//! drop(me);                                     // or the process dies: the kernel frees it
+//! assert!(!seg.is_alive(0)?);
+//! # Ok::<(), shmkit_segment::Error>(())
+//! ```
+//!
+//! Cleaning up after crashed programs ([`list`], what `shmkit ls` and `shmkit rm --stale`
+//! show):
+//!
+//! ```
+//! for info in shmkit_segment::list()? {
+//!     if info.state == shmkit_segment::SegmentState::Stale {
+//!         println!("{} was left behind by pid {:?}", info.name, info.creator.map(|c| c.pid));
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Processes and `fork()`
+//!
+//! A child started by re-executing the program (shmkit-process's `Spawn`) reaches a
+//! segment through its [`SegmentHandle`] (serde), which names the segment or, for an
+//! anonymous one, `/proc/<pid>/fd/<n>` of its parent. A child made with `fork()` may also
+//! use the `Segment` values it inherited: the first liveness call in the child opens an
+//! open file description of its own, and the child's copies never release the parent's
+//! locks or unlink the parent's names.
+//!
+//! # Not guarded
+//!
+//! A process with write access to a *named* segment's file can truncate it; the other
+//! processes then get `SIGBUS` when they touch the cut-off pages (Linux offers seals only
+//! for memfds, which is what anonymous segments are). Give wider modes than `0600` only
+//! to processes you trust with the data.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -123,6 +163,20 @@ enum Location {
 /// A serializable reference to a segment: send it to another process (for example as a
 /// `shmkit-process` argument) and [`open`](SegmentHandle::open) it there. The open checks
 /// the kind and type the handle was made with.
+///
+/// A named segment's handle holds its name. An anonymous segment's handle holds
+/// `/proc/<pid>/fd/<n>` of the process that made the handle, with that process's start
+/// time and the file's (device, inode): it opens only while that process lives and
+/// keeps the segment open.
+///
+/// ```
+/// let seg = shmkit_segment::Segment::anonymous(16)?;
+/// let handle = seg.handle(); // Serialize it into the child's arguments
+/// assert!(handle.name().starts_with("anonymous:"));
+/// let in_child = handle.open()?; // what the child does
+/// assert_eq!(in_child.len(), 16);
+/// # Ok::<(), shmkit_segment::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHandle {
     location: Location,
@@ -185,8 +239,30 @@ impl SegmentHandle {
     }
 }
 
-/// Builder for [`Segment`]s with more than a name and a size:
-/// `Segment::builder("jobs").size(1 << 20).kind(Kind::Queue).mode(0o640).create()`.
+/// Builder for [`Segment`]s with more than a name and a size: kind, payload type, file
+/// mode, unlink-on-drop, and how long an open waits for a racing creator.
+///
+/// ```
+/// use shmkit_segment::{Error, Kind, Segment};
+///
+/// let name = format!("shmkit-doc-builder-{}", std::process::id());
+/// let jobs = Segment::builder(&name)
+///     .size(1 << 16)
+///     .kind(Kind::Queue)
+///     .typed::<[u64; 4]>()
+///     .mode(0o640)
+///     .create()?;
+///
+/// // An opener that expects something else is told exactly what it found.
+/// let err = Segment::builder(&name).kind(Kind::Value).typed::<u32>().open().unwrap_err();
+/// assert!(matches!(err, Error::Mismatch { .. }));
+/// assert!(err.to_string().contains("holds kind Queue<[u64; 4]"));
+///
+/// let same = Segment::builder(&name).kind(Kind::Queue).typed::<[u64; 4]>().open()?;
+/// assert_eq!(same.len(), 1 << 16);
+/// # drop(jobs);
+/// # Ok::<(), shmkit_segment::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct SegmentBuilder {
     name: String,
@@ -199,7 +275,8 @@ pub struct SegmentBuilder {
 }
 
 impl SegmentBuilder {
-    /// Payload size in bytes (the header comes on top).
+    /// Payload size in bytes (the header comes on top). At [`open`](Self::open), the
+    /// exact payload size expected (default 0: any).
     pub fn size(mut self, payload_size: usize) -> Self {
         self.size = payload_size;
         self
@@ -256,21 +333,30 @@ impl SegmentBuilder {
         result
     }
 
-    /// Open an existing segment, checking every header field (and the kind and type, if
-    /// set on this builder).
+    /// Open an existing segment, checking every header field, and the kind, type and
+    /// payload size if set on this builder (unlike `shared_memory`, whose `open` maps
+    /// whatever size it finds).
     pub fn open(self) -> Result<Segment> {
         validate_name(&self.name)?;
         let fp = (!self.fingerprint.is_none()).then_some(self.fingerprint);
         let fd = sys::open_existing(&sys::shm_path(&self.name), true)
             .map_err(|e| Error::from_io(&self.name, "open", e, 0))?;
-        Segment::open_fd(
+        let seg = Segment::open_fd(
             fd,
             self.name.clone(),
             self.kind,
             fp,
             self.open_timeout,
             true,
-        )
+        )?;
+        if self.size != 0 && seg.len() != self.size {
+            return Err(Error::Mismatch {
+                name: self.name,
+                expected: format!("a payload of {} bytes", self.size),
+                found: format!("a payload of {} bytes", seg.len()),
+            });
+        }
+        Ok(seg)
     }
 
     /// Create an anonymous segment (a sealed memfd): no name in `/dev/shm`, gone with the
@@ -282,7 +368,7 @@ impl SegmentBuilder {
         let location = Location::Proc {
             pid: std::process::id(),
             fd: fd.as_raw_fd(),
-            start_time: sys::process_start_time(std::process::id()).unwrap_or(0),
+            start_time: sys::own_start_time(),
             file: sys::identity(fd.as_fd())
                 .map_err(|e| Error::from_io("anonymous", "fstat", e, 0))?,
         };
@@ -326,7 +412,7 @@ impl SegmentBuilder {
             payload_size: self.size as u64,
             creator_pid: pid,
             ready: 0,
-            creator_start: sys::process_start_time(pid).unwrap_or(0),
+            creator_start: sys::own_start_time(),
             created_unix: sys::now_unix_secs(),
             type_size: fp.size,
             type_align: fp.align,
@@ -813,7 +899,7 @@ impl Segment {
             Location::Proc { .. } => Location::Proc {
                 pid: std::process::id(),
                 fd: self.fd.as_raw_fd(),
-                start_time: sys::process_start_time(std::process::id()).unwrap_or(0),
+                start_time: sys::own_start_time(),
                 file: sys::identity(self.fd.as_fd()).unwrap_or((0, 0)),
             },
         };
@@ -868,7 +954,24 @@ impl Segment {
 
     /// Hold liveness slot `slot` for as long as the guard lives (and no longer than this
     /// process): others see [`is_alive(slot)`](Self::is_alive) true until then.
-    /// [`SlotBusy`](Error::SlotBusy) if another participant holds it.
+    /// [`SlotBusy`](Error::SlotBusy) if another participant holds it — or this same
+    /// segment value already does.
+    ///
+    /// The lock is an OFD lock (`F_OFD_SETLK`) on byte [`LIVENESS_BASE`]` + slot` of the
+    /// segment's file: it costs no memory, and the kernel releases it when the holder's
+    /// process dies, so a reused pid can never pass for a live participant.
+    ///
+    /// ```
+    /// # use shmkit_segment::{Error, Segment};
+    /// let a = Segment::anonymous(8)?;
+    /// let b = a.handle().open()?;
+    /// let held = a.hold_liveness(3)?;
+    /// assert!(matches!(b.hold_liveness(3), Err(Error::SlotBusy { slot: 3, .. })));
+    /// assert!(b.is_alive(3)?);
+    /// drop(held);
+    /// assert!(!b.is_alive(3)?);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn hold_liveness(&self, slot: u32) -> Result<LivenessGuard> {
         let offset = LIVENESS_BASE + u64::from(slot);
         let locks = self.locks()?;

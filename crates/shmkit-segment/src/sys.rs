@@ -201,6 +201,23 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// This process's start time, read once per process (keyed by pid, so a forked child
+/// reads its own rather than inheriting its parent's).
+pub(crate) fn own_start_time() -> u64 {
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<(u32, u64)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    match *cache {
+        Some((p, t)) if p == pid => t,
+        _ => {
+            let t = process_start_time(pid).unwrap_or(0);
+            *cache = Some((pid, t));
+            t
+        }
+    }
+}
+
 /// Field 22 of a `/proc/<pid>/stat` line.
 pub(crate) fn parse_start_time(stat: &str) -> Option<u64> {
     // The command name (field 2) may contain spaces and parentheses: skip past the last

@@ -702,3 +702,23 @@ fn a_forked_child_gets_liveness_of_its_own_and_never_unlinks() {
     );
     drop(parent_slot);
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory
+fn an_open_that_expects_a_size_checks_it() {
+    let name = unique("size");
+    let _c = Cleanup(name.clone());
+    let _seg = Segment::create(&name, 4096).unwrap();
+    let err = Segment::builder(&name).size(1 << 20).open().unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "segment '{name}' holds a payload of 4096 bytes, you asked for a payload of 1048576 bytes"
+        )
+    );
+    assert_eq!(
+        Segment::builder(&name).size(4096).open().unwrap().len(),
+        4096
+    );
+}
