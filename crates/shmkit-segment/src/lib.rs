@@ -533,6 +533,18 @@ impl Segment {
         Segment::builder(name).open()
     }
 
+    /// Create a headerless segment of exactly `size` bytes, for other runtimes (Python's
+    /// `multiprocessing.shared_memory`): the same as [`RawSegment::create`].
+    pub fn create_raw(name: &str, size: usize) -> Result<RawSegment> {
+        RawSegment::create(name, size)
+    }
+
+    /// Open a segment without looking for a header (one Python made, say): the same as
+    /// [`RawSegment::open`].
+    pub fn open_raw(name: &str) -> Result<RawSegment> {
+        RawSegment::open(name)
+    }
+
     /// Create an anonymous (memfd-backed) segment of `payload_size` bytes.
     ///
     /// ```
@@ -766,6 +778,10 @@ impl Segment {
     }
 
     /// Copy a `T` out of the payload at `offset` (any alignment).
+    ///
+    /// A plain copy, not an atomic one: if another process writes the same bytes at the
+    /// same time, the value read may mix old and new bytes (it is still a valid `T`,
+    /// since `T` is `Pod`). Publish data with an atomic or a lock from shmkit-sync.
     pub fn read<T: bytemuck::Pod>(&self, offset: usize) -> Result<T> {
         let p = self.check(offset, size_of::<T>(), 1)?;
         let mut value = T::zeroed();
@@ -781,7 +797,8 @@ impl Segment {
         Ok(value)
     }
 
-    /// Copy `value` into the payload at `offset` (any alignment).
+    /// Copy `value` into the payload at `offset` (any alignment); not atomic, as for
+    /// [`read`](Self::read).
     pub fn write<T: bytemuck::Pod>(&self, offset: usize, value: &T) -> Result<()> {
         let p = self.check(offset, size_of::<T>(), 1)?;
         // SAFETY: `p..p+size_of::<T>()` is inside the payload (checked); the write is a

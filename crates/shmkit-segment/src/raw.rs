@@ -136,6 +136,23 @@ impl RawSegment {
         Ok(())
     }
 
+    /// Copy a `T` out at `offset` (any alignment; not atomic).
+    pub fn read<T: bytemuck::Pod>(&self, offset: usize) -> Result<T> {
+        let mut value = T::zeroed();
+        self.read_bytes(offset, bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+
+    /// Copy `value` in at `offset` (any alignment; not atomic).
+    pub fn write<T: bytemuck::Pod>(&self, offset: usize, value: &T) -> Result<()> {
+        self.write_bytes(offset, bytemuck::bytes_of(value))
+    }
+
+    /// Whether this handle created the segment.
+    pub fn is_creator(&self) -> bool {
+        self.creator
+    }
+
     /// Whether dropping this creator handle unlinks the name (default `true`).
     pub fn set_unlink_on_drop(&mut self, yes: bool) {
         self.unlink_on_drop = yes && self.creator;

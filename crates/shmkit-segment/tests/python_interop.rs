@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::{Cleanup, unique};
-use shmkit_segment::RawSegment;
+use shmkit_segment::{Error, Segment};
 
 fn python() -> Option<&'static str> {
     let ok = Command::new("python3")
@@ -38,7 +38,7 @@ fn python_opens_a_segment_made_by_create_raw() {
     let Some(_) = python() else { return };
     let name = unique("py-open");
     let _c = Cleanup(name.clone());
-    let raw = RawSegment::create(&name, 32).unwrap();
+    let raw = Segment::create_raw(&name, 32).unwrap();
     raw.write_bytes(0, b"from rust").unwrap();
     // Python 3.11's resource tracker would unlink a segment it merely opened when the
     // interpreter exits (the bug DESIGN rule 5 mentions): unregister it, as its docs advise.
@@ -73,16 +73,23 @@ fn open_raw_reads_a_segment_python_created() {
          shm = shared_memory.SharedMemory(name='{name}', create=True, size=4096)\n\
          resource_tracker.unregister(shm._name, 'shared_memory')\n\
          shm.buf[:11] = b'from python'\n\
+         shm.buf[16:24] = (123456789).to_bytes(8, 'little')\n\
          shm.close()\n\
          print(shm.name)\n"
     );
     let printed = run_python(&script);
     assert_eq!(printed.trim(), name);
-    let raw = RawSegment::open(&name).unwrap();
+    let raw = Segment::open_raw(&name).unwrap();
     assert_eq!(raw.len(), 4096);
+    assert!(!raw.is_creator());
     let mut buf = [0u8; 11];
     raw.read_bytes(0, &mut buf).unwrap();
     assert_eq!(&buf, b"from python");
+    assert_eq!(raw.read::<u64>(16).unwrap(), 123_456_789);
+    assert!(matches!(
+        raw.read::<u64>(4090),
+        Err(Error::OutOfBounds { .. })
+    ));
     let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
