@@ -722,3 +722,38 @@ fn an_open_that_expects_a_size_checks_it() {
         4096
     );
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory
+fn opens_racing_creates_and_drops_see_a_whole_segment_or_nothing() {
+    let name = unique("churn");
+    let _c = Cleanup(name.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let creator = {
+        let (name, stop) = (name.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for i in 0..2000u64 {
+                let seg = Segment::builder(&name)
+                    .size(64)
+                    .kind(Kind::Value)
+                    .create()
+                    .unwrap();
+                seg.write(0, &i).unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let (mut opened, mut missing) = (0u32, 0u32);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match Segment::builder(&name).kind(Kind::Value).open() {
+            Ok(seg) => {
+                assert_eq!(seg.len(), 64);
+                opened += 1;
+            }
+            Err(Error::NotFound { .. }) => missing += 1,
+            Err(other) => panic!("an open racing create/drop saw a half-made segment: {other}"),
+        }
+    }
+    creator.join().unwrap();
+    eprintln!("racing opens: {opened} opened, {missing} not found");
+}
