@@ -29,29 +29,31 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod launcher;
 mod primitive;
 mod sys;
 mod wire;
 
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use primitive::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use primitive::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 pub use sys::{ExitStatus, signal_name};
 use wire::Message;
 
-const CHILD_FD_ENV: &str = "SHMKIT_PROCESS_FD";
-const CHILD_NAME_ENV: &str = "SHMKIT_PROCESS_NAME";
+pub(crate) const CHILD_FD_ENV: &str = "SHMKIT_PROCESS_FD";
+pub(crate) const CHILD_NAME_ENV: &str = "SHMKIT_PROCESS_NAME";
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 static TEST_ENTRY: OnceLock<String> = OnceLock::new();
-static CURRENT_NAME: OnceLock<String> = OnceLock::new();
+/// This process's name once it runs as a child (a leaked `String`; null: `MainProcess`).
+/// A pointer rather than a `OnceLock`, so a Fork child of a child can set its own.
+static CURRENT_NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// The child's control socket, for the panic hook (-1 outside a child).
 static CHILD_SOCKET: AtomicI32 = AtomicI32::new(-1);
@@ -195,7 +197,7 @@ fn run_child_role_if_requested() {
         .map_err(|_| std::io::Error::other("bad descriptor number"))
         .and_then(sys::adopt_socket);
     match sock {
-        Ok(sock) => child_main(sock, name),
+        Ok(sock) => child_main(sock, name, None),
         Err(e) => {
             eprintln!("shmkit child: {CHILD_FD_ENV}={fd} is not a control socket: {e}");
             std::process::exit(1);
@@ -281,8 +283,9 @@ pub struct CurrentProcess {
 /// ```
 pub fn current_process() -> CurrentProcess {
     CurrentProcess {
-        name: CURRENT_NAME
-            .get()
+        // SYNC: Acquire, paired with the Release store in `child_main`.
+        // SAFETY: a non-null pointer here came from `Box::into_raw` and is never freed.
+        name: unsafe { CURRENT_NAME.load(Ordering::Acquire).as_ref() }
             .cloned()
             .unwrap_or_else(|| "MainProcess".into()),
         pid: std::process::id(),
@@ -330,9 +333,10 @@ fn trampoline<A: DeserializeOwned, R: Serialize>(
     })
 }
 
-fn child_main(sock: OwnedFd, name: String) -> ! {
+pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::Direct>) -> ! {
     sys::set_cloexec(sys::raw(&sock));
-    let _ = CURRENT_NAME.set(name);
+    // SYNC: Release, paired with the Acquire in `current_process`.
+    CURRENT_NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
     CHILD_SOCKET.store(sys::raw(&sock), Ordering::Release);
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
@@ -358,21 +362,32 @@ fn child_main(sock: OwnedFd, name: String) -> ! {
         eprintln!("process '{}' (pid {}) panicked: {message}", me.name, me.pid);
     }));
 
-    let code = match wire::recv(sock.as_fd()) {
-        Ok(Some((
-            Message::Request {
-                tramp, func, args, ..
-            },
-            fd,
-        ))) => {
-            let outcome = wire::open_body(args, fd)
+    // Spawn: the request arrives on the socket (arguments inline or in a sealed memfd).
+    // Fork: it is already in this process's memory, copied by fork() itself.
+    let work = match direct {
+        Some(d) => Some(Ok((d.tramp, d.func, wire::Payload::Bytes(d.payload)))),
+        None => match wire::recv(sock.as_fd(), true) {
+            Ok(Some((
+                Message::Request {
+                    tramp, func, args, ..
+                },
+                fd,
+            ))) => Some(
+                wire::open_body(args, fd)
+                    .map(|payload| (addr_of_offset(tramp), addr_of_offset(func), payload)),
+            ),
+            _ => None,
+        },
+    };
+    let code = match work {
+        Some(work) => {
+            let outcome = work
                 .map_err(|e| format!("could not read the arguments: {e}"))
-                .and_then(|payload| {
-                    // SAFETY: the parent computed `tramp` from a `Trampoline` of this same
-                    // binary (see `Builder::spawn`); the socket is ours, inherited from it.
-                    let t: Trampoline =
-                        unsafe { std::mem::transmute::<usize, Trampoline>(addr_of_offset(tramp)) };
-                    let f = addr_of_offset(func);
+                .and_then(|(tramp, f, payload)| {
+                    // SAFETY: `tramp` is the address of a `Trampoline` of this same binary:
+                    // Fork passes the address itself, Spawn its offset from `anchor`, which
+                    // the re-executed binary (the same file) has at the same distance.
+                    let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
                     std::panic::catch_unwind(|| t(f, payload.as_slice()))
                         .unwrap_or_else(|_| Err(String::new()))
                 });
@@ -389,97 +404,12 @@ fn child_main(sock: OwnedFd, name: String) -> ! {
             }
         }
         // The parent went away, or sent something else: nothing to run.
-        _ => 1,
+        None => 1,
     };
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     std::process::exit(code)
-}
-
-// ---------------------------------------------------------------------------------
-// The launcher thread
-
-struct Job {
-    method: StartMethod,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    name: String,
-    outlive_parent: bool,
-    reply: mpsc::Sender<std::io::Result<(u32, OwnedFd)>>,
-}
-
-/// All children are started from one long-lived thread, so `PR_SET_PDEATHSIG` (which
-/// fires when the *thread* that forked exits) fires only when the parent process dies —
-/// not when, say, the test thread that called `spawn` finishes.
-fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
-    static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    LAUNCHER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("shmkit-launcher".into())
-            .spawn(move || {
-                for job in rx {
-                    let result = launch(&job);
-                    let _ = job.reply.send(result);
-                }
-            })
-            .expect("the shmkit launcher thread could not start");
-        Mutex::new(tx)
-    })
-}
-
-fn launch(job: &Job) -> std::io::Result<(u32, OwnedFd)> {
-    let (ours, theirs) = sys::socketpair()?;
-    let parent = std::process::id();
-    match job.method {
-        StartMethod::Spawn => {
-            use std::os::unix::process::CommandExt;
-            let child_fd = sys::raw(&theirs);
-            let exe = std::env::current_exe()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "shmkit-child".into());
-            let mut cmd = std::process::Command::new("/proc/self/exe");
-            cmd.arg0(exe)
-                .args(&job.args)
-                .env(CHILD_FD_ENV, child_fd.to_string())
-                .env(CHILD_NAME_ENV, &job.name)
-                .envs(job.env.iter().map(|(k, v)| (k, v)));
-            let outlive = job.outlive_parent;
-            // SAFETY: the closure runs between fork and exec and calls only
-            // async-signal-safe functions (prctl, getppid, fcntl, _exit).
-            unsafe {
-                cmd.pre_exec(move || {
-                    if !outlive {
-                        sys::die_with_parent(parent);
-                    }
-                    sys::inherit(child_fd)
-                });
-            }
-            let child = cmd.spawn()?;
-            // We reap with waitpid ourselves; std's `Child` does nothing on drop.
-            Ok((child.id(), ours))
-        }
-        StartMethod::Fork => {
-            // SAFETY: in the child, only this launcher thread exists; it goes straight
-            // to `child_main`, which never returns (the documented Fork caveat applies
-            // to locks the function itself takes).
-            match unsafe { sys::fork() }? {
-                Some(pid) => Ok((pid, ours)),
-                None => {
-                    drop(ours);
-                    if !job.outlive_parent {
-                        sys::die_with_parent(parent);
-                    }
-                    for (k, v) in &job.env {
-                        // SAFETY: the forked child has a single thread.
-                        unsafe { std::env::set_var(k, v) };
-                    }
-                    child_main(theirs, job.name.clone())
-                }
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -534,6 +464,16 @@ impl Builder {
         self
     }
 
+    /// Python's `daemon` flag, read as "tied to the parent": `daemon(true)` (the
+    /// default) kills the child with SIGKILL when the parent process dies
+    /// (`PR_SET_PDEATHSIG`); `daemon(false)` lets it run on, like
+    /// [`outlive_parent(true)`](Self::outlive_parent). (Python's non-daemon children are
+    /// joined at interpreter exit; Rust has no such hook, so there they would be killed
+    /// or orphaned — here you choose which.)
+    pub fn daemon(self, daemon: bool) -> Self {
+        self.outlive_parent(!daemon)
+    }
+
     /// Start `f(args)` in a child.
     pub fn spawn<A, R>(self, f: fn(A) -> R, args: A) -> Result<Process<R>, ProcessError>
     where
@@ -552,46 +492,48 @@ impl Builder {
             (StartMethod::Spawn, None) if INITIALIZED.load(Ordering::Acquire) => Vec::new(),
             (StartMethod::Spawn, None) => return Err(ProcessError::NotInitialized),
         };
-        let payload = postcard::to_allocvec(&args).map_err(|e| ProcessError::Encode {
+        let mut payload = postcard::to_allocvec(&args).map_err(|e| ProcessError::Encode {
             type_name: std::any::type_name::<A>(),
             reason: e.to_string(),
         })?;
         let name = self
             .name
             .unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
-        let (reply, result) = mpsc::channel();
-        let job = Job {
+        let tramp = trampoline::<A, R> as Trampoline as usize;
+        let func = f as usize;
+        let direct = match self.method {
+            StartMethod::Fork => Some(launcher::Direct {
+                tramp,
+                func,
+                payload: std::mem::take(&mut payload),
+            }),
+            StartMethod::Spawn => None,
+        };
+        let (pid, sock) = launcher::start(launcher::Job {
             method: self.method,
             args: exec_args,
             env: self.env,
             name: name.clone(),
-            outlive_parent: self.outlive_parent,
-            reply,
-        };
-        launcher()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| io_err("launch")(std::io::Error::other("launcher thread gone")))?;
-        let (pid, sock) = result
-            .recv()
-            .map_err(|_| io_err("launch")(std::io::Error::other("launcher thread gone")))?
-            .map_err(io_err("spawn"))?;
+            die_with_parent: !self.outlive_parent,
+            direct,
+        })
+        .map_err(io_err("spawn"))?;
         let pidfd = sys::pidfd(pid).map_err(io_err("pidfd_open"))?;
-        let tramp = offset_of_fn(trampoline::<A, R> as Trampoline as usize);
-        let func = offset_of_fn(f as usize);
-        let request_name = name.clone();
-        // A child that died at once makes this fail with EPIPE; join reports how it died.
-        let _ = wire::send(
-            sock.as_fd(),
-            move |args| Message::Request {
-                tramp,
-                func,
-                name: request_name,
-                args,
-            },
-            payload,
-        );
+        if self.method == StartMethod::Spawn {
+            let (tramp, func) = (offset_of_fn(tramp), offset_of_fn(func));
+            let request_name = name.clone();
+            // A child that died at once makes this fail with EPIPE; join reports how.
+            let _ = wire::send(
+                sock.as_fd(),
+                move |args| Message::Request {
+                    tramp,
+                    func,
+                    name: request_name,
+                    args,
+                },
+                payload,
+            );
+        }
         Ok(Process {
             name,
             pid,
@@ -697,7 +639,10 @@ impl<R: DeserializeOwned> Process<R> {
             if !ready.iter().any(|&r| r) {
                 return Err(self.timeout_error(start));
             }
-            self.reply = Some(self.read_reply());
+            // Block only when the socket is readable: if just the pidfd is, the child
+            // exited, and anything it sent is already queued. (A blocking read there
+            // would hang while a grandchild that inherited the socket keeps it open.)
+            self.reply = Some(self.read_reply(ready[0]));
             self.sock = None;
         }
         // 2. The exit, so the child is reaped before we return.
@@ -745,11 +690,11 @@ impl<R: DeserializeOwned> Process<R> {
         }
     }
 
-    fn read_reply(&mut self) -> Reply {
+    fn read_reply(&mut self, wait: bool) -> Reply {
         let Some(sock) = self.sock.as_ref() else {
             return Reply::Nothing;
         };
-        match wire::recv(sock.as_fd()) {
+        match wire::recv(sock.as_fd(), wait) {
             Ok(Some((Message::Returned(body), fd))) => match wire::open_body(body, fd) {
                 Ok(p) => Reply::Returned(p),
                 Err(e) => Reply::Failed(format!("could not read the result: {e}")),
@@ -806,15 +751,13 @@ impl<R> Process<R> {
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if self.status.is_none() {
-            // Not reaped yet: reap in the background once it exits, so no zombie stays.
-            let pid = self.pid;
-            let reaped = std::thread::Builder::new()
-                .name("shmkit-reaper".into())
-                .spawn(move || {
-                    let _ = sys::reap(pid, true);
-                });
-            if reaped.is_err() {
-                let _ = sys::reap(pid, false);
+            // Not reaped yet: the reaper thread waits for it (on a duplicate of its
+            // pidfd) and reaps it when it exits, so no zombie stays.
+            match self.pidfd.try_clone() {
+                Ok(pidfd) => launcher::adopt(self.pid, pidfd),
+                Err(_) => {
+                    let _ = sys::reap(self.pid, false);
+                }
             }
         }
     }

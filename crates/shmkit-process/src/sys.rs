@@ -60,19 +60,23 @@ pub(crate) fn send(
 }
 
 /// Receive one message; `None` at EOF (the other side closed or died).
-pub(crate) fn recv(sock: BorrowedFd<'_>) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+pub(crate) fn recv(
+    sock: BorrowedFd<'_>,
+    wait: bool,
+) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+    let flags = if wait {
+        RecvFlags::CMSG_CLOEXEC
+    } else {
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT
+    };
     let mut buf = vec![0u8; RECV_BUF];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {
-        match rustix::net::recvmsg(
-            sock,
-            &mut [IoSliceMut::new(&mut buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
+        match rustix::net::recvmsg(sock, &mut [IoSliceMut::new(&mut buf)], &mut control, flags) {
             Ok(m) => break m,
             Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) if !wait => return Ok(None),
             Err(e) => return Err(e.into()),
         }
     };

@@ -82,9 +82,13 @@ pub(crate) fn open_body(body: Body, fd: Option<OwnedFd>) -> std::io::Result<Payl
     }
 }
 
-/// Receive and decode one message; `None` at EOF.
-pub(crate) fn recv(sock: BorrowedFd<'_>) -> std::io::Result<Option<(Message, Option<OwnedFd>)>> {
-    let Some((bytes, fd)) = sys::recv(sock)? else {
+/// Receive and decode one message; `None` at EOF, or when `wait` is false and no
+/// message is queued.
+pub(crate) fn recv(
+    sock: BorrowedFd<'_>,
+    wait: bool,
+) -> std::io::Result<Option<(Message, Option<OwnedFd>)>> {
+    let Some((bytes, fd)) = sys::recv(sock, wait)? else {
         return Ok(None);
     };
     let msg = postcard::from_bytes(&bytes)
