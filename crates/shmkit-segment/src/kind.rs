@@ -242,11 +242,13 @@ mod tests {
 
     proptest! {
         #[test]
+        #[cfg_attr(miri, ignore)] // proptest persists failures to files
         fn custom_kinds_round_trip(n in 0u32..(u32::MAX - CUSTOM_BASE)) {
             prop_assert_eq!(Kind::from_code(Kind::Custom(n).code()), Some(Kind::Custom(n)));
         }
 
         #[test]
+        #[cfg_attr(miri, ignore)] // proptest persists failures to files
         fn every_code_decodes_to_itself_or_nothing(code: u32) {
             if let Some(k) = Kind::from_code(code) {
                 prop_assert_eq!(k.code(), code);
