@@ -629,6 +629,12 @@ impl Segment {
         while ready.load(OsOrdering::Acquire) != READY {
             let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)
                 .map_err(|e| Error::from_io(&name, "fcntl", e, 0))?;
+            // The creator may have published and dropped the segment between our load
+            // of `ready` and our look at its lock: look at `ready` once more.
+            // SYNC: Acquire, as above.
+            if !creating && ready.load(OsOrdering::Acquire) == READY {
+                break;
+            }
             if !creating {
                 // Either a creator that died mid-initialisation, or not a shmkit file.
                 // SAFETY: in bounds as above; a volatile copy of plain integers.
