@@ -10,7 +10,9 @@
 //!   control socket up to 64 KiB, a sealed memfd above); `pipe` writes a length-prefixed
 //!   frame into the child's stdin and reads an 8-byte answer from its stdout. Both start a
 //!   process per iteration, so the difference between sizes is the transfer; building
-//!   the payload stays outside the timed region (`iter_custom`).
+//!   the payload stays outside the timed region (`iter_custom`). `shmkit_fork` is the
+//!   same with `StartMethod::Fork`, where the encoded argument reaches the child through
+//!   fork's copy-on-write memory and nothing is sent at all.
 //!
 //! Python's `Process` start+join on the same machine: `python3 benches/python/process_start.py`.
 //!
@@ -120,6 +122,28 @@ fn args(c: &mut Criterion) {
                 total
             })
         });
+        g.bench_with_input(
+            BenchmarkId::new("shmkit_fork", &label),
+            &size,
+            |b, &size| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let blob = Blob(payload.clone());
+                        let t0 = Instant::now();
+                        let n = shmkit_process::Process::builder()
+                            .start_method(StartMethod::Fork)
+                            .spawn(length, blob)
+                            .expect("spawn")
+                            .join()
+                            .expect("join");
+                        total += t0.elapsed();
+                        assert_eq!(n, size as u64);
+                    }
+                    total
+                })
+            },
+        );
         g.bench_with_input(BenchmarkId::new("pipe", &label), &size, |b, &size| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

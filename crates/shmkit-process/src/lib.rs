@@ -295,7 +295,7 @@ pub fn current_process() -> CurrentProcess {
 // ---------------------------------------------------------------------------------
 // Function transport
 
-type Trampoline = fn(usize, &[u8]) -> Result<Vec<u8>, String>;
+type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, String>;
 
 /// Offsets of functions are taken from this one; the child runs the same binary, so
 /// `anchor + offset` is the same function there whatever address it was loaded at.
@@ -313,7 +313,7 @@ fn addr_of_offset(offset: i64) -> usize {
 fn trampoline<A: DeserializeOwned, R: Serialize>(
     f: usize,
     input: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<wire::Encoded, String> {
     // SAFETY: `f` is the address of a `fn(A) -> R` in this binary: the parent computed
     // its offset from exactly such a function (`Builder::spawn`), monomorphised together
     // with this trampoline for the same `A` and `R`.
@@ -325,7 +325,7 @@ fn trampoline<A: DeserializeOwned, R: Serialize>(
         )
     })?;
     let result = f(args);
-    postcard::to_allocvec(&result).map_err(|e| {
+    wire::encode(&result).map_err(|e| {
         format!(
             "could not encode result {}: {e}",
             std::any::type_name::<R>()
@@ -354,7 +354,11 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
             // SAFETY: `fd` is the control socket owned by `child_main`, which never
             // returns, so the descriptor stays open while this hook can run.
             let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let _ = wire::send(sock, |_| Message::Panicked(message.clone()), Vec::new());
+            let _ = wire::send(
+                sock,
+                |_| Message::Panicked(message.clone()),
+                wire::Encoded::EMPTY,
+            );
         }
         // Like Python's child traceback: one line on the child's stderr, which the
         // parent's terminal shows; the message itself travels back to `join`.
@@ -398,7 +402,11 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
                 },
                 Err(_) if PANIC_SENT.load(Ordering::Acquire) => 1,
                 Err(reason) => {
-                    let _ = wire::send(sock.as_fd(), |_| Message::Failed(reason), Vec::new());
+                    let _ = wire::send(
+                        sock.as_fd(),
+                        |_| Message::Failed(reason),
+                        wire::Encoded::EMPTY,
+                    );
                     1
                 }
             }
@@ -492,23 +500,31 @@ impl Builder {
             (StartMethod::Spawn, None) if INITIALIZED.load(Ordering::Acquire) => Vec::new(),
             (StartMethod::Spawn, None) => return Err(ProcessError::NotInitialized),
         };
-        let mut payload = postcard::to_allocvec(&args).map_err(|e| ProcessError::Encode {
+        // Encode before anything starts, so a value that cannot be encoded starts nothing.
+        // Spawn: inline bytes or a sealed memfd to send. Fork: bytes the child inherits.
+        let encode_error = |reason: String| ProcessError::Encode {
             type_name: std::any::type_name::<A>(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let (to_send, in_memory) = match self.method {
+            StartMethod::Spawn => (Some(wire::encode(&args).map_err(encode_error)?), None),
+            StartMethod::Fork => {
+                let bytes =
+                    postcard::to_allocvec(&args).map_err(|e| encode_error(e.to_string()))?;
+                (None, Some(bytes))
+            }
+        };
+        drop(args);
         let name = self
             .name
             .unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
         let tramp = trampoline::<A, R> as Trampoline as usize;
         let func = f as usize;
-        let direct = match self.method {
-            StartMethod::Fork => Some(launcher::Direct {
-                tramp,
-                func,
-                payload: std::mem::take(&mut payload),
-            }),
-            StartMethod::Spawn => None,
-        };
+        let direct = in_memory.map(|payload| launcher::Direct {
+            tramp,
+            func,
+            payload,
+        });
         let (pid, sock) = launcher::start(launcher::Job {
             method: self.method,
             args: exec_args,
@@ -519,7 +535,7 @@ impl Builder {
         })
         .map_err(io_err("spawn"))?;
         let pidfd = sys::pidfd(pid).map_err(io_err("pidfd_open"))?;
-        if self.method == StartMethod::Spawn {
+        if let Some(payload) = to_send {
             let (tramp, func) = (offset_of_fn(tramp), offset_of_fn(func));
             let request_name = name.clone();
             // A child that died at once makes this fail with EPIPE; join reports how.

@@ -2,7 +2,7 @@
 //! a `SOCK_SEQPACKET` control socket, sealed memfds passed with `SCM_RIGHTS`, fork,
 //! `PR_SET_PDEATHSIG`, pidfds and `waitpid`. Linux-specific.
 
-use std::io::{self, IoSlice, IoSliceMut, Write};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -101,16 +101,30 @@ pub(crate) fn recv(
     Ok(Some((buf, fd)))
 }
 
-/// A memfd holding `bytes`, sealed against every change: the receiver may map it and
-/// read it as `&[u8]`, because no process can write, shrink or grow it any more.
-pub(crate) fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+/// A memfd of `len` bytes filled by `fill` through a shared mapping, then sealed against
+/// every change: the receiver may map it and read it as `&[u8]`, because no process can
+/// write, shrink or grow it any more.
+pub(crate) fn sealed_memfd_with(
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> io::Result<()>,
+) -> io::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create(
         "shmkit-process-payload",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(bytes)?;
-    let fd = OwnedFd::from(file);
+    rustix::fs::ftruncate(&fd, len as u64)?;
+    {
+        // SAFETY: the memfd was created just above and nobody else has it yet, so no
+        // other mapping or process can change or truncate it while this map lives.
+        let mut map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len)
+                .populate()
+                .map_mut(&fd)?
+        };
+        fill(&mut map)?;
+        // The writable mapping is dropped here: F_SEAL_WRITE refuses while one exists.
+    }
     rustix::fs::fcntl_add_seals(
         &fd,
         SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
@@ -138,7 +152,7 @@ pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<memmap2::Mmap> {
     }
     // SAFETY: the memfd is sealed against writes, shrinking and growing (checked above),
     // so the mapped bytes can never change or disappear while the map lives.
-    unsafe { memmap2::Mmap::map(fd) }
+    unsafe { memmap2::MmapOptions::new().populate().map(fd) }
 }
 
 /// Wait until one of `fds` is readable (or hung up), at most `timeout` (`None`: forever).

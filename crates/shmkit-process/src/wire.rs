@@ -37,21 +37,53 @@ pub(crate) enum Message {
     Failed(String),
 }
 
-/// Send `msg`, moving `payload` into it inline or through a sealed memfd.
+/// An encoded payload, ready to send: small ones as bytes, big ones already in a sealed
+/// memfd (encoded straight into its pages: no intermediate buffer).
+pub(crate) enum Encoded {
+    Inline(Vec<u8>),
+    Memfd(OwnedFd, u64),
+}
+
+impl Encoded {
+    /// Nothing (for messages without a payload).
+    pub(crate) const EMPTY: Encoded = Encoded::Inline(Vec::new());
+}
+
+/// Encode `value` with postcard, inline up to [`sys::INLINE_MAX`] bytes, else into a
+/// sealed memfd of exactly the encoded size.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, String> {
+    let len = postcard::experimental::serialized_size(value).map_err(|e| e.to_string())?;
+    if len <= sys::INLINE_MAX {
+        return postcard::to_allocvec(value)
+            .map(Encoded::Inline)
+            .map_err(|e| e.to_string());
+    }
+    let fd = sys::sealed_memfd_with(len, |buf| {
+        postcard::to_slice(value, buf)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Encoded::Memfd(fd, len as u64))
+}
+
+/// Send `msg` carrying `payload` (inline in the message, or its memfd attached).
 pub(crate) fn send(
     sock: BorrowedFd<'_>,
     make: impl FnOnce(Body) -> Message,
-    payload: Vec<u8>,
+    payload: Encoded,
 ) -> std::io::Result<()> {
-    if payload.len() <= sys::INLINE_MAX {
-        let bytes =
-            postcard::to_allocvec(&make(Body::Inline(payload))).map_err(std::io::Error::other)?;
-        sys::send(sock, &bytes, None)
-    } else {
-        let memfd = sys::sealed_memfd(&payload)?;
-        let bytes = postcard::to_allocvec(&make(Body::Memfd(payload.len() as u64)))
-            .map_err(std::io::Error::other)?;
-        sys::send(sock, &bytes, Some(memfd.as_fd()))
+    match payload {
+        Encoded::Inline(bytes) => {
+            let msg =
+                postcard::to_allocvec(&make(Body::Inline(bytes))).map_err(std::io::Error::other)?;
+            sys::send(sock, &msg, None)
+        }
+        Encoded::Memfd(fd, len) => {
+            let msg =
+                postcard::to_allocvec(&make(Body::Memfd(len))).map_err(std::io::Error::other)?;
+            sys::send(sock, &msg, Some(fd.as_fd()))
+        }
     }
 }
 
