@@ -152,7 +152,7 @@ fn io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
 }
 
 /// How a child process starts, as in Python's `multiprocessing.set_start_method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// Re-execute the current binary (`/proc/self/exe`), which must call [`init`] first
     /// thing in `main` (or contain [`test_support!()`](test_support)). The child starts
@@ -776,5 +776,46 @@ impl<R> Drop for Process<R> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: i32) -> i32 {
+        x * 2
+    }
+
+    // This unit-test binary has neither `init()` in a main nor `test_support!()`.
+    #[test]
+    fn spawn_without_init_says_what_to_add() {
+        let err = spawn(double, 1).unwrap_err();
+        assert!(matches!(err, ProcessError::NotInitialized), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("shmkit::init();"), "{message}");
+        assert!(message.contains("test_support!();"), "{message}");
+    }
+
+    #[test]
+    fn fork_needs_no_init() {
+        let p = Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn(double, 21)
+            .unwrap();
+        assert_eq!(p.join().unwrap(), 42);
+    }
+
+    #[test]
+    fn function_offsets_round_trip() {
+        let f = double as fn(i32) -> i32 as usize;
+        assert_eq!(addr_of_offset(offset_of_fn(f)), f);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(64), "signal 64");
     }
 }
