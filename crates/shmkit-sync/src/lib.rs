@@ -1,1 +1,74 @@
-//! placeholder (being written)
+//! Cross-process synchronisation in shared memory: the `Lock`, `RLock`, `Condition`,
+//! `Event`, `Semaphore`, `Barrier`, `Value`, `Array` and `Manager().dict()` of Python's
+//! `multiprocessing`, each living in a named (or anonymous) segment.
+//!
+//! ```
+//! use shmkit_sync::{Event, Mutex};
+//!
+//! let name = format!("shmkit-doc-sync-{}", std::process::id());
+//! let counter = Mutex::create(&name, 0u64)?;
+//! *counter.lock()? += 1;                       // uncontended: two atomics, no syscall
+//!
+//! let in_another_process = Mutex::<u64>::open(&name)?;
+//! assert_eq!(*in_another_process.lock()?, 1);
+//!
+//! let ready = Event::anonymous()?;             // children open it through ready.handle()
+//! ready.set();
+//! assert!(ready.wait_timeout(std::time::Duration::from_secs(1)));
+//! # Ok::<(), shmkit_sync::Error>(())
+//! ```
+//!
+//! - Blocking is futex-based: spin briefly ([`futex::SpinPolicy`]), then sleep on a
+//!   process-shared futex word; a release or `set` makes a syscall only when someone
+//!   sleeps. Every blocking call has a `_timeout` form.
+//! - Locks are **robust**: a process that dies holding a [`Mutex`], [`RLock`],
+//!   [`Value`], [`Array`] or [`Dict`] lock is noticed by the next locker within ~10 ms
+//!   (its liveness rests on a kernel-released lock, never on a pid), which gets the lock
+//!   with `owner_died()` set and the data intact.
+//! - Pass any primitive to a child process as its [`Handle`] (a serde value) and
+//!   [`open`](Handle::open) it there.
+//!
+//! The layouts and the lock word are described in `docs/sync.md`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod barrier;
+mod condvar;
+mod dict;
+mod error;
+mod event;
+pub mod futex;
+mod lock;
+mod mutex;
+pub mod primitive;
+mod rlock;
+mod semaphore;
+mod small;
+mod value;
+
+pub use barrier::Barrier;
+pub use condvar::Condvar;
+pub use dict::Dict;
+pub use error::{Error, Result};
+pub use event::Event;
+pub use futex::SpinPolicy;
+pub use lock::{Handle, MAX_PROCESSES};
+pub use mutex::{Mutex, MutexBuilder, MutexGuard};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::Semaphore;
+pub use value::{Array, ArrayGuard, AtomicInt, Value};
+
+#[doc(hidden)]
+pub use value::AtomicOp;
+
+/// Primitives that can be reopened from a [`Handle`] in another process.
+pub trait Open: Sized {
+    /// Open the primitive a segment handle refers to.
+    fn open_handle(seg: &shmkit_segment::SegmentHandle) -> Result<Self>;
+}
+
+/// The lock core, exposed for the loom models in `tests/loom_*.rs` (not a stable API).
+#[doc(hidden)]
+pub mod raw {
+    pub use crate::lock::{Acquired, WAITERS, acquire, release, try_acquire};
+}
