@@ -59,6 +59,11 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 static CHILD_SOCKET: AtomicI32 = AtomicI32::new(-1);
 static PANIC_SENT: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    /// True on the thread of a child that runs the requested function.
+    static RUNS_THE_FUNCTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Errors of spawning and joining.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -295,7 +300,17 @@ pub fn current_process() -> CurrentProcess {
 // ---------------------------------------------------------------------------------
 // Function transport
 
-type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, String>;
+type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, Failure>;
+
+/// Why a child could not return a result (a panic is reported by the panic hook).
+enum Failure {
+    /// The argument did not decode (or could not be read).
+    Argument(String),
+    /// The result did not encode.
+    Result(String),
+    /// The function panicked.
+    Panicked,
+}
 
 /// Offsets of functions are taken from this one; the child runs the same binary, so
 /// `anchor + offset` is the same function there whatever address it was loaded at.
@@ -313,24 +328,14 @@ fn addr_of_offset(offset: i64) -> usize {
 fn trampoline<A: DeserializeOwned, R: Serialize>(
     f: usize,
     input: &[u8],
-) -> Result<wire::Encoded, String> {
+) -> Result<wire::Encoded, Failure> {
     // SAFETY: `f` is the address of a `fn(A) -> R` in this binary: the parent computed
     // its offset from exactly such a function (`Builder::spawn`), monomorphised together
     // with this trampoline for the same `A` and `R`.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    let args: A = postcard::from_bytes(input).map_err(|e| {
-        format!(
-            "could not decode argument {}: {e}",
-            std::any::type_name::<A>()
-        )
-    })?;
+    let args: A = postcard::from_bytes(input).map_err(|e| Failure::Argument(e.to_string()))?;
     let result = f(args);
-    wire::encode(&result).map_err(|e| {
-        format!(
-            "could not encode result {}: {e}",
-            std::any::type_name::<R>()
-        )
-    })
+    wire::encode(&result).map_err(Failure::Result)
 }
 
 pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::Direct>) -> ! {
@@ -338,6 +343,9 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
     // SYNC: Release, paired with the Acquire in `current_process`.
     CURRENT_NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
     CHILD_SOCKET.store(sys::raw(&sock), Ordering::Release);
+    // A Fork child inherits these from a parent that may itself be a child.
+    PANIC_SENT.store(false, Ordering::Release);
+    RUNS_THE_FUNCTION.set(true);
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
         let message = payload
@@ -350,7 +358,9 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
             None => message,
         };
         let fd = CHILD_SOCKET.load(Ordering::Acquire);
-        if fd >= 0 && !PANIC_SENT.swap(true, Ordering::AcqRel) {
+        // Only a panic of the function itself fails the process (as in Python, an
+        // exception in another thread of the child is printed, not returned).
+        if fd >= 0 && RUNS_THE_FUNCTION.get() && !PANIC_SENT.swap(true, Ordering::AcqRel) {
             // SAFETY: `fd` is the control socket owned by `child_main`, which never
             // returns, so the descriptor stays open while this hook can run.
             let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -386,25 +396,33 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
     let code = match work {
         Some(work) => {
             let outcome = work
-                .map_err(|e| format!("could not read the arguments: {e}"))
+                .map_err(|e| Failure::Argument(format!("could not read the arguments: {e}")))
                 .and_then(|(tramp, f, payload)| {
                     // SAFETY: `tramp` is the address of a `Trampoline` of this same binary:
                     // Fork passes the address itself, Spawn its offset from `anchor`, which
                     // the re-executed binary (the same file) has at the same distance.
                     let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
                     std::panic::catch_unwind(|| t(f, payload.as_slice()))
-                        .unwrap_or_else(|_| Err(String::new()))
+                        .unwrap_or(Err(Failure::Panicked))
                 });
             match outcome {
                 Ok(result) => match wire::send(sock.as_fd(), Message::Returned, result) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 },
-                Err(_) if PANIC_SENT.load(Ordering::Acquire) => 1,
-                Err(reason) => {
+                Err(Failure::Panicked) => 1,
+                Err(Failure::Argument(reason)) => {
                     let _ = wire::send(
                         sock.as_fd(),
                         |_| Message::Failed(reason),
+                        wire::Encoded::EMPTY,
+                    );
+                    1
+                }
+                Err(Failure::Result(reason)) => {
+                    let _ = wire::send(
+                        sock.as_fd(),
+                        |_| Message::Unencodable(reason),
                         wire::Encoded::EMPTY,
                     );
                     1
@@ -558,6 +576,7 @@ impl Builder {
             reply: None,
             status: None,
             joined: false,
+            arg_type: std::any::type_name::<A>(),
             _result: PhantomData,
         })
     }
@@ -565,6 +584,7 @@ impl Builder {
 
 enum Reply {
     Returned(wire::Payload),
+    Unencodable(String),
     Panicked(String),
     Failed(String),
     /// The socket closed without a reply.
@@ -584,6 +604,8 @@ pub struct Process<R> {
     reply: Option<Reply>,
     status: Option<ExitStatus>,
     joined: bool,
+    /// The argument's type, for errors about it.
+    arg_type: &'static str,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -676,7 +698,7 @@ impl<R: DeserializeOwned> Process<R> {
             Reply::Returned(payload) => {
                 postcard::from_bytes(payload.as_slice()).map_err(|e| ProcessError::Decode {
                     name: self.name.clone(),
-                    what: std::any::type_name::<R>().to_owned(),
+                    what: format!("result {}", std::any::type_name::<R>()),
                     reason: e.to_string(),
                 })
             }
@@ -685,9 +707,13 @@ impl<R: DeserializeOwned> Process<R> {
                 pid: self.pid,
                 message,
             }),
+            Reply::Unencodable(reason) => Err(ProcessError::Encode {
+                type_name: std::any::type_name::<R>(),
+                reason,
+            }),
             Reply::Failed(reason) => Err(ProcessError::Decode {
                 name: self.name.clone(),
-                what: "the child's argument or result".into(),
+                what: format!("argument {}", self.arg_type),
                 reason,
             }),
             Reply::Nothing => Err(match status {
@@ -717,6 +743,7 @@ impl<R: DeserializeOwned> Process<R> {
             },
             Ok(Some((Message::Panicked(m), _))) => Reply::Panicked(m),
             Ok(Some((Message::Failed(m), _))) => Reply::Failed(m),
+            Ok(Some((Message::Unencodable(m), _))) => Reply::Unencodable(m),
             Ok(Some((Message::Request { .. }, _))) => {
                 Reply::Failed("the child sent a request instead of a result".into())
             }

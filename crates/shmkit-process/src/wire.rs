@@ -35,6 +35,8 @@ pub(crate) enum Message {
     Panicked(String),
     /// The child could not run the function (e.g. the argument failed to decode).
     Failed(String),
+    /// The function returned, but its result could not be encoded.
+    Unencodable(String),
 }
 
 /// An encoded payload, ready to send: small ones as bytes, big ones already in a sealed
