@@ -1,4 +1,25 @@
-//! Run a Rust function in a child process — `multiprocessing.Process` for Rust.
+//! Run a Rust function in a child process — Python's
+//! [`multiprocessing.Process`](https://docs.python.org/3/library/multiprocessing.html#the-process-class)
+//! for Rust.
+//!
+//! ```
+//! use shmkit_process::{Process, StartMethod};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! // Fork needs no `init()`, so this example runs as written, even under rustdoc.
+//! let child = Process::builder()
+//!     .name("squarer")
+//!     .start_method(StartMethod::Fork)
+//!     .spawn(square, 7)?;
+//! assert_eq!(child.join()?, 49);
+//! # Ok::<(), shmkit_process::ProcessError>(())
+//! ```
+//!
+//! The default start method, [`Spawn`](StartMethod::Spawn), re-executes the program, so
+//! `main` must let a child find its function: call [`init`] first thing.
 //!
 //! ```no_run
 //! fn square(x: u64) -> u64 {
@@ -12,20 +33,30 @@
 //!     Ok(())
 //! }
 //! ```
-//! (`no_run` because rustdoc's test harness has no `init()` in its `main`; the same code
-//! runs as `examples/process_basic.rs` and in this crate's tests.)
+//! (`no_run`: rustdoc's generated `main` has no `init()`; the same code runs as
+//! `examples/process_basic.rs` and in this crate's tests.)
 //!
 //! - [`spawn`] starts `f(args)` in a child; [`Process::join`] returns its result, or a
 //!   [`ProcessError`] saying that it panicked (with the message), was killed by a signal
-//!   (named), or exited without a result. Arguments and results are any serde types.
+//!   (named), or exited without a result. `f` is a `fn(A) -> R` — a function or a
+//!   non-capturing closure — and `A`, `R` are any serde types.
 //! - Start methods as in Python: [`StartMethod::Spawn`] (re-execute this binary; the
 //!   default, safe with threads) and [`StartMethod::Fork`] (faster; see its caveats).
 //! - Every child is reaped, also when its [`Process`] is dropped without `join`; a child
-//!   dies with its parent unless started with [`Builder::outlive_parent`].
+//!   dies with its parent unless started with [`Builder::daemon`]`(false)`.
 //! - In `cargo test` binaries, put [`test_support!()`](test_support) in the test file.
+//! - [`cpu_count`] and [`current_process`] as in Python.
 //!
-//! Handles of shmkit objects (segments, locks, queues) are serde values that reopen the
-//! same object in the child, so they are passed as ordinary arguments.
+//! Handles of shmkit objects are serde values that reopen the same object in the child,
+//! so they are passed as ordinary arguments — e.g. a
+//! [`shmkit_segment::SegmentHandle`]: `spawn(worker, segment.handle())`, and the
+//! worker calls `handle.open()`. That is also the way to share big data without copying
+//! it: an argument is encoded and copied once into the child; a segment is mapped.
+//!
+//! Arguments and results travel on a Unix `SOCK_SEQPACKET` control socket inherited by
+//! the child: inline up to 64 KiB, above that in a sealed memfd (passed with
+//! `SCM_RIGHTS`) that the receiver maps and decodes in place. Liveness rests on the
+//! child's pidfd, never on a bare pid.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -592,7 +623,35 @@ enum Reply {
 }
 
 /// A child process running a function that returns `R` — Python's
-/// `multiprocessing.Process`, with the result coming back from [`join`](Self::join).
+/// [`multiprocessing.Process`](https://docs.python.org/3/library/multiprocessing.html#multiprocessing.Process),
+/// with the result coming back from [`join`](Self::join).
+///
+/// | Python | shmkit |
+/// |---|---|
+/// | `p = Process(target=f, args=(x,)); p.start()` | `let p = spawn(f, x)?;` |
+/// | `p.join()` | `p.join()?` (returns `f`'s result) |
+/// | `p.join(timeout)` | `p.join_timeout(d)` (`Err(Timeout)`, still joinable) |
+/// | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | `is_alive()`, `exit_status()`, `pid()`, `name()` |
+/// | `p.terminate()`, `p.kill()` | `terminate()` (SIGTERM), `kill()` (SIGKILL) |
+///
+/// ```
+/// use std::time::Duration;
+/// use shmkit_process::{Process, ProcessError, StartMethod};
+///
+/// fn nap(ms: u64) -> u64 {
+///     std::thread::sleep(Duration::from_millis(ms));
+///     ms
+/// }
+///
+/// let mut p = Process::builder().start_method(StartMethod::Fork).spawn(nap, 10_000)?;
+/// assert!(matches!(p.join_timeout(Duration::from_millis(10)), Err(ProcessError::Timeout { .. })));
+/// p.kill()?;
+/// match p.join() {
+///     Err(ProcessError::Signaled { signal, .. }) => assert_eq!(signal, "SIGKILL"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), ProcessError>(())
+/// ```
 ///
 /// Dropping a `Process` without joining it does not kill the child: it keeps running
 /// and is reaped in the background when it exits (no zombie).
