@@ -17,8 +17,6 @@ use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
 /// Largest message sent inline on the control socket; bigger payloads go in a memfd.
 pub(crate) const INLINE_MAX: usize = 64 * 1024;
-/// Receive buffer: an inline payload plus its framing.
-const RECV_BUF: usize = INLINE_MAX + 4096;
 
 /// A connected pair of `SOCK_SEQPACKET` sockets, both close-on-exec. Seqpacket keeps
 /// message boundaries, carries descriptors, and reads EOF when the other side is gone.
@@ -69,7 +67,21 @@ pub(crate) fn recv(
     } else {
         RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT
     };
-    let mut buf = vec![0u8; RECV_BUF];
+    // Learn the message's length first (MSG_PEEK | MSG_TRUNC returns the full length of
+    // a seqpacket message), so any message fits; 0 is EOF (we never send empty ones).
+    let peek = flags | RecvFlags::PEEK | RecvFlags::TRUNC;
+    let len = loop {
+        match rustix::net::recv(sock, &mut [0u8; 1][..], peek) {
+            Ok((_, len)) => break len,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) if !wait => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {

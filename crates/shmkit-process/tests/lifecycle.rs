@@ -259,3 +259,23 @@ fn exit_status_and_liveness_follow_the_child() {
         Err(ProcessError::Signaled { number: 9, .. })
     ));
 }
+
+#[test]
+fn a_very_long_name_and_an_argument_at_the_inline_limit_travel() {
+    // The request carries the name next to the argument; neither has a size limit of
+    // its own (messages are sized with MSG_PEEK before they are read).
+    let name = "n".repeat(100_000);
+    let p = Process::builder()
+        .name(name.clone())
+        .spawn(my_name, ())
+        .unwrap();
+    assert_eq!(p.join().unwrap(), name);
+    for len in [64 * 1024 - 8, 64 * 1024, 64 * 1024 + 8] {
+        let p = shmkit_process::spawn(byte_count, vec![1u8; len]).unwrap();
+        assert_eq!(p.join().unwrap(), len);
+    }
+}
+
+fn byte_count(v: Vec<u8>) -> usize {
+    v.len()
+}
