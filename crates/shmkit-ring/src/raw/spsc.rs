@@ -1,0 +1,682 @@
+//! The single-producer single-consumer byte ring for variable-size messages.
+//!
+//! Positions `head` (next byte to read) and `tail` (next byte to write) are monotonic
+//! `u64` byte counts; the offset in the data area is `pos & (capacity - 1)`. Each
+//! message is a record: an 8-byte length word, then the bytes, padded to a multiple of
+//! 8. A record never crosses the end of the data area: when it would, the producer
+//! writes the [`PADDING`] marker in place of a length word and the record starts at
+//! offset 0. So every record, and every length word, is 8-byte aligned and contiguous.
+//!
+//! Each side caches the other's position and reloads it only when the cache says the
+//! ring is full (producer) or empty (consumer), so the fast path touches one shared
+//! cache line: its own.
+//!
+//! Publication: the producer writes the bytes and the length word, then stores `tail`
+//! with `Release`; the consumer loads `tail` with `Acquire` before reading a record.
+//! A producer that dies before that store published nothing: no torn message is ever
+//! visible. Symmetrically the consumer stores `head` with `Release` only after it has
+//! finished reading, and the producer loads it with `Acquire` before reusing the bytes.
+
+use super::{RawError, align8};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// Length word marking "skip to offset 0": the rest of the data area is padding.
+pub const PADDING: u64 = u64::MAX;
+
+/// Bytes of a record's length word.
+pub const LEN_WORD: u64 = 8;
+
+/// Smallest data area a ring accepts (bytes, power of two).
+pub const MIN_CAPACITY: u64 = 16;
+
+/// Largest data area a ring accepts (bytes, power of two): 2^40.
+pub const MAX_CAPACITY: u64 = 1 << 40;
+
+/// One side's cache line: its position and how many messages it has moved.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Side {
+    /// Monotonic byte position (`tail` for the producer, `head` for the consumer).
+    pub pos: AtomicU64,
+    /// Messages committed (producer) or released (consumer) so far.
+    pub count: AtomicU64,
+}
+
+/// A futex word pair used by the wait layer: a sequence the sleeper waits on and the
+/// number of sleepers, so a waker issues a syscall only when someone sleeps.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Wake {
+    /// Bumped by the waker before each wake syscall; sleepers `futex_wait` on it.
+    pub seq: AtomicU32,
+    /// Number of threads between "announce sleep" and "woke up".
+    pub sleepers: AtomicU32,
+}
+
+/// Read-mostly line: capacity, wake words, side states.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Meta {
+    /// Data area size in bytes (power of two), written once before the segment is ready.
+    pub capacity: AtomicU64,
+    /// The consumer sleeps here waiting for data.
+    pub data_wake: Wake,
+    /// The producer sleeps here waiting for space.
+    pub space_wake: Wake,
+    /// Producer attachment state (see the shared layer's `side_state`).
+    pub producer_state: AtomicU32,
+    /// Consumer attachment state.
+    pub consumer_state: AtomicU32,
+}
+
+/// The shared control block of one SPSC ring; the data area follows it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SpscHeader {
+    /// Producer's line.
+    pub tail: CachePadded<Side>,
+    /// Consumer's line.
+    pub head: CachePadded<Side>,
+    /// Read-mostly line.
+    pub meta: CachePadded<Meta>,
+}
+
+/// Size of [`SpscHeader`] in shared memory; the data area starts at this offset.
+pub const HEADER_BYTES: usize = 384;
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::size_of::<SpscHeader>() == HEADER_BYTES);
+    assert!(core::mem::align_of::<SpscHeader>() <= 128);
+    assert!(core::mem::size_of::<Side>() == 16);
+    assert!(core::mem::size_of::<Meta>() == 32);
+};
+
+impl Wake {
+    fn new() -> Self {
+        Wake {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+}
+
+impl SpscHeader {
+    /// A fresh header for a data area of `capacity` bytes (heap rings, loom models).
+    pub fn new(capacity: u64) -> Self {
+        SpscHeader {
+            tail: CachePadded::new(Side {
+                pos: AtomicU64::new(0),
+                count: AtomicU64::new(0),
+            }),
+            head: CachePadded::new(Side {
+                pos: AtomicU64::new(0),
+                count: AtomicU64::new(0),
+            }),
+            meta: CachePadded::new(Meta {
+                capacity: AtomicU64::new(capacity),
+                data_wake: Wake::new(),
+                space_wake: Wake::new(),
+                producer_state: AtomicU32::new(0),
+                consumer_state: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    /// Initialise a zeroed header in place (shared memory, before `ready`).
+    pub fn init(&self, capacity: u64) {
+        // Relaxed: the segment's `ready` Release store publishes the whole header.
+        self.meta.capacity.store(capacity, Ordering::Relaxed);
+    }
+}
+
+/// Whether `capacity` is an acceptable data-area size.
+pub fn valid_capacity(capacity: u64) -> bool {
+    capacity.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+}
+
+/// Bytes a record of `len` payload bytes occupies.
+#[inline]
+pub const fn record_len(len: u64) -> u64 {
+    LEN_WORD + align8(len)
+}
+
+/// A ring: its header and data area. Copyable; the roles below borrow nothing from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ring {
+    hdr: *const SpscHeader,
+    data: *mut u8,
+    cap: u64,
+}
+
+// SAFETY: a `Ring` is two pointers into memory that `Ring::new`'s caller guarantees
+// stays valid; all shared state behind them is atomics or bytes handed out under the
+// SPSC protocol, so it may move to and be used from another thread.
+unsafe impl Send for Ring {}
+// SAFETY: as above; `&Ring` only gives access to atomics and to protocol-guarded bytes.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// # Safety
+    /// `hdr` points to an initialised [`SpscHeader`] and `data` to `cap` bytes, 8-byte
+    /// aligned, both valid (and not moved or freed) for as long as this `Ring` or any
+    /// role made from it is used; `cap` satisfies [`valid_capacity`]. The caller has
+    /// checked `cap` against its own mapping size, not merely read it from the header.
+    pub unsafe fn new(hdr: *const SpscHeader, data: *mut u8, cap: u64) -> Self {
+        debug_assert!(valid_capacity(cap));
+        debug_assert!((data as usize).is_multiple_of(8));
+        Ring { hdr, data, cap }
+    }
+
+    /// The shared header.
+    pub fn header(&self) -> &SpscHeader {
+        // SAFETY: `Ring::new`'s contract: `hdr` is valid while the ring is used.
+        unsafe { &*self.hdr }
+    }
+
+    /// Data area size in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// Largest message this ring can ever hold.
+    pub fn max_message(&self) -> usize {
+        (self.cap - LEN_WORD) as usize
+    }
+
+    /// Messages committed minus messages released (a snapshot; may be stale).
+    pub fn message_count(&self) -> u64 {
+        let h = self.header();
+        // Relaxed: a statistic, not a synchronisation point.
+        let sent = h.tail.count.load(Ordering::Relaxed);
+        let recv = h.head.count.load(Ordering::Relaxed);
+        sent.saturating_sub(recv)
+    }
+
+    /// Bytes used (a snapshot; may be stale).
+    pub fn used_bytes(&self) -> u64 {
+        let h = self.header();
+        let t = h.tail.pos.load(Ordering::Relaxed);
+        let hd = h.head.pos.load(Ordering::Relaxed);
+        t.wrapping_sub(hd).min(self.cap)
+    }
+
+    /// Whether committed records remain (used by the wait layer; `Acquire` pairs with
+    /// the producer's `Release` on `tail`).
+    pub fn has_data(&self) -> bool {
+        let h = self.header();
+        h.tail.pos.load(Ordering::Acquire) != h.head.pos.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn mask(&self, pos: u64) -> u64 {
+        pos & (self.cap - 1)
+    }
+
+    /// # Safety
+    /// `off` is 8-aligned and `off + 8 <= cap`.
+    #[inline]
+    unsafe fn write_word(&self, off: u64, value: u64) {
+        // SAFETY: caller guarantees the word lies in the data area; it is 8-aligned
+        // because `data` is and `off` is; the bytes belong to the producer (free space).
+        unsafe { self.data.add(off as usize).cast::<u64>().write(value) }
+    }
+
+    /// # Safety
+    /// `off` is 8-aligned and `off + 8 <= cap`.
+    #[inline]
+    unsafe fn read_word(&self, off: u64) -> u64 {
+        // SAFETY: caller guarantees the word lies in the data area and is aligned; the
+        // bytes were published by the producer's Release on `tail`, which we Acquired.
+        unsafe { self.data.add(off as usize).cast::<u64>().read() }
+    }
+}
+
+/// The producing role: sole writer of `tail`.
+#[derive(Debug)]
+pub struct ProducerCore {
+    ring: Ring,
+    /// Our own position (we are its only writer; may run ahead of the shared `tail`
+    /// by deferred commits until [`publish`](Self::publish)).
+    tail: u64,
+    /// Last `head` we loaded.
+    head_cache: u64,
+    /// Messages committed (local copy of `tail.count`).
+    sent: u64,
+}
+
+impl ProducerCore {
+    /// Take the producing role, loading and validating both positions.
+    pub fn attach(ring: Ring) -> Result<Self, RawError> {
+        let h = ring.header();
+        // Acquire: pairs with a previous producer's Release (a reopened ring).
+        let tail = h.tail.pos.load(Ordering::Acquire);
+        let head = h.head.pos.load(Ordering::Acquire);
+        let sent = h.tail.count.load(Ordering::Relaxed);
+        // Invariant restored: 0 <= tail - head <= capacity, both 8-aligned.
+        if tail.wrapping_sub(head) > ring.cap || !tail.is_multiple_of(8) || !head.is_multiple_of(8)
+        {
+            return Err(RawError::Corrupted(format!(
+                "positions out of range: head {head}, tail {tail}, capacity {}",
+                ring.cap
+            )));
+        }
+        Ok(ProducerCore {
+            ring,
+            tail,
+            head_cache: head,
+            sent,
+        })
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    fn refresh_head(&mut self) -> Result<(), RawError> {
+        // SYNC: Acquire, paired with the consumer's Release store of `head` in
+        // `ConsumerCore::publish`: the consumer is done reading the bytes we will reuse.
+        let head = self.ring.header().head.pos.load(Ordering::Acquire);
+        // Invariant restored: head only moves forward and never passes our tail.
+        if self.tail.wrapping_sub(head) > self.ring.cap
+            || head.wrapping_sub(self.head_cache) > self.ring.cap
+            || !head.is_multiple_of(8)
+        {
+            return Err(RawError::Corrupted(format!(
+                "head {head} out of range (tail {}, last head {}, capacity {})",
+                self.tail, self.head_cache, self.ring.cap
+            )));
+        }
+        self.head_cache = head;
+        Ok(())
+    }
+
+    #[inline]
+    fn free(&self) -> u64 {
+        self.ring.cap - self.tail.wrapping_sub(self.head_cache)
+    }
+
+    /// Ensure `need` free bytes, reloading `head` only if the cache says no.
+    #[inline]
+    fn ensure(&mut self, need: u64) -> Result<bool, RawError> {
+        if self.free() >= need {
+            return Ok(true);
+        }
+        self.refresh_head()?;
+        Ok(self.free() >= need)
+    }
+
+    /// Whether a message of `len` bytes could be reserved now.
+    pub fn can_reserve(&mut self, len: usize) -> Result<bool, RawError> {
+        if len > self.ring.max_message() {
+            return Ok(false);
+        }
+        let rec = record_len(len as u64);
+        let contig = self.ring.cap - self.ring.mask(self.tail);
+        let need = if rec <= contig { rec } else { contig + rec };
+        // A record that needs padding may need the consumer to drain first; report
+        // "not now" rather than publishing padding from a query.
+        self.ensure(need.min(self.ring.cap))
+    }
+
+    /// Reserve room for a message of exactly `len` bytes: [`RawError::Full`] if there is
+    /// no room now, [`RawError::TooLarge`] if there never will be.
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, RawError> {
+        let max = self.ring.max_message();
+        if len > max {
+            return Err(RawError::TooLarge { len, max });
+        }
+        let rec = record_len(len as u64);
+        loop {
+            let off = self.ring.mask(self.tail);
+            let contig = self.ring.cap - off;
+            if rec <= contig {
+                if !self.ensure(rec)? {
+                    return Err(RawError::Full);
+                }
+                return Ok(WriteGrant {
+                    off,
+                    len,
+                    prod: self,
+                });
+            }
+            // The record would cross the end: pad to the end, publish the padding on its
+            // own (so a message as large as the whole ring fits once the consumer has
+            // skipped it), and start again at offset 0.
+            if !self.ensure(contig)? {
+                return Err(RawError::Full);
+            }
+            // SAFETY: `off` is 8-aligned (every record is a multiple of 8) and
+            // `off + 8 <= cap` since `contig >= 8`; `ensure` proved the bytes free.
+            unsafe { self.ring.write_word(off, PADDING) };
+            self.tail = self.tail.wrapping_add(contig);
+            self.publish();
+        }
+    }
+
+    /// Copy `msg` in as one message and publish it.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RawError> {
+        let mut g = self.reserve(msg.len())?;
+        g.as_mut_slice().copy_from_slice(msg);
+        g.commit();
+        Ok(())
+    }
+
+    /// Copy in as many of `msgs` as fit, in order, and publish them with one store.
+    /// Returns how many were sent; stops at the first that does not fit now
+    /// (`TooLarge` if the first one can never fit).
+    pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<usize, RawError> {
+        let mut n = 0;
+        for m in msgs {
+            let m = m.as_ref();
+            match self.reserve(m.len()) {
+                Ok(mut g) => {
+                    g.as_mut_slice().copy_from_slice(m);
+                    g.commit_deferred();
+                    n += 1;
+                }
+                Err(RawError::Full) => break,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        self.publish();
+        Ok(n)
+    }
+
+    /// Publish every deferred commit.
+    pub fn publish(&mut self) {
+        let h = self.ring.header();
+        // Relaxed: a statistic; ordered before `tail` by the Release below.
+        h.tail.count.store(self.sent, Ordering::Relaxed);
+        // SYNC: Release, paired with the consumer's Acquire load of `tail` in
+        // `ConsumerCore::refresh_tail` (and `Ring::has_data`): the bytes and length
+        // words written above become visible before the position that covers them.
+        h.tail.pos.store(self.tail, Ordering::Release);
+    }
+}
+
+/// Room for one message, reserved by [`ProducerCore::reserve`]. Dropping it without
+/// committing abandons the reservation (nothing is published).
+#[derive(Debug)]
+pub struct WriteGrant<'a> {
+    prod: &'a mut ProducerCore,
+    off: u64,
+    len: usize,
+}
+
+impl WriteGrant<'_> {
+    /// The reserved bytes (exactly the requested length; contents unspecified).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap` and that these bytes
+        // are free (the consumer released them), so they lie in the data area and only
+        // this producer touches them until `tail` covers them.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                self.prod.ring.data.add((self.off + LEN_WORD) as usize),
+                self.len,
+            )
+        }
+    }
+
+    /// Length of the reservation.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the reservation is zero bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Write the length word and advance our private tail, without publishing.
+    pub fn commit_deferred(self) {
+        // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (checked by `reserve`).
+        unsafe { self.prod.ring.write_word(self.off, self.len as u64) };
+        self.prod.tail = self.prod.tail.wrapping_add(record_len(self.len as u64));
+        self.prod.sent += 1;
+    }
+
+    /// Publish the message.
+    pub fn commit(self) {
+        let prod: *mut ProducerCore = self.prod;
+        self.commit_deferred();
+        // SAFETY: `prod` came from the `&mut ProducerCore` this grant held; the grant
+        // was consumed above, so this is again the only reference.
+        unsafe { (*prod).publish() };
+    }
+}
+
+/// The consuming role: sole writer of `head`.
+#[derive(Debug)]
+pub struct ConsumerCore {
+    ring: Ring,
+    head: u64,
+    tail_cache: u64,
+    received: u64,
+}
+
+impl ConsumerCore {
+    /// Take the consuming role, loading and validating both positions.
+    pub fn attach(ring: Ring) -> Result<Self, RawError> {
+        let h = ring.header();
+        let head = h.head.pos.load(Ordering::Acquire);
+        let received = h.head.count.load(Ordering::Relaxed);
+        let mut c = ConsumerCore {
+            ring,
+            head,
+            tail_cache: head,
+            received,
+        };
+        if !head.is_multiple_of(8) {
+            return Err(RawError::Corrupted(format!("head {head} not 8-aligned")));
+        }
+        c.refresh_tail()?;
+        Ok(c)
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    fn refresh_tail(&mut self) -> Result<(), RawError> {
+        // SYNC: Acquire, paired with the producer's Release store of `tail` in
+        // `ProducerCore::publish`: every record below `tail` is fully written.
+        let tail = self.ring.header().tail.pos.load(Ordering::Acquire);
+        // Invariant restored: head <= tail <= head + capacity, tail monotonic, aligned.
+        if tail.wrapping_sub(self.head) > self.ring.cap
+            || tail.wrapping_sub(self.tail_cache) > self.ring.cap
+            || !tail.is_multiple_of(8)
+        {
+            return Err(RawError::Corrupted(format!(
+                "tail {tail} out of range (head {}, capacity {})",
+                self.head, self.ring.cap
+            )));
+        }
+        self.tail_cache = tail;
+        Ok(())
+    }
+
+    /// Locate the next record: `(offset of payload, len)`, skipping padding.
+    fn next(&mut self) -> Result<Option<(u64, usize)>, RawError> {
+        loop {
+            if self.head == self.tail_cache {
+                self.refresh_tail()?;
+                if self.head == self.tail_cache {
+                    return Ok(None);
+                }
+            }
+            let avail = self.tail_cache.wrapping_sub(self.head);
+            let off = self.ring.mask(self.head);
+            // SAFETY: `head` is 8-aligned (checked at attach and kept so: every step
+            // is a multiple of 8) and `off < cap` with `cap - off >= 8`.
+            let word = unsafe { self.ring.read_word(off) };
+            let contig = self.ring.cap - off;
+            if word == PADDING {
+                // Invariant restored: padding runs to the end and lies below `tail`.
+                if contig > avail {
+                    return Err(RawError::Corrupted(format!(
+                        "padding at offset {off} runs past tail (available {avail})"
+                    )));
+                }
+                self.head = self.head.wrapping_add(contig);
+                self.publish();
+                continue;
+            }
+            // Invariant restored: the record fits in the data area without crossing
+            // the end, and lies wholly below `tail`.
+            if word > self.ring.max_message() as u64
+                || record_len(word) > contig
+                || record_len(word) > avail
+            {
+                return Err(RawError::Corrupted(format!(
+                    "length word {word} at offset {off} exceeds the ring \
+                     (capacity {}, contiguous {contig}, available {avail})",
+                    self.ring.cap
+                )));
+            }
+            return Ok(Some((off + LEN_WORD, word as usize)));
+        }
+    }
+
+    /// The next message, in place, or `None` if the ring is empty.
+    pub fn read(&mut self) -> Result<Option<ReadGrant<'_>>, RawError> {
+        Ok(self.next()?.map(|(off, len)| ReadGrant {
+            cons: self,
+            off,
+            len,
+        }))
+    }
+
+    /// Copy the next message into `out` (cleared first): `Err(Empty)` if none.
+    pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<(), RawError> {
+        match self.read()? {
+            Some(g) => {
+                out.clear();
+                out.extend_from_slice(&g);
+                g.release();
+                Ok(())
+            }
+            None => Err(RawError::Empty),
+        }
+    }
+
+    /// Copy up to `max` messages, appending each to `out`, releasing them with one
+    /// store. Returns how many were received.
+    pub fn try_recv_batch(
+        &mut self,
+        out: &mut Vec<Vec<u8>>,
+        max: usize,
+    ) -> Result<usize, RawError> {
+        let mut n = 0;
+        while n < max {
+            match self.read()? {
+                Some(g) => {
+                    out.push(g.to_vec());
+                    g.release_deferred();
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n > 0 {
+            self.publish();
+        }
+        Ok(n)
+    }
+
+    /// Publish every deferred release.
+    pub fn publish(&mut self) {
+        let h = self.ring.header();
+        h.head.count.store(self.received, Ordering::Relaxed);
+        // SYNC: Release, paired with the producer's Acquire load of `head` in
+        // `ProducerCore::refresh_head`: our reads of the released bytes happen before
+        // the producer overwrites them.
+        h.head.pos.store(self.head, Ordering::Release);
+    }
+}
+
+/// One message, in place in the ring, from [`ConsumerCore::read`]. Dropping it without
+/// [`release`](Self::release) leaves the message in the ring.
+#[derive(Debug)]
+pub struct ReadGrant<'a> {
+    cons: &'a mut ConsumerCore,
+    off: u64,
+    len: usize,
+}
+
+impl ReadGrant<'_> {
+    /// The message bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `next` checked `off - 8 + record_len(len) <= cap` and that the record
+        // lies below the Acquired `tail`, so the bytes are in the data area, fully
+        // written, and the producer will not touch them until we release them.
+        unsafe { core::slice::from_raw_parts(self.cons.ring.data.add(self.off as usize), self.len) }
+    }
+
+    /// Consume the message without publishing the new `head` yet.
+    pub fn release_deferred(self) {
+        self.cons.head = self.cons.head.wrapping_add(record_len(self.len as u64));
+        self.cons.received += 1;
+    }
+
+    /// Consume the message and give its bytes back to the producer.
+    pub fn release(self) {
+        let cons: *mut ConsumerCore = self.cons;
+        self.release_deferred();
+        // SAFETY: `cons` came from the `&mut ConsumerCore` this grant held, consumed above.
+        unsafe { (*cons).publish() };
+    }
+}
+
+impl core::ops::Deref for ReadGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// A heap-allocated ring for tests, loom models and Miri.
+#[derive(Debug)]
+pub struct HeapRing {
+    hdr: Box<SpscHeader>,
+    data: Box<[u64]>,
+}
+
+impl HeapRing {
+    /// A ring with a data area of `capacity` bytes (power of two, >= 16).
+    pub fn new(capacity: u64) -> Self {
+        assert!(
+            valid_capacity(capacity),
+            "capacity must be a power of two >= 16"
+        );
+        HeapRing {
+            hdr: Box::new(SpscHeader::new(capacity)),
+            data: vec![0u64; (capacity / 8) as usize].into_boxed_slice(),
+        }
+    }
+
+    /// The ring over this buffer.
+    ///
+    /// # Safety
+    /// The `HeapRing` must outlive every role made from the returned ring.
+    pub unsafe fn ring(&mut self) -> Ring {
+        let cap = (self.data.len() * 8) as u64;
+        // SAFETY: header and data are owned by `self`, which the caller keeps alive;
+        // the data is a `u64` slice, hence 8-aligned, of `cap` bytes.
+        unsafe { Ring::new(&*self.hdr, self.data.as_mut_ptr().cast(), cap) }
+    }
+
+    /// Overwrite a shared position (tests of corruption handling).
+    pub fn corrupt_tail(&self, value: u64) {
+        self.hdr.tail.pos.store(value, Ordering::Relaxed);
+    }
+
+    /// Overwrite the length word at byte `offset` of the data area (corruption tests).
+    pub fn corrupt_word(&mut self, offset: usize, value: u64) {
+        self.data[offset / 8] = value;
+    }
+}

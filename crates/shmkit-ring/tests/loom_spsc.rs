@@ -1,0 +1,50 @@
+//! loom model of the SPSC byte ring: publication, wrap-around with padding, and the
+//! cached positions. Run: `RUSTFLAGS="--cfg loom" cargo test -p shmkit-ring --release --test loom_spsc`.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use shmkit_ring::raw::RawError;
+use shmkit_ring::raw::spsc::{ConsumerCore, HeapRing, ProducerCore};
+
+fn msg(i: u8) -> Vec<u8> {
+    vec![i; [3usize, 12, 5][i as usize]]
+}
+
+#[test]
+fn spsc_fifo_with_wrap() {
+    loom::model(|| {
+        // 32-byte ring: records of 16, 24, 16 bytes force padding and wrap-around.
+        let mut heap = HeapRing::new(32);
+        // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.
+        let ring = unsafe { heap.ring() };
+        let heap = Arc::new(heap);
+        let h2 = heap.clone();
+        let t = loom::thread::spawn(move || {
+            let _keep = h2;
+            let mut p = ProducerCore::attach(ring).unwrap();
+            for i in 0..3u8 {
+                loop {
+                    match p.try_send(&msg(i)) {
+                        Ok(()) => break,
+                        Err(RawError::Full) => loom::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        });
+        let mut c = ConsumerCore::attach(ring).unwrap();
+        let mut out = Vec::new();
+        for i in 0..3u8 {
+            loop {
+                match c.try_recv(&mut out) {
+                    Ok(()) => break,
+                    Err(RawError::Empty) => loom::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(out, msg(i));
+        }
+        t.join().unwrap();
+        drop(heap);
+    });
+}
