@@ -92,11 +92,11 @@ impl Condvar {
         let st = self.shm.state();
         // Read the sequence while still holding the lock: a notify after our unlock
         // changes it, so the futex wait below returns at once instead of missing it.
-        let seen = st.seq.load(Ordering::SeqCst);
-        st.waiters.fetch_add(1, Ordering::SeqCst);
+        let seen = st.seq.load(Ordering::Acquire);
+        st.waiters.fetch_add(1, Ordering::AcqRel);
         let mutex = MutexGuard::unlock_into_mutex(guard);
         let outcome = futex::wait(&st.seq, seen, deadline.remaining());
-        st.waiters.fetch_sub(1, Ordering::SeqCst);
+        st.waiters.fetch_sub(1, Ordering::AcqRel);
         let timed_out = outcome == futex::WaitOutcome::TimedOut;
         Ok((mutex.lock()?, timed_out))
     }
@@ -104,8 +104,9 @@ impl Condvar {
     /// Wake one waiter.
     pub fn notify_one(&self) {
         let st = self.shm.state();
-        st.seq.fetch_add(1, Ordering::SeqCst);
-        if st.waiters.load(Ordering::SeqCst) != 0 {
+        // SYNC: RMW on `seq`, then RMW on `waiters` (see Event::set for why RMWs).
+        st.seq.fetch_add(1, Ordering::AcqRel);
+        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
             futex::wake(&st.seq, 1);
         }
     }
@@ -113,8 +114,8 @@ impl Condvar {
     /// Wake every waiter.
     pub fn notify_all(&self) {
         let st = self.shm.state();
-        st.seq.fetch_add(1, Ordering::SeqCst);
-        if st.waiters.load(Ordering::SeqCst) != 0 {
+        st.seq.fetch_add(1, Ordering::AcqRel);
+        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
             futex::wake_all(&st.seq);
         }
     }

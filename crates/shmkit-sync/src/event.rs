@@ -90,12 +90,14 @@ impl Event {
     /// Set the flag and wake every waiter.
     pub fn set(&self) {
         let st = self.st();
-        // SYNC: SeqCst store then SeqCst load of `waiters`, against the waiter's SeqCst
-        // increment of `waiters` then SeqCst load of `flag`: in the single total order
-        // either we see its increment (and wake it) or it sees the flag (and does not
-        // sleep). The futex itself re-checks the flag in the kernel.
-        st.flag.store(1, Ordering::SeqCst);
-        if st.waiters.load(Ordering::SeqCst) != 0 {
+        // SYNC: the flag, then a read-modify-write of `waiters`; the waiter increments
+        // `waiters` (RMW), then reads the flag. The two RMWs on `waiters` are ordered:
+        // if ours comes first, the waiter's reads from ours (AcqRel) and then sees the
+        // flag, so it does not sleep; if the waiter's comes first, we read its count and
+        // wake it. RMWs (not plain SeqCst loads) make this hold in loom's model too, and
+        // the kernel re-checks the flag before it sleeps.
+        st.flag.swap(1, Ordering::AcqRel);
+        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
             futex::wake_all(&st.flag);
         }
     }
@@ -124,19 +126,19 @@ impl Event {
         {
             return true;
         }
-        st.waiters.fetch_add(1, Ordering::SeqCst);
+        st.waiters.fetch_add(1, Ordering::AcqRel);
         let set = loop {
-            if st.flag.load(Ordering::SeqCst) != 0 {
+            if st.flag.load(Ordering::Acquire) != 0 {
                 break true;
             }
             if deadline.expired() {
                 break false;
             }
             if futex::wait(&st.flag, 0, deadline.remaining()) == WaitOutcome::TimedOut {
-                break st.flag.load(Ordering::SeqCst) != 0;
+                break st.flag.load(Ordering::Acquire) != 0;
             }
         };
-        st.waiters.fetch_sub(1, Ordering::SeqCst);
+        st.waiters.fetch_sub(1, Ordering::AcqRel);
         set
     }
 

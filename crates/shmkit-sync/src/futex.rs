@@ -5,9 +5,9 @@
 //! page, so waiters and wakers in different processes that map the same segment meet on
 //! the same word. Timeouts are relative and measured on the monotonic clock.
 //!
-//! Under `--cfg loom` a wait is a `yield_now` that reports a (spurious) wake-up and a
-//! wake does nothing: every caller already treats wake-ups as hints and re-checks its
-//! condition, so loom checks the same loops that ship.
+//! Under `--cfg loom` the futex is replaced by a faithful model (a check-and-sleep under
+//! one lock, see [`wait`]), so loom checks the same loops that ship and reports a lost
+//! wake-up as a deadlock.
 //!
 //! ```
 //! use shmkit_sync::futex::{self, WaitOutcome};
@@ -54,15 +54,35 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitO
     }
 }
 
-/// Loom: a wait is a yield that reports a spurious wake-up.
+/// Loom: a faithful futex model. An untimed wait checks the word and sleeps on a
+/// condition variable under one table lock, as the kernel checks and queues under its
+/// hash-bucket lock; a wake takes the same lock and wakes everyone (spurious wake-ups
+/// are allowed). A waiter nobody wakes blocks forever, which loom reports as a
+/// deadlock: that is how the models catch a lost wake-up. A timed wait models its
+/// timeout expiring.
 #[cfg(loom)]
-pub fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) -> WaitOutcome {
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
     use crate::primitive::Ordering;
+    let (lock, cv) = &*loom_model::TABLE;
+    let guard = lock.lock().expect("loom futex table");
     if word.load(Ordering::SeqCst) != expected {
         return WaitOutcome::ValueChanged;
     }
-    loom::thread::yield_now();
+    if timeout.is_some() {
+        drop(guard);
+        loom::thread::yield_now();
+        return WaitOutcome::TimedOut;
+    }
+    drop(cv.wait(guard).expect("loom futex table"));
     WaitOutcome::Woken
+}
+
+#[cfg(loom)]
+mod loom_model {
+    loom::lazy_static! {
+        pub(super) static ref TABLE: (loom::sync::Mutex<()>, loom::sync::Condvar) =
+            (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+    }
 }
 
 /// Wake up to `n` sleepers on `word`; returns how many were woken.
@@ -71,9 +91,12 @@ pub fn wake(word: &AtomicU32, n: u32) -> u32 {
     rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n).unwrap_or(0) as u32
 }
 
-/// Loom: waits are yields, so there is nobody to wake.
+/// Loom: wake every modelled sleeper (see [`wait`]).
 #[cfg(loom)]
 pub fn wake(_word: &AtomicU32, _n: u32) -> u32 {
+    let (lock, cv) = &*loom_model::TABLE;
+    let _guard = lock.lock().expect("loom futex table");
+    cv.notify_all();
     0
 }
 

@@ -113,7 +113,7 @@ impl Semaphore {
             return Ok(());
         }
         let st = self.st();
-        st.waiters.fetch_add(1, Ordering::SeqCst);
+        st.waiters.fetch_add(1, Ordering::AcqRel);
         let got = loop {
             if self.try_acquire() {
                 break true;
@@ -121,12 +121,13 @@ impl Semaphore {
             if deadline.expired() {
                 break false;
             }
-            // SYNC: our SeqCst increment of `waiters` comes before this wait; `release`
-            // increments `count` (SeqCst) before it reads `waiters` (SeqCst), so it either
-            // sees us or the kernel sees a non-zero count and does not let us sleep.
+            // SYNC: as in Event: our RMW on `waiters` and `release`'s RMW on it are
+            // ordered; either it reads our count and wakes us, or our increment reads
+            // from its RMW, after which the CAS above (or the kernel's check of `count`)
+            // sees the returned permit.
             futex::wait(&st.count, 0, deadline.remaining());
         };
-        st.waiters.fetch_sub(1, Ordering::SeqCst);
+        st.waiters.fetch_sub(1, Ordering::AcqRel);
         if got {
             Ok(())
         } else {
@@ -140,8 +141,8 @@ impl Semaphore {
     /// Return a permit, waking one waiter if any sleeps.
     pub fn release(&self) {
         let st = self.st();
-        st.count.fetch_add(1, Ordering::SeqCst);
-        if st.waiters.load(Ordering::SeqCst) != 0 {
+        st.count.fetch_add(1, Ordering::AcqRel);
+        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
             futex::wake(&st.count, 1);
         }
     }
