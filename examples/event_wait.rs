@@ -1,0 +1,32 @@
+//! `multiprocessing.Event`: one process waits until another sets the event.
+//!
+//! ```python
+//! def waiter(e): e.wait(); print("event seen")
+//! def setter(e): time.sleep(0.1); e.set()
+//! ```
+//! Run: `cargo run --example event_wait` — prints `event seen`.
+
+use std::time::Duration;
+
+use shmkit::sync::{Event, Handle};
+
+fn waiter(e: Handle<Event>) -> bool {
+    e.open().expect("open the event").wait_timeout(Duration::from_secs(30))
+}
+
+fn setter(e: Handle<Event>) {
+    std::thread::sleep(Duration::from_millis(100));
+    e.open().expect("open the event").set();
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shmkit::init();
+    let event = Event::anonymous()?;
+    let w = shmkit::process::spawn(waiter, event.handle())?;
+    let s = shmkit::process::spawn(setter, event.handle())?;
+    s.join()?;
+    if w.join()? {
+        println!("event seen");
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `Manager().dict()`: two processes insert into a shared dict — here without a server
+//! process: the dict lives in shared memory under a robust lock.
+//!
+//! ```python
+//! def f(d, i): d[i] = 100 + i
+//! with Manager() as m:
+//!     d = m.dict(); ps = [Process(target=f, args=(d, i)) for i in range(2)]; ...
+//!     print(d)                          # {0: 100, 1: 101}
+//! ```
+//! Run: `cargo run --example manager_dict`
+
+use shmkit::sync::{Dict, Handle};
+
+fn insert(args: (Handle<Dict<u32, u32>>, u32)) {
+    let d = args.0.open().expect("open the dict");
+    d.insert(args.1, 100 + args.1).expect("insert");
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shmkit::init();
+    let d = Dict::<u32, u32>::anonymous(4096)?;
+    let ps = (0..2)
+        .map(|i| shmkit::process::spawn(insert, (d.handle(), i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in ps {
+        p.join()?;
+    }
+    println!("{:?}", d.snapshot()?);
+    Ok(())
+}
