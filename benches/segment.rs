@@ -75,7 +75,17 @@ fn first_touch(c: &mut Criterion) {
             total
         })
     });
-    for (transport, id) in [(Transport::Pipe, "pipe"), (Transport::UnixSocket, "unix_socket")] {
+    // The same bytes into a segment whose pages are already mapped: what every write
+    // after the first costs (page faults excluded).
+    g.bench_function(BenchmarkId::new("shmkit_segment_warm", &label), |b| {
+        let seg = Segment::create(&unique_name("warm"), SIZE).expect("create");
+        touch_all(seg.as_ptr(), seg.len());
+        b.iter(|| touch_all(seg.as_ptr(), seg.len()))
+    });
+    for (transport, id) in [
+        (Transport::Pipe, "pipe"),
+        (Transport::UnixSocket, "unix_socket"),
+    ] {
         let mut peer = Baseline::spawn(transport, Role::Sink);
         let chunk = vec![0xA5u8; 1 << 20];
         g.bench_function(BenchmarkId::new(id, &label), |b| {

@@ -131,16 +131,27 @@ impl Baseline {
                 let mut child = cmd.spawn().expect("spawn pipe baseline child");
                 let tx: ChildStdin = child.stdin.take().expect("piped stdin");
                 let rx: ChildStdout = child.stdout.take().expect("piped stdout");
-                Baseline { child, tx: Box::new(tx), rx: Box::new(rx), frame: Vec::new() }
+                Baseline {
+                    child,
+                    tx: Box::new(tx),
+                    rx: Box::new(rx),
+                    frame: Vec::new(),
+                }
             }
             Transport::UnixSocket => {
                 let (ours, theirs) = UnixStream::pair().expect("socketpair");
                 let theirs_out: OwnedFd = theirs.try_clone().expect("dup socket").into();
                 let theirs_in: OwnedFd = theirs.into();
-                cmd.stdin(Stdio::from(theirs_in)).stdout(Stdio::from(theirs_out));
+                cmd.stdin(Stdio::from(theirs_in))
+                    .stdout(Stdio::from(theirs_out));
                 let child = cmd.spawn().expect("spawn unix-socket baseline child");
                 let rx = ours.try_clone().expect("dup socket");
-                Baseline { child, tx: Box::new(ours), rx: Box::new(rx), frame: Vec::new() }
+                Baseline {
+                    child,
+                    tx: Box::new(ours),
+                    rx: Box::new(rx),
+                    frame: Vec::new(),
+                }
             }
         }
     }
@@ -148,14 +159,17 @@ impl Baseline {
     /// Send one frame (header and payload in one write where the transport allows).
     pub fn send(&mut self, payload: &[u8]) {
         self.frame.clear();
-        self.frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.frame
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.frame.extend_from_slice(payload);
         self.tx.write_all(&self.frame).expect("baseline send");
     }
 
     /// Wait until the sink has read every frame sent so far.
     pub fn sync(&mut self) {
-        self.tx.write_all(&SYNC.to_le_bytes()).expect("baseline sync");
+        self.tx
+            .write_all(&SYNC.to_le_bytes())
+            .expect("baseline sync");
         let mut ack = [0u8; 1];
         self.rx.read_exact(&mut ack).expect("baseline ack");
     }
