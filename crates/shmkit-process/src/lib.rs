@@ -81,7 +81,8 @@ pub(crate) const CHILD_FD_ENV: &str = "SHMKIT_PROCESS_FD";
 pub(crate) const CHILD_NAME_ENV: &str = "SHMKIT_PROCESS_NAME";
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
-static TEST_ENTRY: OnceLock<String> = OnceLock::new();
+/// `module_path!()` of the `test_support!()` of this test binary, if any.
+static TEST_ENTRY: OnceLock<&'static str> = OnceLock::new();
 /// This process's name once it runs as a child (a leaked `String`; null: `MainProcess`).
 /// A pointer rather than a `OnceLock`, so a Fork child of a child can set its own.
 static CURRENT_NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
@@ -222,8 +223,9 @@ fn run_child_role_if_requested() {
         return;
     };
     let name = std::env::var(CHILD_NAME_ENV).unwrap_or_else(|_| "Process".into());
-    // SAFETY: `init` runs first thing in main (or in the single test the child runs),
-    // before this process starts threads that could read the environment concurrently.
+    // SAFETY: `init` runs first thing in main, before the program starts threads that
+    // could read the environment concurrently. In a test binary the child runs a single
+    // test (`--test-threads=1`), and libtest's main thread only waits for it meanwhile.
     unsafe {
         std::env::remove_var(CHILD_FD_ENV);
         std::env::remove_var(CHILD_NAME_ENV);
@@ -246,15 +248,11 @@ fn run_child_role_if_requested() {
 pub mod __private {
     pub use ctor;
 
-    /// Record the generated child-entry test of this test binary (called by a `ctor`
-    /// before main: it only stores a string).
-    pub fn register_test_entry(module_path: &str) {
-        let module = module_path.split_once("::").map(|(_, rest)| rest);
-        let entry = match module {
-            Some(m) => format!("{m}::__shmkit_child_entry"),
-            None => "__shmkit_child_entry".to_owned(),
-        };
-        let _ = super::TEST_ENTRY.set(entry);
+    /// Record where the generated child-entry test of this test binary is (called by a
+    /// `ctor` before main: it stores a `&'static str`, nothing more — no allocation, no
+    /// user code).
+    pub fn register_test_entry(module_path: &'static str) {
+        let _ = super::TEST_ENTRY.set(module_path);
     }
 
     /// The body of the generated test: run the child role if this process is a child.
@@ -293,6 +291,16 @@ macro_rules! test_support {
             $crate::__private::test_child_entry();
         }
     };
+}
+
+/// The libtest name of the generated child-entry test: its module path without the
+/// crate name (`tests/foo.rs` at top level: `__shmkit_child_entry`; in `mod m`:
+/// `m::__shmkit_child_entry`).
+fn test_entry_name(module_path: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::__shmkit_child_entry"),
+        None => "__shmkit_child_entry".to_owned(),
+    }
 }
 
 /// The number of CPUs this process may run on (Python's `os.cpu_count()`, respecting
@@ -539,8 +547,8 @@ impl Builder {
     {
         let exec_args = match (self.method, TEST_ENTRY.get()) {
             (StartMethod::Fork, _) => Vec::new(),
-            (StartMethod::Spawn, Some(entry)) => vec![
-                entry.clone(),
+            (StartMethod::Spawn, Some(module_path)) => vec![
+                test_entry_name(module_path),
                 "--exact".into(),
                 "--nocapture".into(),
                 "--test-threads=1".into(),
@@ -896,6 +904,22 @@ mod tests {
     fn function_offsets_round_trip() {
         let f = double as fn(i32) -> i32 as usize;
         assert_eq!(addr_of_offset(offset_of_fn(f)), f);
+    }
+
+    #[test]
+    fn test_entry_names() {
+        assert_eq!(test_entry_name("process"), "__shmkit_child_entry");
+        assert_eq!(
+            test_entry_name("process::a::b"),
+            "a::b::__shmkit_child_entry"
+        );
+    }
+
+    #[test]
+    fn process_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Process<Vec<u8>>>();
+        check::<ProcessError>();
     }
 
     #[test]
