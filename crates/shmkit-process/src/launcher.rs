@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, mpsc};
 
 use crate::primitive::{AtomicPtr, Ordering};
-use crate::{CHILD_FD_ENV, CHILD_NAME_ENV, StartMethod, sys};
+use crate::{CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV, StartMethod, sys};
 
 /// The function and its encoded argument, for a Fork child: they are in the memory the
 /// child inherits, so nothing is sent.
@@ -39,6 +39,9 @@ pub(crate) struct Job {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) name: String,
     pub(crate) die_with_parent: bool,
+    /// Spawn from a test binary: libtest's own lines ("running 1 test") go to
+    /// /dev/null; the function's output goes to the real stdout, passed alongside.
+    pub(crate) quiet_harness: bool,
     pub(crate) direct: Option<Direct>,
 }
 
@@ -145,6 +148,15 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
                 .env(CHILD_FD_ENV, child_fd.to_string())
                 .env(CHILD_NAME_ENV, &job.name)
                 .envs(job.env.iter().map(|(k, v)| (k, v)));
+            let real_stdout = match job.quiet_harness {
+                true => Some(sys::dup_stdout()?),
+                false => None,
+            };
+            let stdout_fd = real_stdout.as_ref().map(sys::raw);
+            if let Some(fd) = stdout_fd {
+                cmd.stdout(std::process::Stdio::null())
+                    .env(CHILD_STDOUT_ENV, fd.to_string());
+            }
             let die_with_parent = job.die_with_parent;
             // SAFETY: the closure runs between fork and exec and calls only
             // async-signal-safe functions (prctl, getppid, fcntl, _exit). Clearing
@@ -154,10 +166,14 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
                     if die_with_parent {
                         sys::die_with_parent(parent);
                     }
+                    if let Some(fd) = stdout_fd {
+                        sys::inherit(fd)?;
+                    }
                     sys::inherit(child_fd)
                 });
             }
             let child = cmd.spawn()?;
+            drop(real_stdout); // the child has its copy
             // We reap with waitpid ourselves; std's `Child` does nothing on drop.
             Ok((child.id(), ours))
         }

@@ -79,6 +79,9 @@ use wire::Message;
 
 pub(crate) const CHILD_FD_ENV: &str = "SHMKIT_PROCESS_FD";
 pub(crate) const CHILD_NAME_ENV: &str = "SHMKIT_PROCESS_NAME";
+/// Test-binary children only: the descriptor of the real stdout (fd 1 is /dev/null
+/// until the child entry runs, so libtest's own lines stay out of the parent's output).
+pub(crate) const CHILD_STDOUT_ENV: &str = "SHMKIT_PROCESS_STDOUT";
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 /// `module_path!()` of the `test_support!()` of this test binary, if any.
@@ -223,12 +226,22 @@ fn run_child_role_if_requested() {
         return;
     };
     let name = std::env::var(CHILD_NAME_ENV).unwrap_or_else(|_| "Process".into());
+    let stdout = std::env::var(CHILD_STDOUT_ENV).ok();
     // SAFETY: `init` runs first thing in main, before the program starts threads that
     // could read the environment concurrently. In a test binary the child runs a single
     // test (`--test-threads=1`), and libtest's main thread only waits for it meanwhile.
     unsafe {
         std::env::remove_var(CHILD_FD_ENV);
         std::env::remove_var(CHILD_NAME_ENV);
+        std::env::remove_var(CHILD_STDOUT_ENV);
+    }
+    if let Some(fd) = stdout.and_then(|fd| fd.parse().ok()) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush(); // libtest's lines, to /dev/null
+        // SAFETY: the parent passed this descriptor number for our exclusive use (it
+        // cleared close-on-exec on it for this child only); nothing here owns it yet.
+        let real = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let _ = sys::restore_stdout(real);
     }
     let sock = fd
         .parse()
@@ -588,6 +601,7 @@ impl Builder {
             env: self.env,
             name: name.clone(),
             die_with_parent: !self.outlive_parent,
+            quiet_harness: self.method == StartMethod::Spawn && TEST_ENTRY.get().is_some(),
             direct,
         })
         .map_err(io_err("spawn"))?;

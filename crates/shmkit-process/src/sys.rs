@@ -308,6 +308,27 @@ pub(crate) fn inherit(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A close-on-exec duplicate of this process's stdout (fd 1).
+pub(crate) fn dup_stdout() -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on fd 1 only creates a new descriptor.
+    let fd = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created by the call above and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Make `fd` this process's stdout (fd 1); `fd` itself is closed when dropped.
+pub(crate) fn restore_stdout(fd: OwnedFd) -> io::Result<()> {
+    // SAFETY: dup2 atomically points descriptor 1 at `fd`'s file; `std`'s stdout handle
+    // writes to the number 1, so it follows.
+    if unsafe { libc::dup2(fd.as_raw_fd(), libc::STDOUT_FILENO) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Set close-on-exec again on an inherited descriptor, so grandchildren don't get it.
 pub(crate) fn set_cloexec(fd: RawFd) {
     // SAFETY: F_SETFD on a descriptor this process owns.

@@ -279,3 +279,24 @@ fn a_very_long_name_and_an_argument_at_the_inline_limit_travel() {
 fn byte_count(v: Vec<u8>) -> usize {
     v.len()
 }
+
+fn where_stdout_goes(_: ()) -> String {
+    std::fs::read_link("/proc/self/fd/1")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_child_of_a_test_binary_writes_to_the_parent_s_stdout() {
+    // libtest's own lines in the child go to /dev/null; the function's output does not.
+    let ours = where_stdout_goes(());
+    for method in [StartMethod::Spawn, StartMethod::Fork] {
+        let theirs = Process::builder()
+            .start_method(method)
+            .spawn(where_stdout_goes, ())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(theirs, ours, "{method:?}");
+    }
+}
