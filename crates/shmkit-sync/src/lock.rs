@@ -86,6 +86,7 @@ pub enum Acquired {
 }
 
 /// The non-blocking fast path: `0 -> token`.
+#[inline]
 pub fn try_acquire(word: &AtomicU32, token: u32) -> bool {
     // SYNC: Acquire, paired with the Release swap in `release`: the new owner sees every
     // write the previous owner made under the lock.
@@ -150,6 +151,7 @@ pub fn acquire(
 }
 
 /// Release the lock; wakes one sleeper if any may sleep.
+#[inline]
 pub fn release(word: &AtomicU32) {
     // SYNC: Release, paired with the Acquire CAS in `try_acquire`/`acquire`.
     let prev = word.swap(0, Ordering::Release);
@@ -276,7 +278,17 @@ impl RobustLock {
     }
 
     /// Take the lock; `Ok(true)` if the data may be inconsistent (a dead owner).
+    #[inline]
     pub(crate) fn lock(&self, deadline: Deadline) -> Result<bool> {
+        // The uncontended path: one CAS, no clock read, no syscall.
+        if let Some(inconsistent) = self.try_lock() {
+            return Ok(inconsistent);
+        }
+        self.lock_contended(deadline)
+    }
+
+    #[cold]
+    fn lock_contended(&self, deadline: Deadline) -> Result<bool> {
         let start = std::time::Instant::now();
         let st = self.state();
         match acquire(&st.word, self.token, self.spin, deadline, |o| {
@@ -295,11 +307,13 @@ impl RobustLock {
         }
     }
 
+    #[inline]
     pub(crate) fn try_lock(&self) -> Option<bool> {
         let st = self.state();
         try_acquire(&st.word, self.token).then(|| st.inconsistent.load(Ordering::Relaxed) != 0)
     }
 
+    #[inline]
     pub(crate) fn unlock(&self) {
         release(&self.state().word);
     }

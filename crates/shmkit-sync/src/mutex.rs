@@ -148,6 +148,7 @@ impl<T: Pod> Mutex<T> {
     }
 
     /// Lock, waiting as long as it takes (a dead holder is detected within ~10 ms).
+    #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>> {
         let died = self.lock.lock(Deadline::NEVER)?;
         Ok(self.guard(died))
@@ -247,6 +248,7 @@ impl<T: Pod> DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for MutexGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         self.mutex.lock.unlock();
     }

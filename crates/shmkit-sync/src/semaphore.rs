@@ -108,10 +108,10 @@ impl Semaphore {
     }
 
     fn acquire_deadline(&self, deadline: Deadline) -> Result<()> {
-        let start = std::time::Instant::now();
         if self.spin.spin_until(|| self.try_acquire()) {
             return Ok(());
         }
+        let start = std::time::Instant::now();
         let st = self.st();
         st.waiters.fetch_add(1, Ordering::AcqRel);
         let got = loop {
