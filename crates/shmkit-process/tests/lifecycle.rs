@@ -300,3 +300,29 @@ fn a_child_of_a_test_binary_writes_to_the_parent_s_stdout() {
         assert_eq!(theirs, ours, "{method:?}");
     }
 }
+
+#[test]
+fn many_threads_spawn_at_once() {
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..4u64 {
+                    let method = if (t + i) % 2 == 0 {
+                        StartMethod::Spawn
+                    } else {
+                        StartMethod::Fork
+                    };
+                    let x = t * 10 + i;
+                    let mut p = Process::builder()
+                        .start_method(method)
+                        .spawn(square, x)
+                        .unwrap();
+                    assert_eq!(p.join_timeout(Duration::from_secs(30)).unwrap(), x * x);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
