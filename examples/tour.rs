@@ -87,10 +87,102 @@ fn process_tour() -> Result {
     Ok(())
 }
 
+// --- 3. Shared values, locks, events, a dict ------------------------------------------
+
+use shmkit::sync::{Array, Dict, Event, Handle, Mutex, Value};
+
+fn add_under_lock(counter: Handle<Mutex<u64>>) {
+    let counter = counter.open().expect("open the counter");
+    for _ in 0..100_000 {
+        *counter.lock().expect("lock") += 1;
+    }
+}
+
+/// Take the lock, start an update, and die without finishing it.
+fn die_holding(counter: Handle<Mutex<u64>>) {
+    let counter = counter.open().expect("open the counter");
+    let mut g = counter.lock().expect("lock");
+    *g += 1;
+    std::process::abort();
+}
+
+fn fill(
+    args: (
+        Handle<Value<i32>>,
+        Handle<Array<i32>>,
+        Handle<Dict<u32, String>>,
+        Handle<Event>,
+    ),
+) {
+    let (v, a, d, done) = (
+        args.0.open().expect("value"),
+        args.1.open().expect("array"),
+        args.2.open().expect("dict"),
+        args.3.open().expect("event"),
+    );
+    v.set(100).expect("set");
+    for i in 0..a.len() {
+        a.set(i, i as i32 * 2).expect("set");
+    }
+    d.insert(1, format!("from pid {}", std::process::id()))
+        .expect("insert");
+    done.set();
+}
+
+fn sync_tour() -> Result {
+    section("Value, Array, Manager().dict(), Event (multiprocessing.Value / Array / Event)");
+    let v = Value::anonymous(0i32)?;
+    let a = Array::<i32>::anonymous_zeroed(5)?;
+    let d = Dict::<u32, String>::anonymous(4096)?;
+    let done = Event::anonymous()?;
+    d.insert(0, "from the parent".into())?;
+    let child = spawn(fill, (v.handle(), a.handle(), d.handle(), done.handle()))?;
+    let seen = done.wait_timeout(std::time::Duration::from_secs(30));
+    child.join()?;
+    println!(
+        "event seen: {seen}; value = {}; array = {:?}",
+        v.get()?,
+        a.to_vec()?
+    );
+    println!("dict = {:?}", d.snapshot()?);
+
+    section("Lock (multiprocessing.Lock), robust against a holder that dies");
+    let counter = Mutex::anonymous(0u64)?;
+    let t0 = Instant::now();
+    let workers = (0..2)
+        .map(|_| spawn(add_under_lock, counter.handle()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for w in workers {
+        w.join()?;
+    }
+    println!(
+        "two processes x 100000 increments = {} ({:.2?})",
+        *counter.lock()?,
+        t0.elapsed()
+    );
+    let crashed = spawn(die_holding, counter.handle())?.join();
+    println!(
+        "a child died holding the lock: {}",
+        crashed.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    let t0 = Instant::now();
+    let mut g = counter.lock()?;
+    println!(
+        "next lock after {:.2?}: owner_died = {}, value = {} (the dead holder's +1 is there; repair, then mark consistent)",
+        t0.elapsed(),
+        g.owner_died(),
+        *g
+    );
+    *g -= 1;
+    g.mark_consistent();
+    Ok(())
+}
+
 fn main() -> Result {
     shmkit::init();
     println!("shmkit tour — pid {}", std::process::id());
     segment_tour()?;
     process_tour()?;
+    sync_tour()?;
     Ok(())
 }

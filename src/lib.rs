@@ -48,4 +48,7 @@ pub mod prelude {
         Process, ProcessError, StartMethod, cpu_count, current_process, spawn,
     };
     pub use shmkit_segment::{Kind, RawSegment, Segment, SegmentHandle};
+    pub use shmkit_sync::{
+        Array, Barrier, Condvar, Dict, Event, Handle, Mutex, RLock, Semaphore, Value,
+    };
 }
