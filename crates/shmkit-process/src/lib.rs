@@ -484,9 +484,9 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
         // The parent went away, or sent something else: nothing to run.
         None => 1,
     };
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    // `exit` flushes std's stdout buffer itself, with a *try*-lock: in a Fork child, a
+    // stdout lock another parent thread held at the fork is never released, and a plain
+    // `stdout().flush()` here would hang on it.
     std::process::exit(code)
 }
 
