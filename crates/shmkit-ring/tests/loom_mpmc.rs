@@ -7,9 +7,16 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use shmkit_ring::raw::RawError;
 use shmkit_ring::raw::mpmc::HeapMpmc;
 
+/// Bounded preemptions keep the spin-retry loops' state space small (loom's own advice).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(f);
+}
+
 #[test]
 fn two_producers_one_consumer() {
-    loom::model(|| {
+    model(|| {
         let mut heap = HeapMpmc::new(2, 8, 2);
         // SAFETY: the Arc keeps `heap` alive until every thread is joined.
         let q = unsafe { heap.queue() };
@@ -44,7 +51,7 @@ fn two_producers_one_consumer() {
 
 #[test]
 fn dead_claimant_is_skipped_live_one_never() {
-    loom::model(|| {
+    model(|| {
         let mut heap = HeapMpmc::new(2, 8, 2);
         // SAFETY: the Arc keeps `heap` alive until every thread is joined.
         let q = unsafe { heap.queue() };

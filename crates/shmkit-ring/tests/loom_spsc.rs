@@ -10,9 +10,16 @@ fn msg(i: u8) -> Vec<u8> {
     vec![i; [3usize, 12, 5][i as usize]]
 }
 
+/// Bounded preemptions keep the spin-retry loops' state space small (loom's own advice).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(f);
+}
+
 #[test]
 fn spsc_fifo_with_wrap() {
-    loom::model(|| {
+    model(|| {
         // 32-byte ring: records of 16, 24, 16 bytes force padding and wrap-around.
         let mut heap = HeapRing::new(32);
         // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.

@@ -1,0 +1,335 @@
+//! The blocking halves every SPSC-based type is made of: a sending end and a
+//! receiving end of one ring in a segment, with the peer's liveness and the futex
+//! sleep/wake protocol of [`crate::wait`].
+
+use crate::error::{Error, Result};
+use crate::primitive::{AtomicU32, Ordering};
+use crate::raw::RawError;
+use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring, SpscHeader};
+use crate::wait::{self, SLICE};
+use shmkit_segment::Segment;
+use shmkit_sync::futex::{Deadline, SpinPolicy};
+use std::sync::Arc;
+
+/// Side state: nobody attached yet, or the handle is being sent to another process.
+pub(crate) const STATE_NONE: u32 = 0;
+/// Side state: a participant holds the role (its liveness slot says whether it lives).
+pub(crate) const STATE_ATTACHED: u32 = 1;
+/// Side state: the participant dropped or closed its handle.
+pub(crate) const STATE_CLOSED: u32 = 2;
+
+/// The ring at byte `offset` of `seg`'s payload, whose data area is `cap` bytes.
+pub(crate) fn ring_at(seg: &Segment, offset: usize, cap: u64) -> Result<Ring> {
+    let end = offset
+        .checked_add(spsc::HEADER_BYTES)
+        .and_then(|o| o.checked_add(cap as usize));
+    if !spsc::valid_capacity(cap)
+        || end.is_none_or(|e| e > seg.len())
+        || !offset.is_multiple_of(128)
+    {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!(
+                "ring at offset {offset} with capacity {cap} does not fit a payload of {}",
+                seg.len()
+            ),
+        });
+    }
+    // SAFETY: the range [offset, offset + 384 + cap) lies inside the mapping (checked
+    // above against the mapping's own length), the payload base is 128-aligned and
+    // `offset` is a multiple of 128, so the header is aligned and the data 8-aligned.
+    // Every caller keeps the `Segment` (an `Arc`) alive as long as the ring is used.
+    let ring = unsafe {
+        let base = seg.as_ptr().add(offset);
+        Ring::new(base.cast::<SpscHeader>(), base.add(spsc::HEADER_BYTES), cap)
+    };
+    let stored = ring.header().meta.capacity.load(Ordering::Acquire);
+    // Invariant restored: the header's capacity (0 until the creator initialises it)
+    // agrees with the capacity the mapping's size implies.
+    if stored != 0 && stored != cap {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!("header says capacity {stored}, segment size implies {cap}"),
+        });
+    }
+    Ok(ring)
+}
+
+/// What a handle knows about its peer role.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub(crate) slot: u32,
+    /// Whether the peer is the producer of this ring (we are its consumer).
+    pub(crate) is_producer: bool,
+}
+
+fn state_word(ring: &Ring, producer: bool) -> &AtomicU32 {
+    let m = &ring.header().meta;
+    if producer {
+        &m.producer_state
+    } else {
+        &m.consumer_state
+    }
+}
+
+/// Whether the peer is gone. `full`: also ask the kernel whether its liveness lock is
+/// held (a syscall); otherwise only its state word is read.
+pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> bool {
+    let word = state_word(ring, peer.is_producer);
+    // Acquire, paired with the Release in `set_state`: the peer's last publication
+    // before it closed is visible to the drain that follows.
+    let s1 = word.load(Ordering::Acquire);
+    match s1 {
+        STATE_CLOSED => true,
+        STATE_ATTACHED if full => {
+            let alive = seg.is_alive(peer.slot).unwrap_or(true);
+            // A handle being handed to another process switches ATTACHED -> NONE before
+            // releasing its lock: re-read so that window is not taken for a death.
+            !alive && word.load(Ordering::Acquire) == s1
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn set_state(ring: &Ring, producer: bool, state: u32) {
+    // SYNC: Release, paired with the Acquire in `peer_gone`.
+    state_word(ring, producer).store(state, Ordering::Release);
+}
+
+/// Wake everybody sleeping on this ring (after a state change the peer must notice).
+pub(crate) fn wake_all(ring: &Ring) {
+    let m = &ring.header().meta;
+    wait::notify(&m.data_wake, true);
+    wait::notify(&m.space_wake, true);
+}
+
+/// The sending half of one ring.
+#[derive(Debug)]
+pub(crate) struct TxEnd {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) ring: Ring,
+    pub(crate) core: ProducerCore,
+    pub(crate) peer: Peer,
+    pub(crate) spin: SpinPolicy,
+}
+
+impl TxEnd {
+    pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
+        let core = ProducerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        set_state(&ring, true, STATE_ATTACHED);
+        Ok(TxEnd {
+            seg,
+            ring,
+            core,
+            peer: Peer {
+                slot: peer_slot,
+                is_producer: false,
+            },
+            spin: SpinPolicy::DEFAULT,
+        })
+    }
+
+    fn err(&self, e: RawError) -> Error {
+        Error::from_raw(self.seg.name(), e)
+    }
+
+    pub(crate) fn peer_gone(&self, full: bool) -> bool {
+        peer_gone(&self.seg, &self.ring, self.peer, full)
+    }
+
+    #[inline]
+    pub(crate) fn notify(&self) {
+        wait::notify(&self.ring.header().meta.data_wake, false);
+    }
+
+    pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        if self.peer_gone(false) {
+            return Err(Error::Disconnected);
+        }
+        self.core.try_send(msg).map_err(|e| self.err(e))?;
+        self.notify();
+        Ok(())
+    }
+
+    /// Wait until `len` bytes can be reserved (or the peer is gone / time is up).
+    pub(crate) fn wait_room(&mut self, len: usize, dl: Deadline) -> Result<()> {
+        let max = self.ring.max_message();
+        if len > max {
+            return Err(Error::TooLarge {
+                name: self.seg.name().to_owned(),
+                len,
+                max,
+            });
+        }
+        let rec = spsc::record_len(len as u64);
+        let cap = self.ring.capacity();
+        loop {
+            if self.core.can_reserve(len).map_err(|e| self.err(e))? {
+                return Ok(());
+            }
+            if self.peer_gone(true) {
+                return Err(Error::Disconnected);
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            let ring = self.ring;
+            let fits = move || ring.used_bytes() + rec <= cap;
+            if self.spin.spin_until(fits) {
+                continue;
+            }
+            wait::sleep(
+                &self.ring.header().meta.space_wake,
+                move || ring.used_bytes() + rec <= cap,
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    pub(crate) fn send(&mut self, msg: &[u8], dl: Deadline) -> Result<()> {
+        if self.peer_gone(false) {
+            return Err(Error::Disconnected);
+        }
+        match self.core.try_send(msg) {
+            Ok(()) => {
+                self.notify();
+                return Ok(());
+            }
+            Err(RawError::Full) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        loop {
+            self.wait_room(msg.len(), dl)?;
+            match self.core.try_send(msg) {
+                Ok(()) => {
+                    self.notify();
+                    return Ok(());
+                }
+                Err(RawError::Full) => continue,
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    pub(crate) fn close(&mut self) {
+        set_state(&self.ring, true, STATE_CLOSED);
+        wake_all(&self.ring);
+    }
+}
+
+/// The receiving half of one ring.
+#[derive(Debug)]
+pub(crate) struct RxEnd {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) ring: Ring,
+    pub(crate) core: ConsumerCore,
+    pub(crate) peer: Peer,
+    pub(crate) spin: SpinPolicy,
+}
+
+impl RxEnd {
+    pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
+        let core = ConsumerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        set_state(&ring, false, STATE_ATTACHED);
+        Ok(RxEnd {
+            seg,
+            ring,
+            core,
+            peer: Peer {
+                slot: peer_slot,
+                is_producer: true,
+            },
+            spin: SpinPolicy::DEFAULT,
+        })
+    }
+
+    fn err(&self, e: RawError) -> Error {
+        Error::from_raw(self.seg.name(), e)
+    }
+
+    pub(crate) fn peer_gone(&self, full: bool) -> bool {
+        peer_gone(&self.seg, &self.ring, self.peer, full)
+    }
+
+    #[inline]
+    pub(crate) fn notify(&self) {
+        wait::notify(&self.ring.header().meta.space_wake, false);
+    }
+
+    /// Copy one message out if there is one: `Ok(false)` if empty.
+    #[inline]
+    pub(crate) fn poll_once(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        match self.core.try_recv(out) {
+            Ok(()) => {
+                self.notify();
+                Ok(true)
+            }
+            Err(RawError::Empty) => {
+                // Skipping padding moved `head` too: let a waiting producer see it.
+                self.notify();
+                Ok(false)
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    pub(crate) fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        if self.poll_once(out)? {
+            return Ok(());
+        }
+        if self.peer_gone(false) {
+            // Drain first: the peer's last messages were published before its state.
+            if self.poll_once(out)? {
+                return Ok(());
+            }
+            return Err(Error::Disconnected);
+        }
+        Err(Error::Empty)
+    }
+
+    /// Wait until a message is available; `Ok(true)` if one is, `Ok(false)` if the
+    /// peer is gone and the ring drained.
+    pub(crate) fn wait_data(&mut self, dl: Deadline) -> Result<bool> {
+        loop {
+            if self.ring.has_data() {
+                return Ok(true);
+            }
+            if self.peer_gone(true) {
+                // Drain: whatever was committed before the peer went is still read.
+                return Ok(self.ring.has_data());
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            let ring = self.ring;
+            if self.spin.spin_until(move || ring.has_data()) {
+                return Ok(true);
+            }
+            wait::sleep(
+                &self.ring.header().meta.data_wake,
+                move || ring.has_data(),
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    pub(crate) fn recv(&mut self, out: &mut Vec<u8>, dl: Deadline) -> Result<()> {
+        loop {
+            if self.poll_once(out)? {
+                return Ok(());
+            }
+            if !self.wait_data(dl)? {
+                // The peer is gone; one last look (padding may hide the final records).
+                if self.poll_once(out)? {
+                    return Ok(());
+                }
+                return Err(Error::Disconnected);
+            }
+        }
+    }
+
+    pub(crate) fn close(&mut self) {
+        set_state(&self.ring, false, STATE_CLOSED);
+        wake_all(&self.ring);
+    }
+}

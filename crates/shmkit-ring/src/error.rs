@@ -1,0 +1,103 @@
+//! The crate's one error type.
+
+use crate::raw::RawError;
+
+/// Everything that can go wrong with a ring, queue or pipe.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Creating, opening or mapping the segment failed.
+    #[error(transparent)]
+    Segment(#[from] shmkit_segment::Error),
+    /// A value read from shared memory breaks the ring's invariants (a buggy, old or
+    /// hostile peer, or stray writes). The ring is not usable any more.
+    #[error("ring {name:?} corrupted: {what}")]
+    Corrupted {
+        /// Segment name.
+        name: String,
+        /// What was found.
+        what: String,
+    },
+    /// The message can never fit in this ring.
+    #[error("message of {len} bytes exceeds ring {name:?}'s maximum of {max} bytes")]
+    TooLarge {
+        /// Segment name.
+        name: String,
+        /// The message length.
+        len: usize,
+        /// The largest message the ring can hold.
+        max: usize,
+    },
+    /// A `try_` send found no room.
+    #[error("full")]
+    Full,
+    /// A `try_` receive found nothing.
+    #[error("empty")]
+    Empty,
+    /// A `_timeout` call ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// The other side is gone (dropped, closed or its process died) and nothing is
+    /// left to receive; or, sending, nobody is left to receive.
+    #[error("disconnected: the other side is gone")]
+    Disconnected,
+    /// A role that must be unique (an SPSC producer or consumer, a pipe end) is held by
+    /// a live participant already.
+    #[error("ring {name:?}: the {role} role is already taken")]
+    RoleTaken {
+        /// Segment name.
+        name: String,
+        /// Which role.
+        role: &'static str,
+    },
+    /// This handle was closed ([`Queue::close`](crate::Queue::close),
+    /// [`Connection::close`](crate::Connection::close)) or sent to another process.
+    #[error("closed")]
+    Closed,
+    /// Every handle slot of a queue is taken.
+    #[error("queue {name:?}: all {max} handle slots are in use")]
+    TooManyHandles {
+        /// Segment name.
+        name: String,
+        /// Number of slots.
+        max: u32,
+    },
+    /// An invalid capacity was asked for.
+    #[error("invalid capacity {capacity}: {why}")]
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Encoding a value with postcard failed.
+    #[error("encode: {0}")]
+    Encode(postcard::Error),
+    /// Decoding a received message with postcard failed.
+    #[error("decode: {0}")]
+    Decode(postcard::Error),
+    /// `task_done` was called more times than items were put.
+    #[error("task_done() called too many times")]
+    TaskDoneTooMany,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn from_raw(name: &str, e: RawError) -> Error {
+        match e {
+            RawError::Full => Error::Full,
+            RawError::Empty => Error::Empty,
+            RawError::TooLarge { len, max } => Error::TooLarge {
+                name: name.to_owned(),
+                len,
+                max,
+            },
+            RawError::Corrupted(what) => Error::Corrupted {
+                name: name.to_owned(),
+                what,
+            },
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The handle registry shared by [`Queue`](crate::Queue) and
+//! [`PodQueue`](crate::PodQueue): a header with two robust claim locks, the
+//! `task_done`/`join` counter, and one state word per handle slot (whose liveness lock
+//! says whether the handle's process lives).
+
+use crate::error::{Error, Result};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::raw::spsc::Wake;
+use crate::wait::{self, SLICE};
+use shmkit_segment::{LivenessGuard, Segment};
+use shmkit_sync::futex::Deadline;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Handle slots per queue (also the MPMC producer-table length).
+pub(crate) const MAX_HANDLES: u32 = 64;
+/// Bytes before the ring in a queue segment: header line + handle states.
+pub(crate) const REGISTRY_BYTES: usize = 384;
+/// `ready` value once the creator has initialised the queue.
+pub(crate) const READY: u32 = 0x5245_4459;
+
+const FREE: u32 = 0;
+const OPEN: u32 = 1;
+const CLOSED: u32 = 2;
+
+/// First line of a queue segment.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct QueueHeader {
+    /// Producer claim lock: 0 free, else holder's slot + 1.
+    pub(crate) prod_lock: AtomicU32,
+    /// Consumer claim lock: 0 free, else holder's slot + 1.
+    pub(crate) cons_lock: AtomicU32,
+    /// Handles serialized and not yet deserialized.
+    pub(crate) in_transit: AtomicU32,
+    /// [`READY`] once initialised.
+    pub(crate) ready: AtomicU32,
+    /// Items put and not yet `task_done`.
+    pub(crate) unfinished: AtomicU64,
+    /// `join` sleeps here.
+    pub(crate) join_wake: Wake,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<QueueHeader>() <= 128);
+
+#[derive(Debug)]
+pub(crate) struct Registry {
+    pub(crate) seg: Arc<Segment>,
+}
+
+impl Registry {
+    pub(crate) fn new(seg: Arc<Segment>) -> Result<Registry> {
+        if seg.len() < REGISTRY_BYTES {
+            return Err(Error::Corrupted {
+                name: seg.name().to_owned(),
+                what: format!("payload of {} bytes is too small for a queue", seg.len()),
+            });
+        }
+        Ok(Registry { seg })
+    }
+
+    pub(crate) fn header(&self) -> &QueueHeader {
+        // SAFETY: `new` checked the payload holds REGISTRY_BYTES; the payload base is
+        // 128-aligned; `QueueHeader` is atomics only (any bit pattern is valid); the
+        // segment lives as long as `self`.
+        unsafe { &*self.seg.as_ptr().cast::<QueueHeader>() }
+    }
+
+    fn state(&self, slot: u32) -> &AtomicU32 {
+        assert!(slot < MAX_HANDLES);
+        // SAFETY: states are 64 u32 words at offset 128, inside REGISTRY_BYTES (checked
+        // in `new`), 4-aligned; `slot < 64` checked above.
+        unsafe {
+            &*self
+                .seg
+                .as_ptr()
+                .add(128)
+                .cast::<AtomicU32>()
+                .add(slot as usize)
+        }
+    }
+
+    /// Wait (bounded) until the creator marked the queue ready.
+    pub(crate) fn wait_ready(&self) -> Result<()> {
+        let start = Instant::now();
+        while self.header().ready.load(Ordering::Acquire) != READY {
+            if start.elapsed() > Duration::from_secs(1) {
+                return Err(Error::Corrupted {
+                    name: self.seg.name().to_owned(),
+                    what: "queue never initialised by its creator".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    /// Register a handle: a free liveness slot for which `accept(slot)` holds.
+    pub(crate) fn register(&self, accept: impl Fn(u32) -> bool) -> Result<LivenessGuard> {
+        let mut rejected = Vec::new();
+        let guard = loop {
+            let g = self
+                .seg
+                .claim_liveness_slot(0..MAX_HANDLES)
+                .map_err(|e| match e {
+                    shmkit_segment::Error::SlotBusy { .. } => Error::TooManyHandles {
+                        name: self.seg.name().to_owned(),
+                        max: MAX_HANDLES,
+                    },
+                    e => Error::Segment(e),
+                })?;
+            if accept(g.slot()) {
+                break g;
+            }
+            rejected.push(g);
+        };
+        drop(rejected);
+        let slot = guard.slot();
+        let h = self.header();
+        // A lock still naming our slot was held by the dead previous owner: free it.
+        let _ = h
+            .prod_lock
+            .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = h
+            .cons_lock
+            .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+        self.state(slot).store(OPEN, Ordering::Release);
+        Ok(guard)
+    }
+
+    pub(crate) fn unregister(&self, slot: u32) {
+        self.state(slot).store(FREE, Ordering::Release);
+    }
+
+    pub(crate) fn close(&self, slot: u32) {
+        self.state(slot).store(CLOSED, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self, slot: u32) -> bool {
+        self.state(slot).load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Whether any other handle could still put (open, its process alive), or one is
+    /// on its way to another process.
+    pub(crate) fn others_can_put(&self, me: u32) -> bool {
+        if self.header().in_transit.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        (0..MAX_HANDLES).any(|s| {
+            s != me
+                && self.state(s).load(Ordering::Acquire) == OPEN
+                && self.seg.is_alive(s).unwrap_or(true)
+        })
+    }
+
+    /// Whether any other handle lives (could get what we put).
+    pub(crate) fn others_alive(&self, me: u32) -> bool {
+        if self.header().in_transit.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        (0..MAX_HANDLES).any(|s| {
+            s != me
+                && self.state(s).load(Ordering::Acquire) != FREE
+                && self.seg.is_alive(s).unwrap_or(true)
+        })
+    }
+
+    /// Take a claim lock (robust: a lock whose holder died is taken over).
+    pub(crate) fn lock(&self, word: &AtomicU32, me: u32, dl: Deadline) -> Result<()> {
+        let mine = me + 1;
+        let mut tries = 0u32;
+        loop {
+            // SYNC: Acquire, paired with the Release in `unlock`: the previous holder's
+            // ring updates are visible to us.
+            match word.compare_exchange_weak(0, mine, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(holder) if holder != 0 && tries % 256 == 255 => {
+                    let dead =
+                        holder > MAX_HANDLES || !self.seg.is_alive(holder - 1).unwrap_or(true);
+                    if dead
+                        && word
+                            .compare_exchange(holder, mine, Ordering::Acquire, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(_) => {}
+            }
+            tries = tries.wrapping_add(1);
+            if tries < 64 {
+                core::hint::spin_loop();
+            } else {
+                if dl.expired() {
+                    return Err(Error::Timeout);
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    pub(crate) fn unlock(&self, word: &AtomicU32) {
+        // SYNC: Release, paired with the Acquire in `lock`.
+        word.store(0, Ordering::Release);
+    }
+
+    pub(crate) fn add_unfinished(&self) {
+        self.header().unfinished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn task_done(&self) -> Result<()> {
+        let h = self.header();
+        let prev = h
+            .unfinished
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| Error::TaskDoneTooMany)?;
+        if prev == 1 {
+            wait::notify(&h.join_wake, true);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn join(&self, dl: Deadline) -> Result<()> {
+        let h = self.header();
+        loop {
+            if h.unfinished.load(Ordering::SeqCst) == 0 {
+                return Ok(());
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            wait::sleep(
+                &h.join_wake,
+                || h.unfinished.load(Ordering::SeqCst) == 0,
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    pub(crate) fn begin_transit(&self) {
+        self.header().in_transit.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn end_transit(&self) {
+        let _ = self
+            .header()
+            .in_transit
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}

@@ -1,0 +1,471 @@
+//! Single-producer single-consumer byte channels over a shared-memory ring.
+//!
+//! [`channel`] creates a named ring and returns both roles; [`Producer::open`] and
+//! [`Consumer::open`] take a role by name from another process; both roles are also
+//! `Serialize`/`Deserialize`, so a role can be passed to a child as an argument
+//! (serializing hands the role over: the original handle becomes inert).
+//!
+//! ```
+//! let name = format!("shmkit-doc-spsc-{}", std::process::id());
+//! let (mut tx, mut rx) = shmkit_ring::spsc::channel(&name, 1 << 12)?;
+//! tx.send(b"hello")?;
+//! let mut buf = Vec::new();
+//! rx.recv(&mut buf)?;
+//! assert_eq!(buf, b"hello");
+//! drop(tx);
+//! assert!(matches!(rx.recv(&mut buf), Err(shmkit_ring::Error::Disconnected)));
+//! # Ok::<(), shmkit_ring::Error>(())
+//! ```
+
+use crate::endpoint::{RxEnd, STATE_NONE, TxEnd, ring_at, set_state};
+use crate::error::{Error, Result};
+use crate::raw::spsc::{self, HEADER_BYTES, Ring};
+use crate::wait;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shmkit_segment::{Kind, LivenessGuard, Segment, SegmentHandle};
+use shmkit_sync::futex::{Deadline, SpinPolicy};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Liveness slot of the producer.
+const PRODUCER_SLOT: u32 = 0;
+/// Liveness slot of the consumer.
+const CONSUMER_SLOT: u32 = 1;
+
+fn check_capacity(capacity: usize) -> Result<u64> {
+    let cap = capacity as u64;
+    if !spsc::valid_capacity(cap) {
+        return Err(Error::InvalidCapacity {
+            capacity: cap,
+            why: "a ring's capacity must be a power of two between 16 bytes and 1 TiB",
+        });
+    }
+    Ok(cap)
+}
+
+fn ring_of(seg: &Segment) -> Result<Ring> {
+    let cap = seg.len().saturating_sub(HEADER_BYTES) as u64;
+    ring_at(seg, 0, cap)
+}
+
+fn create_segment(name: Option<&str>, capacity: usize) -> Result<Arc<Segment>> {
+    let cap = check_capacity(capacity)?;
+    let size = HEADER_BYTES + cap as usize;
+    let seg = match name {
+        Some(n) => Segment::builder(n)
+            .size(size)
+            .kind(Kind::SpscRing)
+            .create()?,
+        None => Segment::builder("anonymous")
+            .size(size)
+            .kind(Kind::SpscRing)
+            .anonymous()?,
+    };
+    let ring = ring_of(&seg)?;
+    ring.header().init(cap);
+    Ok(Arc::new(seg))
+}
+
+fn pair(seg: Arc<Segment>) -> Result<(Producer, Consumer)> {
+    let p = Producer::attach(Arc::clone(&seg))?;
+    let c = Consumer::attach(seg)?;
+    Ok((p, c))
+}
+
+/// Create a named ring of `capacity` bytes (a power of two; the largest message is
+/// `capacity - 8`) and return both roles. The name is unlinked when the last handle
+/// made in this process is dropped; other processes keep their mappings.
+pub fn channel(name: &str, capacity: usize) -> Result<(Producer, Consumer)> {
+    pair(create_segment(Some(name), capacity)?)
+}
+
+/// Like [`channel`], over an anonymous (memfd) segment: no name in `/dev/shm`; the
+/// roles reach children by serialization while this process keeps the segment open.
+pub fn channel_anonymous(capacity: usize) -> Result<(Producer, Consumer)> {
+    pair(create_segment(None, capacity)?)
+}
+
+fn take_role(seg: &Segment, slot: u32, role: &'static str) -> Result<LivenessGuard> {
+    seg.hold_liveness(slot).map_err(|e| match e {
+        shmkit_segment::Error::SlotBusy { .. } => Error::RoleTaken {
+            name: seg.name().to_owned(),
+            role,
+        },
+        e => Error::Segment(e),
+    })
+}
+
+/// How a role travels to another process.
+#[derive(Serialize, Deserialize)]
+struct RoleWire {
+    segment: SegmentHandle,
+}
+
+/// The producing role of an SPSC ring. Not `Clone`: there is exactly one.
+#[derive(Debug)]
+pub struct Producer {
+    tx: TxEnd,
+    guard: std::sync::Mutex<Option<LivenessGuard>>,
+    transferred: Cell<bool>,
+}
+
+impl Producer {
+    fn attach(seg: Arc<Segment>) -> Result<Self> {
+        let guard = take_role(&seg, PRODUCER_SLOT, "producer")?;
+        let ring = ring_of(&seg)?;
+        let tx = TxEnd::attach(seg, ring, CONSUMER_SLOT)?;
+        Ok(Producer {
+            tx,
+            guard: std::sync::Mutex::new(Some(guard)),
+            transferred: Cell::new(false),
+        })
+    }
+
+    /// Take the producer role of the ring `name` ([`Error::RoleTaken`] if a live
+    /// producer holds it).
+    pub fn open(name: &str) -> Result<Self> {
+        let seg = Segment::builder(name).kind(Kind::SpscRing).open()?;
+        Self::attach(Arc::new(seg))
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.transferred.get() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Send one message, waiting while the ring is full. [`Error::Disconnected`] if the
+    /// consumer is gone, [`Error::TooLarge`] if it can never fit.
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.live()?;
+        self.tx.send(msg, Deadline::NEVER)
+    }
+
+    /// [`send`](Self::send), giving up after `timeout` with [`Error::Timeout`].
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.live()?;
+        self.tx.send(msg, Deadline::after(Some(timeout)))
+    }
+
+    /// Send without waiting: [`Error::Full`] if there is no room now.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.live()?;
+        self.tx.try_send(msg)
+    }
+
+    /// Send as many of `msgs` as fit now, in order, published with one store and at
+    /// most one wake-up. Returns how many were sent.
+    pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<usize> {
+        self.live()?;
+        if self.tx.peer_gone(false) {
+            return Err(Error::Disconnected);
+        }
+        let n = self
+            .tx
+            .core
+            .try_send_batch(msgs)
+            .map_err(|e| Error::from_raw(self.tx.seg.name(), e))?;
+        if n > 0 {
+            self.tx.notify();
+        }
+        Ok(n)
+    }
+
+    /// Send all of `msgs`, waiting for room as needed.
+    pub fn send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<()> {
+        let mut done = 0;
+        while done < msgs.len() {
+            let n = self.try_send_batch(&msgs[done..])?;
+            if n == 0 {
+                self.tx
+                    .wait_room(msgs[done].as_ref().len(), Deadline::NEVER)?;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reserve room for a message of exactly `len` bytes, waiting while the ring is
+    /// full; write it in place and [`commit`](WriteGrant::commit) (zero-copy).
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        self.live()?;
+        self.tx.wait_room(len, Deadline::NEVER)?;
+        self.try_reserve(len)
+    }
+
+    /// Reserve without waiting: [`Error::Full`] if there is no room now.
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
+        self.live()?;
+        let ring = self.tx.ring;
+        let name = self.tx.seg.name().to_owned();
+        let inner = self
+            .tx
+            .core
+            .reserve(len)
+            .map_err(|e| Error::from_raw(&name, e))?;
+        Ok(WriteGrant { inner, ring })
+    }
+
+    /// Largest message this ring can hold.
+    pub fn max_message(&self) -> usize {
+        self.tx.ring.max_message()
+    }
+
+    /// Whether the consumer is gone (asks the kernel about its liveness lock).
+    pub fn is_disconnected(&self) -> bool {
+        self.tx.peer_gone(true)
+    }
+
+    /// Set how long blocking calls spin before they sleep.
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
+        self.tx.spin = spin;
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.tx.seg.name()
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if !self.transferred.get() {
+            self.tx.close();
+        }
+    }
+}
+
+/// Room for one message in the ring, from [`Producer::reserve`]. Dropping it without
+/// [`commit`](Self::commit) publishes nothing.
+#[derive(Debug)]
+pub struct WriteGrant<'a> {
+    inner: spsc::WriteGrant<'a>,
+    ring: Ring,
+}
+
+impl WriteGrant<'_> {
+    /// The reserved bytes.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.inner.as_mut_slice()
+    }
+
+    /// Publish the message (and wake the consumer if it sleeps).
+    pub fn commit(self) {
+        let ring = self.ring;
+        self.inner.commit();
+        wait::notify(&ring.header().meta.data_wake, false);
+    }
+}
+
+/// The consuming role of an SPSC ring. Not `Clone`: there is exactly one.
+#[derive(Debug)]
+pub struct Consumer {
+    rx: RxEnd,
+    guard: std::sync::Mutex<Option<LivenessGuard>>,
+    transferred: Cell<bool>,
+}
+
+impl Consumer {
+    fn attach(seg: Arc<Segment>) -> Result<Self> {
+        let guard = take_role(&seg, CONSUMER_SLOT, "consumer")?;
+        let ring = ring_of(&seg)?;
+        let rx = RxEnd::attach(seg, ring, PRODUCER_SLOT)?;
+        Ok(Consumer {
+            rx,
+            guard: std::sync::Mutex::new(Some(guard)),
+            transferred: Cell::new(false),
+        })
+    }
+
+    /// Take the consumer role of the ring `name` ([`Error::RoleTaken`] if a live
+    /// consumer holds it).
+    pub fn open(name: &str) -> Result<Self> {
+        let seg = Segment::builder(name).kind(Kind::SpscRing).open()?;
+        Self::attach(Arc::new(seg))
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.transferred.get() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Receive one message into `buf` (cleared first), waiting while the ring is empty.
+    /// [`Error::Disconnected`] once the producer is gone and every message it committed
+    /// has been received.
+    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.live()?;
+        self.rx.recv(buf, Deadline::NEVER)
+    }
+
+    /// [`recv`](Self::recv), giving up after `timeout` with [`Error::Timeout`].
+    pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        self.live()?;
+        self.rx.recv(buf, Deadline::after(Some(timeout)))
+    }
+
+    /// Receive without waiting: [`Error::Empty`] if nothing is there now.
+    pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.live()?;
+        self.rx.try_recv(buf)
+    }
+
+    /// Receive one message as a new `Vec`.
+    pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.recv(&mut v)?;
+        Ok(v)
+    }
+
+    /// Receive up to `max` messages that are there now, appending them to `out`, with
+    /// one store and at most one wake-up. Returns how many.
+    pub fn try_recv_batch(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> Result<usize> {
+        self.live()?;
+        let n = self
+            .rx
+            .core
+            .try_recv_batch(out, max)
+            .map_err(|e| Error::from_raw(self.rx.seg.name(), e))?;
+        self.rx.notify();
+        if n == 0 && self.rx.peer_gone(false) && !self.rx.ring.has_data() {
+            return Err(Error::Disconnected);
+        }
+        Ok(n)
+    }
+
+    /// The next message in place (zero-copy), waiting while the ring is empty;
+    /// [`release`](ReadGrant::release) it when done.
+    pub fn read(&mut self) -> Result<ReadGrant<'_>> {
+        self.read_deadline(Deadline::NEVER)
+    }
+
+    /// [`read`](Self::read), giving up after `timeout` with [`Error::Timeout`].
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<ReadGrant<'_>> {
+        self.read_deadline(Deadline::after(Some(timeout)))
+    }
+
+    fn has_message(&mut self) -> Result<bool> {
+        let some = self
+            .rx
+            .core
+            .read()
+            .map_err(|e| Error::from_raw(self.rx.seg.name(), e))?
+            .is_some();
+        // Skipping padding may have moved `head`: let a waiting producer see it.
+        self.rx.notify();
+        Ok(some)
+    }
+
+    fn read_deadline(&mut self, dl: Deadline) -> Result<ReadGrant<'_>> {
+        self.live()?;
+        while !self.has_message()? {
+            if !self.rx.wait_data(dl)? && !self.has_message()? {
+                return Err(Error::Disconnected);
+            }
+        }
+        self.try_read()
+    }
+
+    /// The next message in place without waiting: [`Error::Empty`] if none.
+    pub fn try_read(&mut self) -> Result<ReadGrant<'_>> {
+        self.live()?;
+        let ring = self.rx.ring;
+        let name = self.rx.seg.name().to_owned();
+        match self.rx.core.read() {
+            Ok(Some(inner)) => Ok(ReadGrant { inner, ring }),
+            Ok(None) => Err(Error::Empty),
+            Err(e) => Err(Error::from_raw(&name, e)),
+        }
+    }
+
+    /// Whether the producer is gone (asks the kernel about its liveness lock).
+    pub fn is_disconnected(&self) -> bool {
+        self.rx.peer_gone(true)
+    }
+
+    /// Messages waiting (a snapshot).
+    pub fn len(&self) -> usize {
+        self.rx.ring.message_count() as usize
+    }
+
+    /// Whether no message is waiting (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        !self.rx.ring.has_data()
+    }
+
+    /// Set how long blocking calls spin before they sleep.
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
+        self.rx.spin = spin;
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        self.rx.seg.name()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if !self.transferred.get() {
+            self.rx.close();
+        }
+    }
+}
+
+/// One message in place in the ring, from [`Consumer::read`]. Dropping it without
+/// [`release`](Self::release) leaves the message in the ring.
+#[derive(Debug)]
+pub struct ReadGrant<'a> {
+    inner: spsc::ReadGrant<'a>,
+    ring: Ring,
+}
+
+impl ReadGrant<'_> {
+    /// Consume the message (and wake the producer if it waits for room).
+    pub fn release(self) {
+        let ring = self.ring;
+        self.inner.release();
+        wait::notify(&ring.header().meta.space_wake, false);
+    }
+}
+
+impl std::ops::Deref for ReadGrant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.inner
+    }
+}
+
+macro_rules! role_serde {
+    ($ty:ident, $is_producer:expr, $end:ident) => {
+        impl Serialize for $ty {
+            /// Hands the role over: this handle releases its liveness slot and becomes
+            /// inert (its operations return [`Error::Closed`]); the peer waits for the
+            /// role to be taken again instead of seeing a disconnection.
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                let wire = RoleWire {
+                    segment: self.$end.seg.handle(),
+                };
+                if !self.transferred.replace(true) {
+                    set_state(&self.$end.ring, $is_producer, STATE_NONE);
+                    drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+                }
+                wire.serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let wire = RoleWire::deserialize(d)?;
+                let seg = wire.segment.open().map_err(serde::de::Error::custom)?;
+                $ty::attach(Arc::new(seg)).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+role_serde!(Producer, true, tx);
+role_serde!(Consumer, false, rx);

@@ -1,0 +1,57 @@
+//! The wait layer shared by every ring: spin, then sleep on a futex word in bounded
+//! slices; wake only when a sleeper is announced.
+//!
+//! The protocol (a Dekker pair made of SeqCst fences):
+//!
+//! | sleeper                              | waker                                   |
+//! |--------------------------------------|-----------------------------------------|
+//! | `sleepers += 1` (SeqCst)             | publish (`tail`/`head` Release store)   |
+//! | `s = seq` (SeqCst)                   | `fence(SeqCst)`                         |
+//! | `fence(SeqCst)`; re-check condition  | if `sleepers > 0`: `seq += 1`; `wake`   |
+//! | `futex_wait(seq, s, slice)`          |                                         |
+//! | `sleepers -= 1`                      |                                         |
+//!
+//! By the fences, either the waker sees `sleepers > 0`, or the sleeper's re-check sees
+//! the publication. If the waker sees the sleeper it bumps `seq` after publishing: a
+//! sleeper that read the old `seq` is either already queued in the kernel (and woken) or
+//! gets `EAGAIN` from `futex_wait`; one that read the new `seq` (Acquire) also sees the
+//! publication in its re-check. So no wake-up is lost. Slices bound every sleep so a
+//! dead peer (which wakes nobody) is noticed.
+
+use crate::primitive::{Ordering, fence};
+use crate::raw::spsc::Wake;
+use shmkit_sync::futex;
+use std::time::Duration;
+
+/// Longest single futex sleep: how quickly a dead peer is noticed at worst.
+pub(crate) const SLICE: Duration = Duration::from_millis(20);
+
+/// Wake sleepers on `w` if any are announced. Call after publishing.
+#[inline]
+pub(crate) fn notify(w: &Wake, all: bool) {
+    // SYNC: SeqCst fence, paired with the fence in `sleep`: our publication (before
+    // this fence) or the sleeper's `sleepers` increment is seen by the other side.
+    fence(Ordering::SeqCst);
+    if w.sleepers.load(Ordering::Relaxed) > 0 {
+        // SYNC: Release, paired with the sleeper's SeqCst load of `seq`: a sleeper that
+        // reads the new value sees our publication.
+        w.seq.fetch_add(1, Ordering::Release);
+        if all {
+            futex::wake_all(&w.seq);
+        } else {
+            futex::wake(&w.seq, 1);
+        }
+    }
+}
+
+/// Sleep on `w` for at most `slice` unless `ready()` already holds.
+pub(crate) fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) {
+    w.sleepers.fetch_add(1, Ordering::SeqCst);
+    let seq = w.seq.load(Ordering::SeqCst);
+    // SYNC: SeqCst fence, paired with the one in `notify`.
+    fence(Ordering::SeqCst);
+    if !ready() && !slice.is_zero() {
+        futex::wait(&w.seq, seq, Some(slice));
+    }
+    w.sleepers.fetch_sub(1, Ordering::SeqCst);
+}
