@@ -11,7 +11,9 @@ use std::time::Duration;
 use shmkit::sync::{Event, Handle};
 
 fn waiter(e: Handle<Event>) -> bool {
-    e.open().expect("open the event").wait_timeout(Duration::from_secs(30))
+    e.open()
+        .expect("open the event")
+        .wait_timeout(Duration::from_secs(30))
 }
 
 fn setter(e: Handle<Event>) {
