@@ -25,6 +25,15 @@ fn open_fds() -> BTreeSet<String> {
         .collect()
 }
 
+/// Open pidfds: the reaper closes its copy just after reaping a dropped child.
+fn open_pidfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy().contains("pidfd"))
+        .count()
+}
+
 /// Children of every thread of this process (`/proc/<pid>/task/<tid>/children`),
 /// zombies included: a child stays listed until it is reaped.
 fn children() -> Vec<u32> {
@@ -66,7 +75,9 @@ fn spawns_in_a_row_leave_nothing_behind() {
             .unwrap();
         drop(p);
     }
-    assert!(eventually(Duration::from_secs(10), || children().is_empty()));
+    assert!(eventually(Duration::from_secs(10), || {
+        children().is_empty() && open_pidfds() == 0
+    }));
     let fds = open_fds();
 
     for i in 0..100u64 {
