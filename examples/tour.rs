@@ -178,11 +178,117 @@ fn sync_tour() -> Result {
     Ok(())
 }
 
+// --- 4. Queues and pipes, then shm vs pipe ---------------------------------------------
+
+use shmkit::ring::{Connection, Pipe, Queue, spsc};
+
+fn produce(q: Queue<Option<u32>>) {
+    for i in 0..5 {
+        q.put(&Some(i)).expect("put");
+    }
+    q.put(&None).expect("put the sentinel");
+}
+
+fn consume(q: Queue<Option<u32>>) -> Vec<u32> {
+    let mut got = Vec::new();
+    while let Some(i) = q.get().expect("get") {
+        got.push(i);
+    }
+    got
+}
+
+fn say_hello(conn: Connection) {
+    for word in ["Hello", "World", "Bye"] {
+        conn.send(word).expect("send");
+    }
+    conn.close();
+}
+
+const MSG: usize = 64;
+
+/// Count `n` 64-byte messages off the ring.
+fn ring_sink(args: (spsc::Consumer, u64)) -> u64 {
+    let (mut rx, n) = args;
+    let mut buf = Vec::with_capacity(MSG);
+    for _ in 0..n {
+        rx.recv(&mut buf).expect("recv");
+    }
+    n
+}
+
+/// Count `n` length-prefixed 64-byte frames off an inherited pipe (Fork start method).
+fn pipe_sink(args: (i32, u64)) -> u64 {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: a forked child inherits the parent's pipe; this process reads it alone.
+    let file = unsafe { std::fs::File::from_raw_fd(args.0) };
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut frame = [0u8; 4 + MSG];
+    for _ in 0..args.1 {
+        r.read_exact(&mut frame).expect("read a frame");
+    }
+    args.1
+}
+
+fn ring_tour() -> Result {
+    section("Queue (multiprocessing.Queue) with a sentinel");
+    let q = Queue::<Option<u32>>::anonymous(1 << 16)?;
+    let consumer = spawn(consume, q.try_clone()?)?;
+    spawn(produce, q.try_clone()?)?.join()?;
+    println!("{:?}", consumer.join()?);
+
+    section("Pipe (multiprocessing.Pipe)");
+    let (parent, child) = Pipe::new()?;
+    let p = spawn(say_hello, child)?;
+    let mut words = Vec::new();
+    while let Ok(w) = parent.recv::<String>() {
+        words.push(w); // Err(Disconnected) once the child closed, like Python's EOFError
+    }
+    p.join()?;
+    println!("{words:?}");
+
+    section("shared-memory ring vs OS pipe, 64-byte messages between two processes");
+    let msg = [7u8; MSG];
+    let n_ring = 2_000_000u64;
+    let (mut tx, rx) = spsc::channel_anonymous(1 << 20)?;
+    let t0 = Instant::now();
+    let sink = spawn(ring_sink, (rx, n_ring))?;
+    for _ in 0..n_ring {
+        tx.send(&msg)?;
+    }
+    sink.join()?;
+    let ring_rate = n_ring as f64 / t0.elapsed().as_secs_f64();
+
+    let n_pipe = 200_000u64;
+    let (reader, mut writer) = std::io::pipe()?;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let t0 = Instant::now();
+    let sink = Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn(pipe_sink, (reader.as_raw_fd(), n_pipe))?;
+    let mut frame = [7u8; 4 + MSG];
+    frame[..4].copy_from_slice(&(MSG as u32).to_le_bytes());
+    for _ in 0..n_pipe {
+        writer.write_all(&frame)?; // one write per message, as a pipe user sends them
+    }
+    sink.join()?;
+    let pipe_rate = n_pipe as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "64 B messages: spsc ring {:.1} M msg/s, pipe {:.2} M msg/s — the ring is {:.0}x faster on this machine",
+        ring_rate / 1e6,
+        pipe_rate / 1e6,
+        ring_rate / pipe_rate
+    );
+    Ok(())
+}
+
 fn main() -> Result {
     shmkit::init();
     println!("shmkit tour — pid {}", std::process::id());
     segment_tour()?;
     process_tour()?;
     sync_tour()?;
+    ring_tour()?;
     Ok(())
 }
