@@ -354,14 +354,61 @@ pub fn current_process() -> CurrentProcess {
 
 type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, Failure>;
 
-/// Why a child could not return a result (a panic is reported by the panic hook).
+/// Install (once per process) the panic hook that reports the requested function's
+/// panic to the parent: with its message and location, on the control socket. Every
+/// other panic — in the parent, or in a child's helper threads — goes to the hook that
+/// was installed before, unchanged.
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let fd = CHILD_SOCKET.load(Ordering::Acquire);
+        // Only a panic of the function itself fails the process (as in Python, an
+        // exception in another thread of the child is printed, not returned).
+        if fd < 0 || !RUNS_THE_FUNCTION.get() {
+            return previous(info);
+        }
+        let mut message = panic_message(info.payload());
+        if let Some(l) = info.location() {
+            message = format!("{message} (at {}:{})", l.file(), l.line());
+        }
+        if !PANIC_SENT.swap(true, Ordering::AcqRel) {
+            // SAFETY: `fd` is the control socket owned by `child_main`, which never
+            // returns, so the descriptor stays open while this hook can run.
+            let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = wire::send(
+                sock,
+                |_| Message::Panicked(message.clone()),
+                wire::Encoded::EMPTY,
+            );
+        }
+        // Like Python's child traceback: one line on the child's stderr, which the
+        // parent's terminal shows; the message itself travels back to `join`.
+        let me = current_process();
+        eprintln!("process '{}' (pid {}) panicked: {message}", me.name, me.pid);
+    }));
+}
+
+/// The text of a panic payload (`panic!` with a literal or with formatting).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".into())
+}
+
+/// Why a child could not return a result.
 enum Failure {
     /// The argument did not decode (or could not be read).
     Argument(String),
     /// The result did not encode.
     Result(String),
-    /// The function panicked.
-    Panicked,
+    /// The function panicked with this payload message.
+    Panicked(String),
 }
 
 /// Offsets of functions are taken from this one; the child runs the same binary, so
@@ -398,35 +445,12 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
     // A Fork child inherits these from a parent that may itself be a child.
     PANIC_SENT.store(false, Ordering::Release);
     RUNS_THE_FUNCTION.set(true);
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "Box<dyn Any>".into());
-        let message = match info.location() {
-            Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
-            None => message,
-        };
-        let fd = CHILD_SOCKET.load(Ordering::Acquire);
-        // Only a panic of the function itself fails the process (as in Python, an
-        // exception in another thread of the child is printed, not returned).
-        if fd >= 0 && RUNS_THE_FUNCTION.get() && !PANIC_SENT.swap(true, Ordering::AcqRel) {
-            // SAFETY: `fd` is the control socket owned by `child_main`, which never
-            // returns, so the descriptor stays open while this hook can run.
-            let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let _ = wire::send(
-                sock,
-                |_| Message::Panicked(message.clone()),
-                wire::Encoded::EMPTY,
-            );
-        }
-        // Like Python's child traceback: one line on the child's stderr, which the
-        // parent's terminal shows; the message itself travels back to `join`.
-        let me = current_process();
-        eprintln!("process '{}' (pid {}) panicked: {message}", me.name, me.pid);
-    }));
+    // A Spawn child is a fresh process: install the hook now. A Fork child must not
+    // (`set_hook` takes a lock a panicking parent thread may have held at the fork);
+    // it inherited the hook, installed by the parent before its first fork.
+    if direct.is_none() {
+        install_panic_hook();
+    }
 
     // Spawn: the request arrives on the socket (arguments inline or in a sealed memfd).
     // Fork: it is already in this process's memory, copied by fork() itself.
@@ -455,14 +479,25 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
                     // the re-executed binary (the same file) has at the same distance.
                     let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
                     std::panic::catch_unwind(|| t(f, payload.as_slice()))
-                        .unwrap_or(Err(Failure::Panicked))
+                        .unwrap_or_else(|payload| Err(Failure::Panicked(panic_message(&*payload))))
                 });
             match outcome {
                 Ok(result) => match wire::send(sock.as_fd(), Message::Returned, result) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 },
-                Err(Failure::Panicked) => 1,
+                Err(Failure::Panicked(message)) => {
+                    // The hook normally sent it already (with the location); if someone
+                    // replaced our hook, the payload still says what happened.
+                    if !PANIC_SENT.swap(true, Ordering::AcqRel) {
+                        let _ = wire::send(
+                            sock.as_fd(),
+                            |_| Message::Panicked(message),
+                            wire::Encoded::EMPTY,
+                        );
+                    }
+                    1
+                }
                 Err(Failure::Argument(reason)) => {
                     let _ = wire::send(
                         sock.as_fd(),
@@ -590,6 +625,9 @@ impl Builder {
             .unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
         let tramp = trampoline::<A, R> as Trampoline as usize;
         let func = f as usize;
+        if self.method == StartMethod::Fork {
+            install_panic_hook(); // inherited by the child: it must not install it itself
+        }
         let direct = in_memory.map(|payload| launcher::Direct {
             tramp,
             func,

@@ -113,30 +113,28 @@ pub(crate) fn recv(
     Ok(Some((buf, fd)))
 }
 
-/// A memfd of `len` bytes filled by `fill` through a shared mapping, then sealed against
-/// every change: the receiver may map it and read it as `&[u8]`, because no process can
+/// A memfd filled by `fill` (through `write`, never a writable mapping: a Fork child
+/// started by another thread meanwhile would inherit that mapping, and `F_SEAL_WRITE`
+/// refuses while one exists), checked to hold `len` bytes, then sealed against every
+/// change: the receiver may map it and read it as `&[u8]`, because no process can
 /// write, shrink or grow it any more.
 pub(crate) fn sealed_memfd_with(
     len: usize,
-    fill: impl FnOnce(&mut [u8]) -> io::Result<()>,
+    fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
 ) -> io::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create(
         "shmkit-process-payload",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
-    rustix::fs::ftruncate(&fd, len as u64)?;
-    {
-        // SAFETY: the memfd was created just above and nobody else has it yet, so no
-        // other mapping or process can change or truncate it while this map lives.
-        let mut map = unsafe {
-            memmap2::MmapOptions::new()
-                .len(len)
-                .populate()
-                .map_mut(&fd)?
-        };
-        fill(&mut map)?;
-        // The writable mapping is dropped here: F_SEAL_WRITE refuses while one exists.
+    let mut file = std::fs::File::from(fd);
+    fill(&mut file)?;
+    let written = file.metadata()?.len();
+    if written != len as u64 {
+        return Err(io::Error::other(format!(
+            "encoded {written} bytes, {len} expected (a Serialize impl that is not deterministic?)"
+        )));
     }
+    let fd = OwnedFd::from(file);
     rustix::fs::fcntl_add_seals(
         &fd,
         SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,

@@ -40,7 +40,7 @@ pub(crate) enum Message {
 }
 
 /// An encoded payload, ready to send: small ones as bytes, big ones already in a sealed
-/// memfd (encoded straight into its pages: no intermediate buffer).
+/// memfd (encoded straight into it: no intermediate buffer of the whole value).
 pub(crate) enum Encoded {
     Inline(Vec<u8>),
     Memfd(OwnedFd, u64),
@@ -60,10 +60,12 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, String
             .map(Encoded::Inline)
             .map_err(|e| e.to_string());
     }
-    let fd = sys::sealed_memfd_with(len, |buf| {
-        postcard::to_slice(value, buf)
-            .map(|_| ())
-            .map_err(std::io::Error::other)
+    let fd = sys::sealed_memfd_with(len, |file| {
+        // Buffered: postcard writes field by field; a large byte string passes through
+        // `BufWriter` in one `write`, straight into the memfd's pages.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        postcard::to_io(value, &mut out).map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut out)
     })
     .map_err(|e| e.to_string())?;
     Ok(Encoded::Memfd(fd, len as u64))
