@@ -47,6 +47,9 @@ struct QueueWire {
 struct Inner {
     reg: Registry,
     guard: LivenessGuard,
+    /// Counted in `in_transit` once, however often this handle is serialized
+    /// (an encoder may serialize twice: once to size, once to write).
+    transit: std::sync::Once,
 }
 
 impl Inner {
@@ -103,7 +106,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if !spsc::valid_capacity(cap) {
             return Err(Error::InvalidCapacity {
                 capacity: cap,
-                why: "a queue's capacity must be a power of two between 16 bytes and 1 TiB",
+                why: "a queue's capacity must be a power of two between 32 bytes and 1 TiB",
             });
         }
         let size = REGISTRY_BYTES + spsc::HEADER_BYTES + capacity;
@@ -130,7 +133,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let ring = queue_ring(&reg.seg)?;
         let guard = reg.register(|_| true)?;
         Ok(Queue {
-            inner: Inner { reg, guard },
+            inner: Inner {
+                reg,
+                guard,
+                transit: std::sync::Once::new(),
+            },
             ring,
             spin: SpinPolicy::DEFAULT,
             _t: PhantomData,
@@ -372,10 +379,13 @@ impl<T> Drop for Queue<T> {
 }
 
 impl<T> Serialize for Queue<T> {
-    /// Another process gets its own handle; until it has opened it, consumers do not
-    /// count the queue as disconnected.
+    /// Another process gets its own handle; until one process has opened it, consumers
+    /// do not count the queue as disconnected. (A serialized handle that is never
+    /// opened keeps the queue "connected": `get` then ends only by timeout.)
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.reg.begin_transit();
+        self.inner
+            .transit
+            .call_once(|| self.inner.reg.begin_transit());
         QueueWire {
             segment: self.inner.reg.seg.handle(),
         }
@@ -526,7 +536,11 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         // A table entry whose dead owner's intent may still be needed is not reused.
         let guard = reg.register(|slot| q.claim_entry(slot))?;
         Ok(PodQueue {
-            inner: Inner { reg, guard },
+            inner: Inner {
+                reg,
+                guard,
+                transit: std::sync::Once::new(),
+            },
             q,
             spin: SpinPolicy::DEFAULT,
             _t: PhantomData,
@@ -746,7 +760,9 @@ impl<T> Drop for PodQueue<T> {
 impl<T> Serialize for PodQueue<T> {
     /// See [`Queue`]'s `Serialize`.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.reg.begin_transit();
+        self.inner
+            .transit
+            .call_once(|| self.inner.reg.begin_transit());
         QueueWire {
             segment: self.inner.reg.seg.handle(),
         }

@@ -38,7 +38,7 @@ fn check_capacity(capacity: usize) -> Result<u64> {
     if !spsc::valid_capacity(cap) {
         return Err(Error::InvalidCapacity {
             capacity: cap,
-            why: "a ring's capacity must be a power of two between 16 bytes and 1 TiB",
+            why: "a ring's capacity must be a power of two between 32 bytes and 1 TiB",
         });
     }
     Ok(cap)

@@ -27,8 +27,8 @@ pub const PADDING: u64 = u64::MAX;
 /// Bytes of a record's length word.
 pub const LEN_WORD: u64 = 8;
 
-/// Smallest data area a ring accepts (bytes, power of two).
-pub const MIN_CAPACITY: u64 = 16;
+/// Smallest data area a ring accepts (bytes, power of two): room for a 8-byte message.
+pub const MIN_CAPACITY: u64 = 32;
 
 /// Largest data area a ring accepts (bytes, power of two): 2^40.
 pub const MAX_CAPACITY: u64 = 1 << 40;
@@ -180,9 +180,12 @@ impl Ring {
         self.cap
     }
 
-    /// Largest message this ring can ever hold.
+    /// Largest message this ring accepts: half the capacity minus the length word.
+    /// A record of at most half the ring fits into an *empty* ring at any offset
+    /// (either before the end, or after padding to the end), so a producer never needs
+    /// the consumer's help to place a message into an empty ring.
     pub fn max_message(&self) -> usize {
-        (self.cap - LEN_WORD) as usize
+        (self.cap / 2 - LEN_WORD) as usize
     }
 
     /// Messages committed minus messages released (a snapshot; may be stale).
