@@ -189,8 +189,7 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
                         sys::die_with_parent(parent);
                     }
                     for (k, v) in &job.env {
-                        // SAFETY: the forked child has a single thread.
-                        unsafe { std::env::set_var(k, v) };
+                        sys::setenv_in_fork_child(k, v);
                     }
                     crate::child_main(theirs, job.name, job.direct)
                 }

@@ -306,6 +306,23 @@ pub(crate) fn inherit(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Set an environment variable in a freshly forked child, through libc directly: std's
+/// `set_var` first takes std's environment lock, which another thread of the parent may
+/// have held (for a read) at the moment of the fork — it would never be released here.
+/// Keys or values with a NUL byte (or a key with `=`) are skipped, as `setenv` would
+/// refuse them.
+pub(crate) fn setenv_in_fork_child(key: &str, value: &str) {
+    let (Ok(k), Ok(v)) = (std::ffi::CString::new(key), std::ffi::CString::new(value)) else {
+        return;
+    };
+    if key.is_empty() || key.contains('=') {
+        return;
+    }
+    // SAFETY: the forked child runs a single thread, so nothing reads the environment
+    // concurrently; both strings are NUL-terminated and outlive the call.
+    unsafe { libc::setenv(k.as_ptr(), v.as_ptr(), 1) };
+}
+
 /// A close-on-exec duplicate of this process's stdout (fd 1).
 pub(crate) fn dup_stdout() -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC on fd 1 only creates a new descriptor.
