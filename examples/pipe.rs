@@ -1,0 +1,37 @@
+//! A child sends three greetings over a pipe and closes its end; the parent receives
+//! until end-of-stream — the `multiprocessing.Pipe` example of the Python guide.
+//!
+//! ```python
+//! def f(conn):
+//!     for w in ["Hello", "World", "Bye"]: conn.send(w)
+//!     conn.close()
+//! parent, child = Pipe()
+//! ```
+//!
+//! Run: `cargo run --example pipe`. Prints `["Hello", "World", "Bye"]`.
+
+use shmkit_ring::{Connection, Error, Pipe};
+
+fn child(conn: Connection) {
+    for w in ["Hello", "World", "Bye"] {
+        conn.send(w).expect("send");
+    }
+    conn.close();
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shmkit_process::init();
+    let (parent_end, child_end) = Pipe::new()?;
+    let p = shmkit_process::spawn(child, child_end)?;
+    let mut got: Vec<String> = Vec::new();
+    loop {
+        match parent_end.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(s) => got.push(s),
+            Err(Error::Disconnected) => break, // Python's EOFError
+            Err(e) => return Err(e.into()),
+        }
+    }
+    p.join()?;
+    println!("{got:?}");
+    Ok(())
+}
