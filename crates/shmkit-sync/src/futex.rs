@@ -120,10 +120,12 @@ pub struct SpinPolicy {
 }
 
 impl SpinPolicy {
-    /// About 2-5 us of spinning, then a few yields, then sleep.
+    /// A few hundred nanoseconds of spinning, one yield, then sleep: chosen from
+    /// `benches/sync.rs` (`event_pingpong/shmkit_spin*`) on a 2-core VM shared with
+    /// builds, where every longer budget was slower (see docs/sync.md).
     pub const DEFAULT: SpinPolicy = SpinPolicy {
-        spins: 200,
-        yields: 4,
+        spins: 10,
+        yields: 1,
     };
     /// Sleep at once (for tests and for cores that are oversubscribed).
     pub const NEVER: SpinPolicy = SpinPolicy {
