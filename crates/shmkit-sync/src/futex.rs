@@ -107,6 +107,17 @@ pub fn wake_all(word: &AtomicU32) -> u32 {
 
 /// How long a waiter spins before it sleeps.
 ///
+/// ```
+/// use shmkit_sync::{Event, SpinPolicy};
+/// // Sleep at once: for a waiter that shares its core with the process it waits for.
+/// let ev = Event::anonymous()?.with_spin(SpinPolicy::NEVER);
+/// // Spin long: for a latency-critical waiter with a core of its own.
+/// let busy = SpinPolicy { spins: 2000, yields: 0 };
+/// assert!(busy.spin_until(|| true));
+/// # let _ = ev;
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
+///
 /// On a 2-core VM a futex sleep + wake costs 20-30 us each way, while a cache-line
 /// handoff costs under 100 ns: spinning a few microseconds catches a peer that is about
 /// to release, and sleeping beyond that stops a waiter from stealing the core its peer

@@ -329,6 +329,16 @@ impl RobustLock {
 
 /// A serializable reference to a shmkit-sync primitive: pass it to a child process (for
 /// example as a `shmkit_process::spawn` argument) and [`open`](Handle::open) it there.
+///
+/// ```
+/// use shmkit_sync::{Handle, Value};
+/// let v = Value::anonymous(7u32)?;
+/// let h: Handle<Value<u32>> = v.handle();      // what travels to the child
+/// let bytes = postcard::to_allocvec(&h).unwrap();
+/// let in_child: Handle<Value<u32>> = postcard::from_bytes(&bytes).unwrap();
+/// assert_eq!(in_child.open()?.get()?, 7);
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(bound = "")]
 pub struct Handle<P> {

@@ -48,7 +48,15 @@ impl<T> std::fmt::Debug for Mutex<T> {
     }
 }
 
-/// Options for creating a [`Mutex`]: `Mutex::builder("m").spin(SpinPolicy::NEVER).create(0)`.
+/// Options for creating a [`Mutex`].
+///
+/// ```
+/// use shmkit_sync::{Mutex, SpinPolicy};
+/// let name = format!("shmkit-doc-mutex-builder-{}", std::process::id());
+/// let m = Mutex::<u32>::builder(&name).spin(SpinPolicy::NEVER).mode(0o600).create(5)?;
+/// assert_eq!(*m.lock()?, 5);
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MutexBuilder {
     name: String,
@@ -202,6 +210,17 @@ impl<T: Pod> Open for Mutex<T> {
 }
 
 /// Exclusive access to a [`Mutex`]'s data; unlocks on drop.
+///
+/// ```
+/// let m = shmkit_sync::Mutex::anonymous([0u8; 4])?;
+/// let mut g = m.lock()?;
+/// if g.owner_died() {
+///     *g = [0; 4];              // repair what a dead holder left half-done
+///     g.mark_consistent();
+/// }
+/// g[0] = 1;
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
 pub struct MutexGuard<'a, T: Pod> {
     mutex: &'a Mutex<T>,
     owner_died: bool,

@@ -18,7 +18,8 @@ use crate::{Error, Open, Result};
 /// across a read-modify-write (Python's `with v.get_lock(): v.value += 1`). For integer
 /// types the atomic fast paths ([`fetch_add`](Self::fetch_add) and friends) need no lock.
 /// [`with_lock(false)`](Self::with_lock) makes `get`/`set` plain copies, like
-/// `Value('i', 0, lock=False)`.
+/// `Value('i', 0, lock=False)`. The atomic paths never take the lock, so do not mix them
+/// with read-modify-writes under [`lock`](Self::lock) on the same value: pick one.
 ///
 /// ```
 /// let v = shmkit_sync::Value::anonymous(0i32)?;
