@@ -98,7 +98,11 @@ fn lock_handoff(c: &mut Criterion) {
 fn spin_policy(spins: u32) -> SpinPolicy {
     SpinPolicy {
         spins,
-        yields: if spins == 0 { 0 } else { SpinPolicy::DEFAULT.yields },
+        yields: if spins == 0 {
+            0
+        } else {
+            SpinPolicy::DEFAULT.yields
+        },
     }
 }
 
