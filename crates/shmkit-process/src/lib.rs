@@ -318,6 +318,10 @@ fn test_entry_name(module_path: &str) -> String {
 
 /// The number of CPUs this process may run on (Python's `os.cpu_count()`, respecting
 /// affinity like `len(os.sched_getaffinity(0))`).
+///
+/// ```
+/// assert!(shmkit_process::cpu_count() >= 1);
+/// ```
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -532,6 +536,24 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
 /// [`Spawn`](StartMethod::Spawn)). Like `Process(target=f, args=(args,)).start()`.
 ///
 /// `f` is a plain function or a non-capturing closure; `A` and `R` are serde types.
+/// Fails with [`ProcessError::NotInitialized`] if this binary cannot act as a child
+/// (no [`init`] in `main`, no [`test_support!()`](test_support) in a test binary).
+///
+/// ```no_run
+/// fn greet(name: String) -> String {
+///     format!("hello, {name}")
+/// }
+///
+/// fn main() -> Result<(), shmkit_process::ProcessError> {
+///     shmkit_process::init();
+///     let p = shmkit_process::spawn(greet, "bob".to_string())?;
+///     assert_eq!(p.join()?, "hello, bob");
+///     // A non-capturing closure coerces to `fn(A) -> R` too:
+///     let p = shmkit_process::spawn(|(a, b): (i32, i32)| a + b, (2, 3))?;
+///     assert_eq!(p.join()?, 5);
+///     Ok(())
+/// }
+/// ```
 pub fn spawn<A, R>(f: fn(A) -> R, args: A) -> Result<Process<R>, ProcessError>
 where
     A: Serialize + DeserializeOwned,
@@ -540,7 +562,25 @@ where
     Process::builder().spawn(f, args)
 }
 
-/// Options for starting a process: `Process::builder().name("worker").start_method(StartMethod::Fork).spawn(f, x)`.
+/// Options for starting a process, from [`Process::builder`]: name, start method,
+/// environment, and whether the child dies with its parent.
+///
+/// ```
+/// use shmkit_process::{Process, StartMethod};
+///
+/// fn report(key: String) -> (String, Option<String>) {
+///     (shmkit_process::current_process().name, std::env::var(key).ok())
+/// }
+///
+/// let p = Process::builder()
+///     .name("worker-1")
+///     .start_method(StartMethod::Fork)
+///     .env("MODE", "fast")
+///     .daemon(true) // the default: killed if this process dies
+///     .spawn(report, "MODE".to_string())?;
+/// assert_eq!(p.join()?, ("worker-1".to_string(), Some("fast".to_string())));
+/// # Ok::<(), shmkit_process::ProcessError>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     name: Option<String>,
@@ -935,6 +975,7 @@ mod tests {
 
     // This unit-test binary has neither `init()` in a main nor `test_support!()`.
     #[test]
+    #[cfg_attr(miri, ignore)] // spawns processes
     fn spawn_without_init_says_what_to_add() {
         let err = spawn(double, 1).unwrap_err();
         assert!(matches!(err, ProcessError::NotInitialized), "{err:?}");
@@ -944,6 +985,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // forks
     fn fork_needs_no_init() {
         let p = Process::builder()
             .start_method(StartMethod::Fork)

@@ -1,5 +1,6 @@
 //! What can go wrong around the function, and how it is reported: values that refuse to
 //! encode (on either side), panics in threads other than the function's.
+#![cfg(not(miri))] // real processes: nothing here can run under Miri
 
 use std::time::Duration;
 

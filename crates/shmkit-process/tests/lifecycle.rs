@@ -1,6 +1,7 @@
 //! Lifecycles around the parent: children that outlive it on request, children that
 //! spawn children (with both start methods), grandchildren that hold the control socket,
 //! names. Every wait is bounded.
+#![cfg(not(miri))] // real processes: nothing here can run under Miri
 
 use std::time::{Duration, Instant};
 

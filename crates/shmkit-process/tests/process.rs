@@ -1,5 +1,6 @@
 //! The launcher across real child processes: results, panics, signals, timeouts,
 //! both start methods, reaping, parent death, large arguments.
+#![cfg(not(miri))] // real processes: nothing here can run under Miri
 
 use std::time::{Duration, Instant};
 
