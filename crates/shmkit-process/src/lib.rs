@@ -705,7 +705,7 @@ impl Builder {
             sock: Some(sock),
             pidfd,
             reply: None,
-            status: None,
+            status: OnceLock::new(),
             joined: false,
             arg_type: std::any::type_name::<A>(),
             _result: PhantomData,
@@ -761,7 +761,8 @@ pub struct Process<R> {
     sock: Option<OwnedFd>,
     pidfd: OwnedFd,
     reply: Option<Reply>,
-    status: Option<ExitStatus>,
+    /// Set once, when the child is reaped (by `join`, `is_alive` or `exit_status`).
+    status: OnceLock<ExitStatus>,
     joined: bool,
     /// The argument's type, for errors about it.
     arg_type: &'static str,
@@ -773,7 +774,7 @@ impl<R> std::fmt::Debug for Process<R> {
         f.debug_struct("Process")
             .field("name", &self.name)
             .field("pid", &self.pid)
-            .field("status", &self.status)
+            .field("status", &self.status.get())
             .finish()
     }
 }
@@ -843,16 +844,16 @@ impl<R: DeserializeOwned> Process<R> {
             self.sock = None;
         }
         // 2. The exit, so the child is reaped before we return.
-        if self.status.is_none() {
+        if self.status.get().is_none() {
             let ready =
                 sys::poll_readable(&[self.pidfd.as_fd()], remaining()).map_err(io_err("poll"))?;
             if !ready[0] {
                 return Err(self.timeout_error(start));
             }
-            self.status = sys::reap(self.pid, true).map_err(io_err("waitpid"))?;
+            self.reap_exited();
         }
         self.joined = true;
-        let status = self.status.unwrap_or(ExitStatus::Exited(-1));
+        let status = self.status.get().copied().unwrap_or(ExitStatus::Exited(-1));
         match self.reply.take().unwrap_or(Reply::Nothing) {
             Reply::Returned(payload) => {
                 postcard::from_bytes(payload.as_slice()).map_err(|e| ProcessError::Decode {
@@ -913,22 +914,36 @@ impl<R: DeserializeOwned> Process<R> {
 
 impl<R> Process<R> {
     /// Whether the child is still running (reaps it if it has exited, like Python's
-    /// `is_alive()`).
-    pub fn is_alive(&mut self) -> bool {
+    /// `is_alive()`). Never blocks.
+    pub fn is_alive(&self) -> bool {
         self.exit_status().is_none()
     }
 
-    /// How the child ended, or `None` while it runs (Python's `exitcode`).
-    pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
+    /// How the child ended, or `None` while it runs (Python's `exitcode`). Never blocks.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        if self.status.get().is_none() {
+            // The pidfd turns readable when the child exits (kernel-released, no pid race).
             let exited = sys::poll_readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))
                 .map(|r| r[0])
                 .unwrap_or(false);
             if exited {
-                self.status = sys::reap(self.pid, true).ok().flatten();
+                self.reap_exited();
             }
         }
-        self.status
+        self.status.get().copied()
+    }
+
+    /// Reap the child, which has exited (its pidfd is readable), and record how it
+    /// ended. Threads racing here wait for the one that reaps.
+    fn reap_exited(&self) {
+        self.status.get_or_init(|| {
+            // `Exited(-1)`: reaped by someone else (a `waitpid(-1)` elsewhere in the
+            // program), so the status is lost.
+            sys::reap(self.pid, true)
+                .ok()
+                .flatten()
+                .unwrap_or(ExitStatus::Exited(-1))
+        });
     }
 
     /// Send SIGTERM (Python's `terminate()`). A no-op once the child was reaped.
@@ -942,17 +957,18 @@ impl<R> Process<R> {
     }
 
     fn signal(&self, sig: rustix::process::Signal) -> Result<(), ProcessError> {
-        if self.status.is_some() {
-            return Ok(()); // reaped: the pid may belong to someone else now
+        // Through the pidfd: it names this child, never a process that reused its pid;
+        // once the child has exited there is nothing to signal.
+        match rustix::process::pidfd_send_signal(&self.pidfd, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(io_err("pidfd_send_signal")(e.into())),
         }
-        // The child is not reaped yet, so its pid cannot have been reused.
-        sys::signal(self.pid, sig).map_err(io_err("kill"))
     }
 }
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        if self.status.is_none() {
+        if self.status.get().is_none() {
             // Not reaped yet: the reaper thread waits for it (on a duplicate of its
             // pidfd) and reaps it when it exits, so no zombie stays.
             match self.pidfd.try_clone() {

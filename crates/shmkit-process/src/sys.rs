@@ -13,7 +13,7 @@ use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
-use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
+use rustix::process::{Pid, PidfdFlags, WaitOptions};
 
 /// Largest message sent inline on the control socket; bigger payloads go in a memfd.
 pub(crate) const INLINE_MAX: usize = 64 * 1024;
@@ -248,11 +248,6 @@ pub(crate) fn reap(pid: u32, block: bool) -> io::Result<Option<ExitStatus>> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-pub(crate) fn signal(pid: u32, sig: Signal) -> io::Result<()> {
-    let p = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
-    Ok(rustix::process::kill_process(p, sig)?)
 }
 
 /// The conventional name of a signal number.

@@ -239,7 +239,7 @@ fn current_process_names_each_level() {
 
 #[test]
 fn exit_status_and_liveness_follow_the_child() {
-    let mut p = Process::builder()
+    let p = Process::builder()
         .start_method(StartMethod::Fork)
         .spawn(sleep_ms, 20_000)
         .unwrap();
@@ -326,4 +326,35 @@ fn many_threads_spawn_at_once() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+#[test]
+fn liveness_is_shared_between_threads() {
+    // `is_alive`, `exit_status` and `kill` take `&self`: one process, watched by several
+    // threads, is reaped exactly once and all of them see the same status.
+    let p = Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn(sleep_ms, 20_000)
+        .unwrap();
+    let statuses: Vec<Option<ExitStatus>> = std::thread::scope(|s| {
+        let watchers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let t0 = Instant::now();
+                    while p.is_alive() {
+                        assert!(t0.elapsed() < Duration::from_secs(10), "never died");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    p.exit_status()
+                })
+            })
+            .collect();
+        p.terminate().unwrap();
+        watchers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, vec![Some(ExitStatus::Signaled(15)); 4]);
+    assert!(matches!(
+        p.join(),
+        Err(ProcessError::Signaled { number: 15, .. })
+    ));
 }
