@@ -392,18 +392,35 @@ fn install_panic_hook() {
         // Like Python's child traceback: one line on the child's stderr, which the
         // parent's terminal shows; the message itself travels back to `join`.
         let me = current_process();
-        eprintln!("process '{}' (pid {}) panicked: {message}", me.name, me.pid);
+        let shown = match message.char_indices().nth(1000) {
+            Some((end, _)) => format!("{}… (the whole message goes to join)", &message[..end]),
+            None => message,
+        };
+        eprintln!("process '{}' (pid {}) panicked: {shown}", me.name, me.pid);
     }));
 }
 
-/// The text of a panic payload (`panic!` with a literal or with formatting).
+/// The text of a panic payload (`panic!` with a literal or with formatting), cut to
+/// [`MAX_PANIC_MESSAGE`] bytes so that it always fits in one control message.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
+    let mut message = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "Box<dyn Any>".into())
+        .unwrap_or_else(|| "Box<dyn Any>".into());
+    if message.len() > MAX_PANIC_MESSAGE {
+        let mut end = MAX_PANIC_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
 }
+
+/// Longest panic message sent back (the control socket's buffer holds ~200 KiB).
+const MAX_PANIC_MESSAGE: usize = 16 * 1024;
 
 /// Why a child could not return a result.
 enum Failure {

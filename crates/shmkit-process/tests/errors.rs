@@ -108,3 +108,20 @@ fn only_the_function_s_own_panic_fails_the_process() {
         assert_eq!(p.exit_status().and_then(|s| s.code()), Some(1));
     }
 }
+
+fn panics_at_length(n: usize) -> u32 {
+    panic!("{}", "é".repeat(n))
+}
+
+#[test]
+fn a_huge_panic_message_comes_back_cut() {
+    let mut p = shmkit_process::spawn(panics_at_length, 1 << 20).unwrap();
+    match p.join_timeout(Duration::from_secs(10)) {
+        Err(ProcessError::Panicked { message, .. }) => {
+            assert!(message.starts_with("éé"), "{}", &message[..20]);
+            assert!(message.len() < 20 * 1024, "{} bytes", message.len());
+            assert!(message.contains("(cut)"));
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+}
