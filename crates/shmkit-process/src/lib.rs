@@ -99,7 +99,29 @@ thread_local! {
     static RUNS_THE_FUNCTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Errors of spawning and joining.
+/// Errors of spawning and joining: what happened to the child, said in terms of its
+/// name and pid.
+///
+/// ```
+/// use shmkit_process::{Process, ProcessError, StartMethod};
+///
+/// fn parse(text: String) -> u32 {
+///     text.parse().expect("a number")
+/// }
+///
+/// let p = Process::builder()
+///     .name("parser")
+///     .start_method(StartMethod::Fork)
+///     .spawn(parse, "forty-two".to_string())?;
+/// match p.join() {
+///     Err(ProcessError::Panicked { name, message, .. }) => {
+///         assert_eq!(name, "parser");
+///         assert!(message.contains("a number"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), ProcessError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {

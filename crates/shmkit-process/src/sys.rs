@@ -194,7 +194,25 @@ pub(crate) fn pidfd(pid: u32) -> io::Result<OwnedFd> {
     Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
 }
 
-/// How a reaped child ended.
+/// How a reaped child ended (Python's `exitcode`: the code, or minus the signal).
+///
+/// ```
+/// use shmkit_process::{ExitStatus, Process, StartMethod};
+///
+/// fn quit(code: i32) {
+///     std::process::exit(code)
+/// }
+///
+/// let p = Process::builder().start_method(StartMethod::Fork).spawn(quit, 3)?;
+/// let t0 = std::time::Instant::now();
+/// while p.is_alive() {
+///     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+///     std::thread::sleep(std::time::Duration::from_millis(1));
+/// }
+/// assert_eq!(p.exit_status(), Some(ExitStatus::Exited(3)));
+/// assert_eq!(p.exit_status().and_then(ExitStatus::code), Some(3));
+/// # Ok::<(), shmkit_process::ProcessError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// It called `exit(code)`.
