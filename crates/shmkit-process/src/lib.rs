@@ -304,6 +304,10 @@ pub mod __private {
 /// requested function. A constructor records the test's name before main (it stores a
 /// string, nothing more).
 ///
+/// For libtest binaries (the default `harness = true`). A test target with
+/// `harness = false` has a `main` of its own: call [`init`] there instead.
+/// Calling `init()` inside a test is harmless; children still run the generated test.
+///
 /// ```ignore
 /// shmkit_process::test_support!();
 ///
