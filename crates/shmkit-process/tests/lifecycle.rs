@@ -358,3 +358,12 @@ fn liveness_is_shared_between_threads() {
         Err(ProcessError::Signaled { number: 15, .. })
     ));
 }
+
+#[test]
+fn init_called_in_a_test_changes_nothing() {
+    // Out of habit, a test may call `init()`; children must still run only the
+    // generated entry test, not the whole suite.
+    shmkit_process::init();
+    let p = shmkit_process::spawn(square, 9).unwrap();
+    assert_eq!(p.join().unwrap(), 81);
+}
