@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 use criterion::{BenchmarkId, Criterion, criterion_group};
-use raw_sync::locks::{LockImpl, LockInit};
+use raw_sync::locks::LockInit;
 use shmkit_process::spawn;
 use shmkit_sync::{Event, Handle, Mutex, SpinPolicy, Value};
 use support::{Baseline, Role, Transport};

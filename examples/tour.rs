@@ -106,14 +106,15 @@ fn die_holding(counter: Handle<Mutex<u64>>) {
     std::process::abort();
 }
 
-fn fill(
-    args: (
-        Handle<Value<i32>>,
-        Handle<Array<i32>>,
-        Handle<Dict<u32, String>>,
-        Handle<Event>,
-    ),
-) {
+/// What the sync scenario hands its child: the value, array, dict and event to fill.
+type Shared = (
+    Handle<Value<i32>>,
+    Handle<Array<i32>>,
+    Handle<Dict<u32, String>>,
+    Handle<Event>,
+);
+
+fn fill(args: Shared) {
     let (v, a, d, done) = (
         args.0.open().expect("value"),
         args.1.open().expect("array"),

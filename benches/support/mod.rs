@@ -66,11 +66,11 @@ pub fn dispatch_child_role() {
         other => panic!("unknown bench role {other:?}"),
     };
     // EOF from the parent is the normal end; anything else is a bench bug worth seeing.
-    if let Err(e) = result {
-        if e.kind() != std::io::ErrorKind::UnexpectedEof {
-            eprintln!("bench child ({role}) failed: {e}");
-            std::process::exit(1);
-        }
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::UnexpectedEof
+    {
+        eprintln!("bench child ({role}) failed: {e}");
+        std::process::exit(1);
     }
     std::process::exit(0);
 }
