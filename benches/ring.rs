@@ -4,7 +4,9 @@
 //!
 //! - `throughput/{spsc_ring,mpmc,pipe,unix_socket}/{8B,64B,1KiB,64KiB,1MiB}`: stream
 //!   messages to a child that receives (copies out) each; a sync message at the end of
-//!   each sample waits until the child has read everything.
+//!   each sample waits until the child has read everything. `spsc_ring` sends one
+//!   message per call; `spsc_ring_batch32` (8B..1KiB) sends the same stream through
+//!   `send_batch`, 32 messages per publication.
 //! - `roundtrip/{cacheline,ring_spin,ring_blocking,pipe,unix_socket}/8B`: ping-pong.
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
@@ -20,9 +22,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, Queue};
+use shmkit_segment::primitive::Ordering;
 use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::SpinPolicy;
-use shmkit_segment::primitive::Ordering;
 use std::time::{Duration, Instant};
 use support::{Baseline, Role, Transport, size_label};
 
@@ -112,6 +114,24 @@ fn throughput(c: &mut Criterion) {
                 t0.elapsed()
             })
         });
+        if size <= 1024 {
+            // The same stream through the batch API: 32 messages per publication.
+            let batch = vec![msg.clone(); 32];
+            g.bench_function(BenchmarkId::new("spsc_ring_batch32", &label), |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let n = left.min(batch.len());
+                        tx.send_batch(&batch[..n]).expect("send batch");
+                        left -= n;
+                    }
+                    tx.send(SYNC).expect("sync");
+                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
+                    t0.elapsed()
+                })
+            });
+        }
         tx.send(STOP).expect("stop");
         let mut child = child;
         child.join_timeout(LONG).expect("ring sink stops");
@@ -135,7 +155,10 @@ fn throughput(c: &mut Criterion) {
         let mut child = child;
         child.join_timeout(LONG).expect("queue sink stops");
 
-        for (id, transport) in [("pipe", Transport::Pipe), ("unix_socket", Transport::UnixSocket)] {
+        for (id, transport) in [
+            ("pipe", Transport::Pipe),
+            ("unix_socket", Transport::UnixSocket),
+        ] {
             let mut base = Baseline::spawn(transport, Role::Sink);
             g.bench_function(BenchmarkId::new(id, &label), |b| {
                 b.iter_custom(|iters| {
@@ -256,7 +279,10 @@ fn roundtrip(c: &mut Criterion) {
     let mut child = child;
     child.join_timeout(LONG).expect("blocking echo stops");
 
-    for (id, transport) in [("pipe", Transport::Pipe), ("unix_socket", Transport::UnixSocket)] {
+    for (id, transport) in [
+        ("pipe", Transport::Pipe),
+        ("unix_socket", Transport::UnixSocket),
+    ] {
         let mut base = Baseline::spawn(transport, Role::Echo);
         g.bench_function(BenchmarkId::new(id, "8B"), |bch| {
             bch.iter(|| base.round_trip(&msg, &mut buf))

@@ -137,9 +137,10 @@ impl TxEnd {
         peer_gone(&self.seg, &self.ring, self.peer, full)
     }
 
+    /// After a publication of `tail` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify(&self.ring.header().meta.data_wake, false);
+        wait::notify_after_seqcst_store(&self.ring.header().meta.data_wake, false);
     }
 
     pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
@@ -251,14 +252,16 @@ impl RxEnd {
         peer_gone(&self.seg, &self.ring, self.peer, full)
     }
 
+    /// After a publication of `head` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify(&self.ring.header().meta.space_wake, false);
+        wait::notify_after_seqcst_store(&self.ring.header().meta.space_wake, false);
     }
 
     /// Copy one message out if there is one: `Ok(false)` if empty.
     #[inline]
     pub(crate) fn poll_once(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let before = self.core.position();
         match self.core.try_recv(out) {
             Ok(()) => {
                 self.notify();
@@ -266,7 +269,9 @@ impl RxEnd {
             }
             Err(RawError::Empty) => {
                 // Skipping padding moved `head` too: let a waiting producer see it.
-                self.notify();
+                if self.core.position() != before {
+                    self.notify();
+                }
                 Ok(false)
             }
             Err(e) => Err(self.err(e)),

@@ -44,6 +44,25 @@ pub(crate) fn notify(w: &Wake, all: bool) {
     }
 }
 
+/// Wake sleepers on `w` if any are announced, right after a **SeqCst store** that
+/// published the change (the ring positions are stored SeqCst). No fence needed: the
+/// publication, our SeqCst load of `sleepers`, the sleeper's SeqCst increment of
+/// `sleepers` and its SeqCst re-check loads are all in the single total order, which
+/// forbids both sides missing each other (the store-buffering outcome).
+#[inline]
+pub(crate) fn notify_after_seqcst_store(w: &Wake, all: bool) {
+    // SYNC: SeqCst, paired with the sleeper's SeqCst `sleepers` increment in `sleep`.
+    if w.sleepers.load(Ordering::SeqCst) > 0 {
+        // SYNC: Release, paired with the sleeper's SeqCst load of `seq`.
+        w.seq.fetch_add(1, Ordering::Release);
+        if all {
+            futex::wake_all(&w.seq);
+        } else {
+            futex::wake(&w.seq, 1);
+        }
+    }
+}
+
 /// Sleep on `w` for at most `slice` unless `ready()` already holds.
 pub(crate) fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) {
     w.sleepers.fetch_add(1, Ordering::SeqCst);

@@ -244,9 +244,7 @@ fn spsc_corrupted_indices_are_reported() {
     tx.send(b"ok").unwrap();
     let seg = shmkit_segment::Segment::open(&name).unwrap();
     // The producer's tail is the first word of the payload.
-    seg.atomic_u64(0)
-        .unwrap()
-        .store(1 << 40, std::sync::atomic::Ordering::Release);
+    seg.atomic_u64(0).unwrap().store(1 << 40, Ordering::Release);
     let mut buf = Vec::new();
     let r = rx.recv_timeout(&mut buf, Duration::from_secs(1));
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");

@@ -197,19 +197,20 @@ impl Ring {
         sent.saturating_sub(recv)
     }
 
-    /// Bytes used (a snapshot; may be stale).
+    /// Bytes used (a snapshot; SeqCst loads, as the wait layer's re-check needs).
     pub fn used_bytes(&self) -> u64 {
         let h = self.header();
-        let t = h.tail.pos.load(Ordering::Relaxed);
-        let hd = h.head.pos.load(Ordering::Relaxed);
+        let t = h.tail.pos.load(Ordering::SeqCst);
+        let hd = h.head.pos.load(Ordering::SeqCst);
         t.wrapping_sub(hd).min(self.cap)
     }
 
-    /// Whether committed records remain (used by the wait layer; `Acquire` pairs with
-    /// the producer's `Release` on `tail`).
+    /// Whether committed records remain. SeqCst loads (plain loads on x86): the
+    /// sleeper half of the wait protocol (docs/ring.md); they include the Acquire that
+    /// pairs with the producer's publication of `tail`.
     pub fn has_data(&self) -> bool {
         let h = self.header();
-        h.tail.pos.load(Ordering::Acquire) != h.head.pos.load(Ordering::Acquire)
+        h.tail.pos.load(Ordering::SeqCst) != h.head.pos.load(Ordering::SeqCst)
     }
 
     #[inline]
@@ -394,10 +395,14 @@ impl ProducerCore {
         let h = self.ring.header();
         // Relaxed: a statistic; ordered before `tail` by the Release below.
         h.tail.count.store(self.sent, Ordering::Relaxed);
-        // SYNC: Release, paired with the consumer's Acquire load of `tail` in
-        // `ConsumerCore::refresh_tail` (and `Ring::has_data`): the bytes and length
-        // words written above become visible before the position that covers them.
-        h.tail.pos.store(self.tail, Ordering::Release);
+        // SYNC: SeqCst (a Release store, and more), paired with the consumer's Acquire
+        // load of `tail` in `ConsumerCore::refresh_tail` (and `Ring::has_data`): the
+        // bytes and length words written above become visible before the position
+        // that covers them. SeqCst rather than Release so that the wait layer's check
+        // of `sleepers` right after it (a SeqCst load) cannot be reordered before it:
+        // that is the waker half of the no-lost-wake-up argument (docs/ring.md), and
+        // on x86 one `xchg` is cheaper than a Release store plus a fence.
+        h.tail.pos.store(self.tail, Ordering::SeqCst);
     }
 }
 
@@ -483,6 +488,11 @@ impl ConsumerCore {
     /// The ring.
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// Our read position (private copy; moves on every release, deferred or not).
+    pub fn position(&self) -> u64 {
+        self.head
     }
 
     fn refresh_tail(&mut self) -> Result<(), RawError> {
@@ -595,10 +605,11 @@ impl ConsumerCore {
     pub fn publish(&mut self) {
         let h = self.ring.header();
         h.head.count.store(self.received, Ordering::Relaxed);
-        // SYNC: Release, paired with the producer's Acquire load of `head` in
-        // `ProducerCore::refresh_head`: our reads of the released bytes happen before
-        // the producer overwrites them.
-        h.head.pos.store(self.head, Ordering::Release);
+        // SYNC: SeqCst (a Release store, and more), paired with the producer's Acquire
+        // load of `head` in `ProducerCore::refresh_head`: our reads of the released
+        // bytes happen before the producer overwrites them. SeqCst for the wait
+        // layer, as in `ProducerCore::publish`.
+        h.head.pos.store(self.head, Ordering::SeqCst);
     }
 }
 
