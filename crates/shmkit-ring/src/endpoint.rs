@@ -140,7 +140,7 @@ impl TxEnd {
     /// After a publication of `tail` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify_after_seqcst_store(&self.ring.header().meta.data_wake, false);
+        wait::notify_published(&self.ring.header().meta.data_wake, false);
     }
 
     pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
@@ -255,7 +255,7 @@ impl RxEnd {
     /// After a publication of `head` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify_after_seqcst_store(&self.ring.header().meta.space_wake, false);
+        wait::notify_published(&self.ring.header().meta.space_wake, false);
     }
 
     /// Copy one message out if there is one: `Ok(false)` if empty.

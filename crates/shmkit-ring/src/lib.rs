@@ -40,7 +40,8 @@ mod queue;
 pub mod raw;
 mod registry;
 pub mod spsc;
-mod wait;
+#[doc(hidden)]
+pub mod wait;
 
 pub use error::{Error, Result};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};

@@ -255,7 +255,7 @@ impl WriteGrant<'_> {
     pub fn commit(self) {
         let ring = self.ring;
         self.inner.commit();
-        wait::notify_after_seqcst_store(&ring.header().meta.data_wake, false);
+        wait::notify_published(&ring.header().meta.data_wake, false);
     }
 }
 
@@ -428,7 +428,7 @@ impl ReadGrant<'_> {
     pub fn release(self) {
         let ring = self.ring;
         self.inner.release();
-        wait::notify_after_seqcst_store(&ring.header().meta.space_wake, false);
+        wait::notify_published(&ring.header().meta.space_wake, false);
     }
 }
 

@@ -24,11 +24,11 @@ use shmkit_sync::futex;
 use std::time::Duration;
 
 /// Longest single futex sleep: how quickly a dead peer is noticed at worst.
-pub(crate) const SLICE: Duration = Duration::from_millis(20);
+pub const SLICE: Duration = Duration::from_millis(20);
 
 /// Wake sleepers on `w` if any are announced. Call after publishing.
 #[inline]
-pub(crate) fn notify(w: &Wake, all: bool) {
+pub fn notify(w: &Wake, all: bool) {
     // SYNC: SeqCst fence, paired with the fence in `sleep`: our publication (before
     // this fence) or the sleeper's `sleepers` increment is seen by the other side.
     fence(Ordering::SeqCst);
@@ -44,33 +44,33 @@ pub(crate) fn notify(w: &Wake, all: bool) {
     }
 }
 
-/// Wake sleepers on `w` if any are announced, right after a **SeqCst store** that
-/// published the change (the ring positions are stored SeqCst). No fence needed: the
-/// publication, our SeqCst load of `sleepers`, the sleeper's SeqCst increment of
-/// `sleepers` and its SeqCst re-check loads are all in the single total order, which
-/// forbids both sides missing each other (the store-buffering outcome).
+/// Wake sleepers on `w` if any are announced, right after publishing. Kept as a
+/// separate name for the ring's hot paths; it is [`notify`] (an earlier fence-free
+/// variant relied on SeqCst stores, which loom models only as AcqRel, so it could not
+/// be model-checked; the fence version is, in `tests/loom_spsc.rs`).
 #[inline]
-pub(crate) fn notify_after_seqcst_store(w: &Wake, all: bool) {
-    // SYNC: SeqCst, paired with the sleeper's SeqCst `sleepers` increment in `sleep`.
-    if w.sleepers.load(Ordering::SeqCst) > 0 {
-        // SYNC: Release, paired with the sleeper's SeqCst load of `seq`.
-        w.seq.fetch_add(1, Ordering::Release);
-        if all {
-            futex::wake_all(&w.seq);
-        } else {
-            futex::wake(&w.seq, 1);
-        }
-    }
+pub fn notify_published(w: &Wake, all: bool) {
+    notify(w, all);
 }
 
 /// Sleep on `w` for at most `slice` unless `ready()` already holds.
-pub(crate) fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) {
+pub fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) {
+    sleep_inner(w, ready, Some(slice));
+}
+
+/// Sleep on `w` until woken (no timeout) unless `ready()` holds: for loom models, where
+/// a lost wake-up then shows as a deadlock.
+pub fn sleep_until_woken(w: &Wake, ready: impl Fn() -> bool) {
+    sleep_inner(w, ready, None);
+}
+
+fn sleep_inner(w: &Wake, ready: impl Fn() -> bool, slice: Option<Duration>) {
     w.sleepers.fetch_add(1, Ordering::SeqCst);
     let seq = w.seq.load(Ordering::SeqCst);
     // SYNC: SeqCst fence, paired with the one in `notify`.
     fence(Ordering::SeqCst);
-    if !ready() && !slice.is_zero() {
-        futex::wait(&w.seq, seq, Some(slice));
+    if !ready() && slice != Some(Duration::ZERO) {
+        futex::wait(&w.seq, seq, slice);
     }
     w.sleepers.fetch_sub(1, Ordering::SeqCst);
 }

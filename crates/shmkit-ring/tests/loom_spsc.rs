@@ -7,7 +7,7 @@ use shmkit_ring::raw::RawError;
 use shmkit_ring::raw::spsc::{ConsumerCore, HeapRing, ProducerCore};
 
 fn msg(i: u8) -> Vec<u8> {
-    vec![i; [3usize, 12, 5][i as usize]]
+    vec![i; [3usize, 20, 17][i as usize]]
 }
 
 /// Bounded preemptions keep the spin-retry loops' state space small (loom's own advice).
@@ -20,8 +20,8 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 #[test]
 fn spsc_fifo_with_wrap() {
     model(|| {
-        // 32-byte ring: records of 16, 24, 16 bytes force padding and wrap-around.
-        let mut heap = HeapRing::new(32);
+        // 64-byte ring: records of 16, 32, 32 bytes force padding and wrap-around.
+        let mut heap = HeapRing::new(64);
         // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.
         let ring = unsafe { heap.ring() };
         let heap = Arc::new(heap);
@@ -53,5 +53,39 @@ fn spsc_fifo_with_wrap() {
         }
         t.join().unwrap();
         drop(heap);
+    });
+}
+
+/// The sleep/wake protocol: the consumer sleeps *without* a timeout, so a lost
+/// wake-up is a deadlock, which loom reports (shmkit-sync's loom futex model).
+#[test]
+fn no_lost_wakeup() {
+    model(|| {
+        let mut heap = HeapRing::new(64);
+        // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.
+        let ring = unsafe { heap.ring() };
+        let heap = Arc::new(heap);
+        let h2 = heap.clone();
+        let t = loom::thread::spawn(move || {
+            let _keep = h2;
+            let mut p = ProducerCore::attach(ring).unwrap();
+            p.try_send(b"wake").unwrap();
+            shmkit_ring::wait::notify_published(&ring.header().meta.data_wake, false);
+        });
+        let mut c = ConsumerCore::attach(ring).unwrap();
+        let mut out = Vec::new();
+        loop {
+            match c.try_recv(&mut out) {
+                Ok(()) => break,
+                Err(RawError::Empty) => {
+                    shmkit_ring::wait::sleep_until_woken(&ring.header().meta.data_wake, || {
+                        ring.has_data()
+                    })
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(out, b"wake");
+        t.join().unwrap();
     });
 }

@@ -205,9 +205,9 @@ impl Ring {
         t.wrapping_sub(hd).min(self.cap)
     }
 
-    /// Whether committed records remain. SeqCst loads (plain loads on x86): the
-    /// sleeper half of the wait protocol (docs/ring.md); they include the Acquire that
-    /// pairs with the producer's publication of `tail`.
+    /// Whether committed records remain. `Acquire` (SeqCst, a plain load on x86) pairs
+    /// with the producer's `Release` on `tail`; the sleeper's re-check in the wait
+    /// protocol (docs/ring.md).
     pub fn has_data(&self) -> bool {
         let h = self.header();
         h.tail.pos.load(Ordering::SeqCst) != h.head.pos.load(Ordering::SeqCst)
@@ -395,14 +395,12 @@ impl ProducerCore {
         let h = self.ring.header();
         // Relaxed: a statistic; ordered before `tail` by the Release below.
         h.tail.count.store(self.sent, Ordering::Relaxed);
-        // SYNC: SeqCst (a Release store, and more), paired with the consumer's Acquire
-        // load of `tail` in `ConsumerCore::refresh_tail` (and `Ring::has_data`): the
-        // bytes and length words written above become visible before the position
-        // that covers them. SeqCst rather than Release so that the wait layer's check
-        // of `sleepers` right after it (a SeqCst load) cannot be reordered before it:
-        // that is the waker half of the no-lost-wake-up argument (docs/ring.md), and
-        // on x86 one `xchg` is cheaper than a Release store plus a fence.
-        h.tail.pos.store(self.tail, Ordering::SeqCst);
+        // SYNC: Release, paired with the consumer's Acquire load of `tail` in
+        // `ConsumerCore::refresh_tail` (and `Ring::has_data`): the bytes and length
+        // words written above become visible before the position that covers them.
+        // (The wait layer's SeqCst fence after this store orders it before the check
+        // for sleepers: docs/ring.md.)
+        h.tail.pos.store(self.tail, Ordering::Release);
     }
 }
 
@@ -605,11 +603,10 @@ impl ConsumerCore {
     pub fn publish(&mut self) {
         let h = self.ring.header();
         h.head.count.store(self.received, Ordering::Relaxed);
-        // SYNC: SeqCst (a Release store, and more), paired with the producer's Acquire
-        // load of `head` in `ProducerCore::refresh_head`: our reads of the released
-        // bytes happen before the producer overwrites them. SeqCst for the wait
-        // layer, as in `ProducerCore::publish`.
-        h.head.pos.store(self.head, Ordering::SeqCst);
+        // SYNC: Release, paired with the producer's Acquire load of `head` in
+        // `ProducerCore::refresh_head`: our reads of the released bytes happen before
+        // the producer overwrites them.
+        h.head.pos.store(self.head, Ordering::Release);
     }
 }
 
