@@ -164,11 +164,14 @@ impl TxEnd {
         }
         let rec = spsc::record_len(len as u64);
         let cap = self.ring.capacity();
+        // Ask the kernel about the peer's liveness only after a sleep
+        // that nobody cut short: a live peer that keeps waking us costs no syscall.
+        let mut ask_kernel = false;
         loop {
             if self.core.can_reserve(len).map_err(|e| self.err(e))? {
                 return Ok(());
             }
-            if self.peer_gone(true) {
+            if self.peer_gone(ask_kernel) {
                 return Err(Error::Disconnected);
             }
             if dl.expired() {
@@ -179,7 +182,7 @@ impl TxEnd {
             if self.spin.spin_until(fits) {
                 continue;
             }
-            wait::sleep(
+            ask_kernel = wait::sleep(
                 &self.ring.header().meta.space_wake,
                 move || ring.used_bytes() + rec <= cap,
                 dl.slice(SLICE),
@@ -295,11 +298,13 @@ impl RxEnd {
     /// Wait until a message is available; `Ok(true)` if one is, `Ok(false)` if the
     /// peer is gone and the ring drained.
     pub(crate) fn wait_data(&mut self, dl: Deadline) -> Result<bool> {
+        // As in `TxEnd::wait_room`: the kernel is asked only after timed-out sleeps.
+        let mut ask_kernel = false;
         loop {
             if self.ring.has_data() {
                 return Ok(true);
             }
-            if self.peer_gone(true) {
+            if self.peer_gone(ask_kernel) {
                 // Drain: whatever was committed before the peer went is still read.
                 return Ok(self.ring.has_data());
             }
@@ -310,7 +315,7 @@ impl RxEnd {
             if self.spin.spin_until(move || ring.has_data()) {
                 return Ok(true);
             }
-            wait::sleep(
+            ask_kernel = wait::sleep(
                 &self.ring.header().meta.data_wake,
                 move || ring.has_data(),
                 dl.slice(SLICE),

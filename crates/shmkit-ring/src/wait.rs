@@ -54,8 +54,10 @@ pub fn notify_published(w: &Wake, all: bool) {
 }
 
 /// Sleep on `w` for at most `slice` unless `ready()` already holds.
-pub fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) {
-    sleep_inner(w, ready, Some(slice));
+/// Returns true if the sleep ran out its slice (nobody woke us): the caller's cue to
+/// ask the kernel whether its peer still lives.
+pub fn sleep(w: &Wake, ready: impl Fn() -> bool, slice: Duration) -> bool {
+    sleep_inner(w, ready, Some(slice))
 }
 
 /// Sleep on `w` until woken (no timeout) unless `ready()` holds: for loom models, where
@@ -64,13 +66,15 @@ pub fn sleep_until_woken(w: &Wake, ready: impl Fn() -> bool) {
     sleep_inner(w, ready, None);
 }
 
-fn sleep_inner(w: &Wake, ready: impl Fn() -> bool, slice: Option<Duration>) {
+fn sleep_inner(w: &Wake, ready: impl Fn() -> bool, slice: Option<Duration>) -> bool {
     w.sleepers.fetch_add(1, Ordering::SeqCst);
     let seq = w.seq.load(Ordering::SeqCst);
     // SYNC: SeqCst fence, paired with the one in `notify`.
     fence(Ordering::SeqCst);
+    let mut timed_out = false;
     if !ready() && slice != Some(Duration::ZERO) {
-        futex::wait(&w.seq, seq, slice);
+        timed_out = futex::wait(&w.seq, seq, slice) == futex::WaitOutcome::TimedOut;
     }
     w.sleepers.fetch_sub(1, Ordering::SeqCst);
+    timed_out
 }
