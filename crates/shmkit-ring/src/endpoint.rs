@@ -10,6 +10,7 @@ use crate::wait::{self, SLICE};
 use shmkit_segment::Segment;
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Side state: nobody attached yet, or the handle is being sent to another process.
 pub(crate) const STATE_NONE: u32 = 0;
@@ -190,7 +191,9 @@ impl TxEnd {
         }
     }
 
-    pub(crate) fn send(&mut self, msg: &[u8], dl: Deadline) -> Result<()> {
+    /// Send, waiting at most `timeout` (`None`: forever). The deadline (a clock read)
+    /// is only computed once the fast path failed.
+    pub(crate) fn send(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<()> {
         if self.peer_gone(false) {
             return Err(Error::Disconnected);
         }
@@ -202,6 +205,7 @@ impl TxEnd {
             Err(RawError::Full) => {}
             Err(e) => return Err(self.err(e)),
         }
+        let dl = Deadline::after(timeout);
         loop {
             self.wait_room(msg.len(), dl)?;
             match self.core.try_send(msg) {
@@ -323,7 +327,13 @@ impl RxEnd {
         }
     }
 
-    pub(crate) fn recv(&mut self, out: &mut Vec<u8>, dl: Deadline) -> Result<()> {
+    /// Receive, waiting at most `timeout` (`None`: forever). The deadline (a clock
+    /// read) is only computed once the fast path found nothing.
+    pub(crate) fn recv(&mut self, out: &mut Vec<u8>, timeout: Option<Duration>) -> Result<()> {
+        if self.poll_once(out)? {
+            return Ok(());
+        }
+        let dl = Deadline::after(timeout);
         loop {
             if self.poll_once(out)? {
                 return Ok(());

@@ -159,12 +159,12 @@ impl Connection {
 
     /// Send raw bytes, waiting while the pipe is full.
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.with_tx(|tx| tx.send(bytes, Deadline::NEVER))
+        self.with_tx(|tx| tx.send(bytes, None))
     }
 
     /// [`send_bytes`](Self::send_bytes), giving up after `timeout`.
     pub fn send_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<()> {
-        self.with_tx(|tx| tx.send(bytes, Deadline::after(Some(timeout))))
+        self.with_tx(|tx| tx.send(bytes, Some(timeout)))
     }
 
     /// Send without waiting: [`Error::Full`] if there is no room now.
@@ -194,13 +194,13 @@ impl Connection {
 
     /// Receive raw bytes into `buf` (cleared first), reusing its allocation.
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<()> {
-        self.with_rx(|rx| rx.recv(buf, Deadline::NEVER))
+        self.with_rx(|rx| rx.recv(buf, None))
     }
 
     /// [`recv_bytes`](Self::recv_bytes), giving up after `timeout`.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.with_rx(|rx| rx.recv(&mut v, Deadline::after(Some(timeout))))?;
+        self.with_rx(|rx| rx.recv(&mut v, Some(timeout)))?;
         Ok(v)
     }
 

@@ -34,6 +34,25 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Items whose encoding fits this many bytes are encoded on the stack.
+const ENCODE_STACK: usize = 256;
+
+/// Encode `item` into `stack` if it fits, else into `heap`.
+fn encode<'a, T: Serialize>(
+    item: &T,
+    stack: &'a mut [u8; ENCODE_STACK],
+    heap: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    match postcard::to_slice(item, stack) {
+        Ok(b) => Ok(b),
+        Err(postcard::Error::SerializeBufferFull) => {
+            *heap = postcard::to_allocvec(item).map_err(Error::Encode)?;
+            Ok(heap)
+        }
+        Err(e) => Err(Error::Encode(e)),
+    }
+}
+
 /// Default ring capacity of a [`Queue`] (bytes).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 
@@ -150,32 +169,33 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Put `item`, waiting while the queue is full.
     pub fn put(&self, item: &T) -> Result<()> {
-        self.put_deadline(item, Deadline::NEVER)
+        self.put_deadline(item, None)
     }
 
     /// [`put`](Self::put), giving up after `timeout` with [`Error::Timeout`].
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.put_deadline(item, Deadline::after(Some(timeout)))
+        self.put_deadline(item, Some(timeout))
     }
 
     /// Put without waiting: [`Error::Full`] if there is no room now.
     pub fn try_put(&self, item: &T) -> Result<()> {
-        let bytes = postcard::to_allocvec(item).map_err(Error::Encode)?;
-        match self.put_once(&bytes, Deadline::NEVER)? {
+        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
+        let bytes = encode(item, &mut stack, &mut heap)?;
+        match self.put_once(bytes, None)? {
             true => Ok(()),
             false => Err(Error::Full),
         }
     }
 
     /// Put the encoded bytes if they fit now (`Ok(false)` if not).
-    fn put_once(&self, bytes: &[u8], dl: Deadline) -> Result<bool> {
+    fn put_once(&self, bytes: &[u8], timeout: Option<Duration>) -> Result<bool> {
         let reg = &self.inner.reg;
         let me = self.inner.slot();
         if reg.is_closed(me) {
             return Err(Error::Closed);
         }
         let lock = &reg.header().prod_lock;
-        reg.lock(lock, me, dl)?;
+        reg.lock(lock, me, timeout)?;
         let res = (|| {
             let mut p =
                 ProducerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?;
@@ -198,12 +218,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         res
     }
 
-    fn put_deadline(&self, item: &T, dl: Deadline) -> Result<()> {
-        let bytes = postcard::to_allocvec(item).map_err(Error::Encode)?;
+    fn put_deadline(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
+        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
+        let bytes = encode(item, &mut stack, &mut heap)?;
+        if self.put_once(bytes, timeout)? {
+            return Ok(());
+        }
+        let dl = Deadline::after(timeout);
         let rec = spsc::record_len(bytes.len() as u64);
         let cap = self.ring.capacity();
         loop {
-            if self.put_once(&bytes, dl)? {
+            if self.put_once(bytes, dl.remaining())? {
                 return Ok(());
             }
             let ring = self.ring;
@@ -222,11 +247,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Take one item if there is one now (`Ok(None)` if empty).
-    fn get_once(&self, dl: Deadline) -> Result<Option<T>> {
+    fn get_once(&self, timeout: Option<Duration>) -> Result<Option<T>> {
         let reg = &self.inner.reg;
         let me = self.inner.slot();
         let lock = &reg.header().cons_lock;
-        reg.lock(lock, me, dl)?;
+        reg.lock(lock, me, timeout)?;
         let res = (|| {
             let mut c =
                 ConsumerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?;
@@ -249,22 +274,22 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Take the next item, waiting while the queue is empty. [`Error::Disconnected`] if
     /// it is empty and no other handle can put any more (all dropped, closed or dead).
     pub fn get(&self) -> Result<T> {
-        self.get_deadline(Deadline::NEVER)
+        self.get_deadline(None)
     }
 
     /// [`get`](Self::get), giving up after `timeout` with [`Error::Timeout`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_deadline(Deadline::after(Some(timeout)))
+        self.get_deadline(Some(timeout))
     }
 
     /// Take without waiting: [`Error::Empty`] if nothing is there now
     /// ([`Error::Disconnected`] if nothing ever will be).
     pub fn try_get(&self) -> Result<T> {
-        if let Some(v) = self.get_once(Deadline::NEVER)? {
+        if let Some(v) = self.get_once(None)? {
             return Ok(v);
         }
         if !self.inner.reg.others_can_put(self.inner.slot()) {
-            if let Some(v) = self.get_once(Deadline::NEVER)? {
+            if let Some(v) = self.get_once(None)? {
                 return Ok(v);
             }
             return Err(Error::Disconnected);
@@ -272,9 +297,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Err(Error::Empty)
     }
 
-    fn get_deadline(&self, dl: Deadline) -> Result<T> {
+    fn get_deadline(&self, timeout: Option<Duration>) -> Result<T> {
+        if let Some(v) = self.get_once(timeout)? {
+            return Ok(v);
+        }
+        let dl = Deadline::after(timeout);
         loop {
-            if let Some(v) = self.get_once(dl)? {
+            if let Some(v) = self.get_once(dl.remaining())? {
                 return Ok(v);
             }
             let ring = self.ring;
@@ -283,7 +312,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }
             if !self.inner.reg.others_can_put(self.inner.slot()) {
                 // Drain what the departed producers committed.
-                if let Some(v) = self.get_once(dl)? {
+                if let Some(v) = self.get_once(dl.remaining())? {
                     return Ok(v);
                 }
                 if !ring.has_data() {

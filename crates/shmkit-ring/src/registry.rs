@@ -167,8 +167,18 @@ impl Registry {
     }
 
     /// Take a claim lock (robust: a lock whose holder died is taken over).
-    pub(crate) fn lock(&self, word: &AtomicU32, me: u32, dl: Deadline) -> Result<()> {
+    /// Waits at most `timeout` (`None`: forever); the deadline is computed only when
+    /// the lock is contended.
+    pub(crate) fn lock(&self, word: &AtomicU32, me: u32, timeout: Option<Duration>) -> Result<()> {
         let mine = me + 1;
+        // SYNC: Acquire, as below.
+        if word
+            .compare_exchange(0, mine, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let dl = Deadline::after(timeout);
         let mut tries = 0u32;
         loop {
             // SYNC: Acquire, paired with the Release in `unlock`: the previous holder's

@@ -140,13 +140,13 @@ impl Producer {
     /// consumer is gone, [`Error::TooLarge`] if it can never fit.
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.live()?;
-        self.tx.send(msg, Deadline::NEVER)
+        self.tx.send(msg, None)
     }
 
     /// [`send`](Self::send), giving up after `timeout` with [`Error::Timeout`].
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.live()?;
-        self.tx.send(msg, Deadline::after(Some(timeout)))
+        self.tx.send(msg, Some(timeout))
     }
 
     /// Send without waiting: [`Error::Full`] if there is no room now.
@@ -298,13 +298,13 @@ impl Consumer {
     /// has been received.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.live()?;
-        self.rx.recv(buf, Deadline::NEVER)
+        self.rx.recv(buf, None)
     }
 
     /// [`recv`](Self::recv), giving up after `timeout` with [`Error::Timeout`].
     pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
         self.live()?;
-        self.rx.recv(buf, Deadline::after(Some(timeout)))
+        self.rx.recv(buf, Some(timeout))
     }
 
     /// Receive without waiting: [`Error::Empty`] if nothing is there now.
