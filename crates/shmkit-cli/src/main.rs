@@ -5,11 +5,15 @@
 //! shmkit inspect NAME [--json]        one segment's header, field by field
 //! shmkit rm NAME...                   remove segments by name
 //! shmkit rm --stale [--dry-run]       remove every segment whose creator is gone
+//! shmkit report [--criterion-dir D] [--out D]   benchmark tables and SVG plots
 //! ```
 //!
 //! Exit codes: 0 success; 1 a segment could not be read, found or removed (the message
 //! names it and the cause); 2 bad usage.
 
+mod report;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,6 +71,19 @@ enum Command {
         /// Show what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Turn criterion's results into markdown tables (printed) and SVG plots.
+    ///
+    /// Reads every `benchmark.json` / `estimates.json` under the criterion directory;
+    /// prints one table per group (median, 95 % interval, throughput, ratio to `pipe`)
+    /// and writes `<group>.svg` into the output directory.
+    Report {
+        /// Criterion's output directory.
+        #[arg(long, default_value = "target/criterion")]
+        criterion_dir: PathBuf,
+        /// Where the SVG plots go.
+        #[arg(long, default_value = "docs/plots")]
+        out: PathBuf,
     },
 }
 
@@ -275,6 +292,7 @@ fn main() -> ExitCode {
             stale,
             dry_run,
         } => rm(names, *stale, *dry_run),
+        Command::Report { criterion_dir, out } => report::run(criterion_dir, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
