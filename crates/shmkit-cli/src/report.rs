@@ -256,7 +256,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
         let (ymin, ymax) = points.iter().fold((f64::MAX, 0f64), |(lo, hi), p| {
             (lo.min(p.median_ns), hi.max(p.median_ns))
         });
-        let n = points.len() as i32;
+        let n = points.len();
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!("{group}: median time (lower is better)"),
@@ -265,7 +265,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(230)
-            .build_cartesian_2d((ymin * 0.5..ymax * 2.0).log_scale(), 0..n)
+            .build_cartesian_2d((ymin * 0.5..ymax * 2.0).log_scale(), -0.5..(n as f64 - 0.5))
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
@@ -273,7 +273,14 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
             .x_desc("nanoseconds")
             .x_label_formatter(&|x| time(*x))
             .y_labels(points.len())
-            .y_label_formatter(&|i| labels.get(*i as usize).cloned().unwrap_or_default())
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                if (y - i).abs() < 0.05 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
             .draw()
             .map_err(|e| err(&e))?;
         chart
@@ -283,8 +290,9 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
                     .position(|t| *t == p.transport)
                     .unwrap_or(0)
                     % COLORS.len()];
+                let y = i as f64;
                 Rectangle::new(
-                    [(ymin * 0.5, i as i32), (p.median_ns, i as i32 + 1)],
+                    [(ymin * 0.5, y - 0.35), (p.median_ns, y + 0.35)],
                     color.filled(),
                 )
             }))
