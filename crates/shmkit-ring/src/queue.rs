@@ -97,6 +97,12 @@ pub struct Queue<T> {
     inner: Inner,
     ring: Ring,
     spin: SpinPolicy,
+    /// This handle's producer core, kept across `put`s while no other handle produced
+    /// (then its cached `head` saves a shared-line miss per item). Used only under the
+    /// shared producer lock.
+    prod_cache: std::sync::Mutex<Option<ProducerCore>>,
+    /// Same for the consumer side.
+    cons_cache: std::sync::Mutex<Option<ConsumerCore>>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -159,6 +165,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             },
             ring,
             spin: SpinPolicy::DEFAULT,
+            prod_cache: std::sync::Mutex::new(None),
+            cons_cache: std::sync::Mutex::new(None),
             _t: PhantomData,
         })
     }
@@ -197,8 +205,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let lock = &reg.header().prod_lock;
         reg.lock(lock, me, timeout)?;
         let res = (|| {
-            let mut p =
-                ProducerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?;
+            let mut cache = self.prod_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if !cache.as_ref().is_some_and(ProducerCore::is_current) {
+                *cache = Some(
+                    ProducerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?,
+                );
+            }
+            let Some(p) = cache.as_mut() else {
+                unreachable!("filled just above")
+            };
             match p.reserve(bytes.len()) {
                 Ok(mut g) => {
                     g.as_mut_slice().copy_from_slice(bytes);
@@ -225,8 +240,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Ok(());
         }
         let dl = Deadline::after(timeout);
-        let rec = spsc::record_len(bytes.len() as u64);
         let cap = self.ring.capacity();
+        // Hysteresis: once full, wait for an eighth of the ring (or the record, if
+        // larger) to drain, so producers and consumers then work on different parts
+        // of the ring instead of trading one cache line per item at the full mark.
+        let rec = spsc::record_len(bytes.len() as u64).max(cap / 8);
+        let mut ask_kernel = true;
         loop {
             if self.put_once(bytes, dl.remaining())? {
                 return Ok(());
@@ -236,13 +255,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if self.spin.spin_until(fits) {
                 continue;
             }
-            if !self.inner.reg.others_alive(self.inner.slot()) {
+            // Scanning the other handles costs syscalls: only after a sleep nobody cut
+            // short (a live consumer keeps waking us), or when time is up.
+            if (ask_kernel || dl.expired()) && !self.inner.reg.others_alive(self.inner.slot()) {
                 return Err(Error::Disconnected);
             }
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(&ring.header().meta.space_wake, fits, dl.slice(SLICE));
+            ask_kernel = wait::sleep(&ring.header().meta.space_wake, fits, dl.slice(SLICE));
         }
     }
 
@@ -253,8 +274,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let lock = &reg.header().cons_lock;
         reg.lock(lock, me, timeout)?;
         let res = (|| {
-            let mut c =
-                ConsumerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?;
+            let mut cache = self.cons_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if !cache.as_ref().is_some_and(ConsumerCore::is_current) {
+                *cache = Some(
+                    ConsumerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?,
+                );
+            }
+            let Some(c) = cache.as_mut() else {
+                unreachable!("filled just above")
+            };
             match c.read() {
                 Ok(Some(g)) => {
                     let v = postcard::from_bytes::<T>(&g).map_err(Error::Decode);
@@ -302,6 +330,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Ok(v);
         }
         let dl = Deadline::after(timeout);
+        let mut ask_kernel = true;
         loop {
             if let Some(v) = self.get_once(dl.remaining())? {
                 return Ok(v);
@@ -310,7 +339,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if self.spin.spin_until(move || ring.has_data()) {
                 continue;
             }
-            if !self.inner.reg.others_can_put(self.inner.slot()) {
+            // As in `put`: scan the handles only after an uninterrupted sleep.
+            if (ask_kernel || dl.expired()) && !self.inner.reg.others_can_put(self.inner.slot()) {
                 // Drain what the departed producers committed.
                 if let Some(v) = self.get_once(dl.remaining())? {
                     return Ok(v);
@@ -323,7 +353,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(
+            ask_kernel = wait::sleep(
                 &ring.header().meta.data_wake,
                 move || ring.has_data(),
                 dl.slice(SLICE),

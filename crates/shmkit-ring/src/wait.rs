@@ -1,22 +1,23 @@
 //! The wait layer shared by every ring: spin, then sleep on a futex word in bounded
 //! slices; wake only when a sleeper is announced.
 //!
-//! The protocol (a Dekker pair made of SeqCst fences):
+//! The protocol (a Dekker pair made of SeqCst fences). `sleepers` is a flag: nonzero
+//! means "someone may be asleep"; the first waker to see it clears it and wakes
+//! everybody, so a burst of publications while a sleeper is still waking up costs one
+//! syscall, not one per publication.
 //!
-//! | sleeper                              | waker                                   |
-//! |--------------------------------------|-----------------------------------------|
-//! | `sleepers += 1` (SeqCst)             | publish (`tail`/`head` Release store)   |
-//! | `s = seq` (SeqCst)                   | `fence(SeqCst)`                         |
-//! | `fence(SeqCst)`; re-check condition  | if `sleepers > 0`: `seq += 1`; `wake`   |
-//! | `futex_wait(seq, s, slice)`          |                                         |
-//! | `sleepers -= 1`                      |                                         |
+//! | sleeper                                 | waker                                        |
+//! |-----------------------------------------|----------------------------------------------|
+//! | `s = seq` (SeqCst)                      | publish (`tail`/`head` Release store)        |
+//! | `sleepers = 1` (SeqCst swap)            | `fence(SeqCst)`                              |
+//! | `fence(SeqCst)`; re-check condition     | if `sleepers != 0` and `swap(0) != 0`:       |
+//! | `futex_wait(seq, s, slice)`             | `seq += 1`; `futex_wake_all(seq)`            |
 //!
-//! By the fences, either the waker sees `sleepers > 0`, or the sleeper's re-check sees
-//! the publication. If the waker sees the sleeper it bumps `seq` after publishing: a
-//! sleeper that read the old `seq` is either already queued in the kernel (and woken) or
-//! gets `EAGAIN` from `futex_wait`; one that read the new `seq` (Acquire) also sees the
-//! publication in its re-check. So no wake-up is lost. Slices bound every sleep so a
-//! dead peer (which wakes nobody) is noticed.
+//! By the fences, either the waker sees the flag, or the sleeper's re-check sees the
+//! publication. A waker that sees the flag bumps `seq` after the sleeper read it (the
+//! sleeper read `seq` before raising the flag), so the sleeper's `futex_wait` either
+//! returns at once (value changed) or is queued and woken. No wake-up is lost. Slices
+//! bound every sleep so a dead peer (which wakes nobody) is noticed.
 
 use crate::primitive::{Ordering, fence};
 use crate::raw::spsc::Wake;
@@ -26,21 +27,18 @@ use std::time::Duration;
 /// Longest single futex sleep: how quickly a dead peer is noticed at worst.
 pub const SLICE: Duration = Duration::from_millis(20);
 
-/// Wake sleepers on `w` if any are announced. Call after publishing.
+/// Wake sleepers on `w` if any are announced. Call after publishing. (`_all` is
+/// kept for call sites' documentation; every sleeper is woken, see the module docs.)
 #[inline]
-pub fn notify(w: &Wake, all: bool) {
+pub fn notify(w: &Wake, _all: bool) {
     // SYNC: SeqCst fence, paired with the fence in `sleep`: our publication (before
-    // this fence) or the sleeper's `sleepers` increment is seen by the other side.
+    // this fence) or the sleeper's raising of the flag is seen by the other side.
     fence(Ordering::SeqCst);
-    if w.sleepers.load(Ordering::Relaxed) > 0 {
+    if w.sleepers.load(Ordering::Relaxed) != 0 && w.sleepers.swap(0, Ordering::SeqCst) != 0 {
         // SYNC: Release, paired with the sleeper's SeqCst load of `seq`: a sleeper that
         // reads the new value sees our publication.
         w.seq.fetch_add(1, Ordering::Release);
-        if all {
-            futex::wake_all(&w.seq);
-        } else {
-            futex::wake(&w.seq, 1);
-        }
+        futex::wake_all(&w.seq);
     }
 }
 
@@ -67,14 +65,15 @@ pub fn sleep_until_woken(w: &Wake, ready: impl Fn() -> bool) {
 }
 
 fn sleep_inner(w: &Wake, ready: impl Fn() -> bool, slice: Option<Duration>) -> bool {
-    w.sleepers.fetch_add(1, Ordering::SeqCst);
+    // Read `seq` before raising the flag: a waker that clears the flag bumps `seq`
+    // afterwards, so our `futex_wait` cannot miss it.
     let seq = w.seq.load(Ordering::SeqCst);
+    w.sleepers.swap(1, Ordering::SeqCst);
     // SYNC: SeqCst fence, paired with the one in `notify`.
     fence(Ordering::SeqCst);
     let mut timed_out = false;
     if !ready() && slice != Some(Duration::ZERO) {
         timed_out = futex::wait(&w.seq, seq, slice) == futex::WaitOutcome::TimedOut;
     }
-    w.sleepers.fetch_sub(1, Ordering::SeqCst);
     timed_out
 }

@@ -43,14 +43,14 @@ pub struct Side {
     pub count: AtomicU64,
 }
 
-/// A futex word pair used by the wait layer: a sequence the sleeper waits on and the
-/// number of sleepers, so a waker issues a syscall only when someone sleeps.
+/// A futex word pair used by the wait layer: a sequence the sleeper waits on and a
+/// "someone may sleep" flag, so a waker issues a syscall only when someone sleeps.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Wake {
     /// Bumped by the waker before each wake syscall; sleepers `futex_wait` on it.
     pub seq: AtomicU32,
-    /// Number of threads between "announce sleep" and "woke up".
+    /// Nonzero while someone may be asleep on `seq`; the waker clears it and wakes all.
     pub sleepers: AtomicU32,
 }
 
@@ -279,6 +279,14 @@ impl ProducerCore {
         &self.ring
     }
 
+    /// Whether our private `tail` still equals the shared one, i.e. nobody else
+    /// produced since we last published (producers that share a ring under a lock keep
+    /// their core across turns when this holds: its cached `head` is still sound, since
+    /// `tail - cap <= head_cache <= head <= tail`).
+    pub fn is_current(&self) -> bool {
+        self.ring.header().tail.pos.load(Ordering::Acquire) == self.tail
+    }
+
     fn refresh_head(&mut self) -> Result<(), RawError> {
         // SYNC: Acquire, paired with the consumer's Release store of `head` in
         // `ConsumerCore::publish`: the consumer is done reading the bytes we will reuse.
@@ -491,6 +499,12 @@ impl ConsumerCore {
     /// Our read position (private copy; moves on every release, deferred or not).
     pub fn position(&self) -> u64 {
         self.head
+    }
+
+    /// Whether our private `head` still equals the shared one (nobody else consumed
+    /// since); see [`ProducerCore::is_current`].
+    pub fn is_current(&self) -> bool {
+        self.ring.header().head.pos.load(Ordering::Acquire) == self.head
     }
 
     fn refresh_tail(&mut self) -> Result<(), RawError> {
