@@ -271,7 +271,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn get_once(&self, timeout: Option<Duration>) -> Result<Option<T>> {
         let reg = &self.inner.reg;
         let me = self.inner.slot();
-        let lock = &reg.header().cons_lock;
+        let lock = reg.cons_lock();
         reg.lock(lock, me, timeout)?;
         let res = (|| {
             let mut cache = self.cons_cache.lock().unwrap_or_else(|p| p.into_inner());

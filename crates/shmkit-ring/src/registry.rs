@@ -14,8 +14,12 @@ use std::time::{Duration, Instant};
 
 /// Handle slots per queue (also the MPMC producer-table length).
 pub(crate) const MAX_HANDLES: u32 = 64;
-/// Bytes before the ring in a queue segment: header line + handle states.
-pub(crate) const REGISTRY_BYTES: usize = 384;
+/// Bytes before the ring in a queue segment: header line, handle states, and the
+/// consumer lock on a line of its own (a lock shared by producers and consumers on one
+/// line cost two cache-line transfers per item; measured, docs/ring.md).
+pub(crate) const REGISTRY_BYTES: usize = 512;
+/// Offset of the consumer claim lock (its own 128-byte line).
+const CONS_LOCK_OFFSET: usize = 384;
 /// `ready` value once the creator has initialised the queue.
 pub(crate) const READY: u32 = 0x5245_4459;
 
@@ -29,12 +33,12 @@ const CLOSED: u32 = 2;
 pub(crate) struct QueueHeader {
     /// Producer claim lock: 0 free, else holder's slot + 1.
     pub(crate) prod_lock: AtomicU32,
-    /// Consumer claim lock: 0 free, else holder's slot + 1.
-    pub(crate) cons_lock: AtomicU32,
     /// Handles serialized and not yet deserialized.
     pub(crate) in_transit: AtomicU32,
     /// [`READY`] once initialised.
     pub(crate) ready: AtomicU32,
+    /// Reserved.
+    pub(crate) reserved: AtomicU32,
     /// Items put and not yet `task_done`.
     pub(crate) unfinished: AtomicU64,
     /// `join` sleeps here.
@@ -65,6 +69,13 @@ impl Registry {
         // 128-aligned; `QueueHeader` is atomics only (any bit pattern is valid); the
         // segment lives as long as `self`.
         unsafe { &*self.seg.as_ptr().cast::<QueueHeader>() }
+    }
+
+    /// Consumer claim lock: 0 free, else holder's slot + 1.
+    pub(crate) fn cons_lock(&self) -> &AtomicU32 {
+        // SAFETY: offset 384 lies inside REGISTRY_BYTES (checked in `new`), 4-aligned;
+        // any bit pattern is a valid `AtomicU32`; the segment lives as long as `self`.
+        unsafe { &*self.seg.as_ptr().add(CONS_LOCK_OFFSET).cast::<AtomicU32>() }
     }
 
     fn state(&self, slot: u32) -> &AtomicU32 {
@@ -122,8 +133,8 @@ impl Registry {
         let _ = h
             .prod_lock
             .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
-        let _ = h
-            .cons_lock
+        let _ = self
+            .cons_lock()
             .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
         self.state(slot).store(OPEN, Ordering::Release);
         Ok(guard)
