@@ -2,6 +2,8 @@
 //! shmkit-process), including peers killed with SIGKILL. Every wait is bounded; every
 //! segment name is unique and gone from /dev/shm at the end.
 
+#![cfg(not(miri))] // real processes and syscalls: Miri runs the `raw_*` tests instead
+
 use shmkit_ring::primitive::{AtomicU32, Ordering};
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
