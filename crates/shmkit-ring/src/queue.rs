@@ -245,7 +245,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         // larger) to drain, so producers and consumers then work on different parts
         // of the ring instead of trading one cache line per item at the full mark.
         let rec = spsc::record_len(bytes.len() as u64).max(cap / 8);
-        let mut ask_kernel = true;
+        let mut ask_kernel = false;
         loop {
             if self.put_once(bytes, dl.remaining())? {
                 return Ok(());
@@ -330,7 +330,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Ok(v);
         }
         let dl = Deadline::after(timeout);
-        let mut ask_kernel = true;
+        let mut ask_kernel = false;
         loop {
             if let Some(v) = self.get_once(dl.remaining())? {
                 return Ok(v);
