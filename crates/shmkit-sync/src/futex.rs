@@ -131,12 +131,12 @@ pub struct SpinPolicy {
 }
 
 impl SpinPolicy {
-    /// A few hundred nanoseconds of spinning, one yield, then sleep: chosen from
-    /// `benches/sync.rs` (`event_pingpong/shmkit_spin*`) on a 2-core VM shared with
-    /// builds, where every longer budget was slower (see docs/sync.md).
+    /// 100 spins (a few microseconds), then 30 yields, then sleep: chosen from
+    /// `benches/sync.rs` (`event_pingpong/shmkit_spin*`) on a quiet and on a loaded
+    /// 2-core VM (see docs/sync.md). The yields hand the core to a peer that shares it.
     pub const DEFAULT: SpinPolicy = SpinPolicy {
-        spins: 10,
-        yields: 1,
+        spins: 100,
+        yields: 30,
     };
     /// Sleep at once (for tests and for cores that are oversubscribed).
     pub const NEVER: SpinPolicy = SpinPolicy {
