@@ -97,6 +97,32 @@ static PANIC_SENT: AtomicBool = AtomicBool::new(false);
 thread_local! {
     /// True on the thread of a child that runs the requested function.
     static RUNS_THE_FUNCTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// True while this thread runs inside [`catch_panic`].
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The message (with location) of the last panic [`catch_panic`] caught here.
+    static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f`, turning a panic in it into `Err(message)` — the panic's message followed by
+/// its location, e.g. `"boom (at src/main.rs:3)"` — instead of unwinding further.
+///
+/// While `f` runs, shmkit's panic hook neither prints the panic nor reports it to the
+/// parent as the child's failure: the caller owns it. Worker loops use this (a
+/// `shmkit-pool` worker hands a task's panic back as that task's result and keeps
+/// serving, as Python's `Pool` does with an exception).
+///
+/// ```
+/// let r = shmkit_process::catch_panic(|| -> u32 { panic!("boom") });
+/// let message = r.unwrap_err();
+/// assert!(message.starts_with("boom (at "), "{message}");
+/// assert_eq!(shmkit_process::catch_panic(|| 7), Ok(7));
+/// ```
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    install_panic_hook();
+    let outer = CATCHING.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.set(outer);
+    result.map_err(|payload| CAUGHT.take().unwrap_or_else(|| panic_message(&*payload)))
 }
 
 /// Errors of spawning and joining: what happened to the child, said in terms of its
@@ -387,7 +413,7 @@ type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, Failure>;
 /// Install (once per process) the panic hook that reports the requested function's
 /// panic to the parent: with its message and location, on the control socket. Every
 /// other panic — in the parent, or in a child's helper threads — goes to the hook that
-/// was installed before, unchanged.
+/// was installed before, unchanged; a panic inside [`catch_panic`] is only recorded.
 fn install_panic_hook() {
     static INSTALLED: AtomicBool = AtomicBool::new(false);
     if INSTALLED.swap(true, Ordering::AcqRel) {
@@ -395,16 +421,17 @@ fn install_panic_hook() {
     }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if CATCHING.get() {
+            CAUGHT.set(Some(describe_panic(info)));
+            return;
+        }
         let fd = CHILD_SOCKET.load(Ordering::Acquire);
         // Only a panic of the function itself fails the process (as in Python, an
         // exception in another thread of the child is printed, not returned).
         if fd < 0 || !RUNS_THE_FUNCTION.get() {
             return previous(info);
         }
-        let mut message = panic_message(info.payload());
-        if let Some(l) = info.location() {
-            message = format!("{message} (at {}:{})", l.file(), l.line());
-        }
+        let message = describe_panic(info);
         if !PANIC_SENT.swap(true, Ordering::AcqRel) {
             // SAFETY: `fd` is the control socket owned by `child_main`, which never
             // returns, so the descriptor stays open while this hook can run.
@@ -424,6 +451,15 @@ fn install_panic_hook() {
         };
         eprintln!("process '{}' (pid {}) panicked: {shown}", me.name, me.pid);
     }));
+}
+
+/// A panic's message followed by its location.
+fn describe_panic(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let message = panic_message(info.payload());
+    match info.location() {
+        Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
+        None => message,
+    }
 }
 
 /// The text of a panic payload (`panic!` with a literal or with formatting), cut to

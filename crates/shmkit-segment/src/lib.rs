@@ -102,6 +102,24 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Default wait of `open` for a racing creator to publish `ready`.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Remove the name `name` from the system (`shm_unlink`), whatever the file holds —
+/// for cleaning up after a process that died before it could unlink what it created.
+/// Processes that have it mapped keep their mapping. [`Error::NotFound`] if no such name.
+///
+/// ```
+/// let name = format!("shmkit-doc-remove-{}", std::process::id());
+/// let mut seg = shmkit_segment::Segment::create(&name, 64)?;
+/// seg.set_unlink_on_drop(false);
+/// drop(seg);
+/// shmkit_segment::remove(&name)?;
+/// assert!(matches!(shmkit_segment::remove(&name), Err(shmkit_segment::Error::NotFound { .. })));
+/// # Ok::<(), shmkit_segment::Error>(())
+/// ```
+pub fn remove(name: &str) -> Result<()> {
+    validate_name(name)?;
+    sys::unlink(name).map_err(|e| Error::from_io(name, "unlink", e, 0))
+}
+
 /// Check a segment name against DESIGN rule 4: `[A-Za-z0-9._-]`, 1..=200 bytes, not `.`/`..`.
 ///
 /// ```
