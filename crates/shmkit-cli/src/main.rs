@@ -1,42 +1,82 @@
-//! `shmkit`: see what is in shared memory, and clean up what dead processes left.
+//! `shmkit`: see what is in shared memory, watch it move, clean up what dead processes
+//! left, and measure shared memory against pipes on this machine.
+//!
+//! | command | what it does | example |
+//! |---|---|---|
+//! | `ls [--all] [--json]` | every shmkit segment in /dev/shm: kind, type, size, creator, age, alive/stale (`--all`: other files too) | `shmkit ls` |
+//! | `inspect NAME [--json]` | one segment's header field by field, and its payload: for rings capacity, depth, counters, sides and sleepers; for locks the holder and whether it lives | `shmkit inspect jobs` |
+//! | `watch NAME [--interval SECS] [--count N]` | a ring's message rate, bytes/s and depth, refreshed like `top` until Ctrl-C (or N refreshes) | `shmkit watch jobs --interval 0.5` |
+//! | `rm NAME...` | remove segments by name | `shmkit rm jobs results` |
+//! | `rm --stale [--dry-run]` | remove every segment whose creator is gone | `shmkit rm --stale --dry-run` |
+//! | `bench [--quick]` | shm ring, `Queue<u64>` and `Event` against a pipe and a Unix socket, two processes, 8 B / 64 B / 64 KiB: a throughput and a round-trip table | `shmkit bench --quick` |
+//! | `report [--criterion-dir D] [--out D]` | criterion results to markdown tables and SVG plots | `shmkit report --out docs/plots` |
+//!
+//! `inspect` of a ring with two messages in it:
 //!
 //! ```text
-//! shmkit ls [--all] [--json]          every shmkit segment in /dev/shm (--all: other files too)
-//! shmkit inspect NAME [--json]        one segment's header, field by field
-//! shmkit rm NAME...                   remove segments by name
-//! shmkit rm --stale [--dry-run]       remove every segment whose creator is gone
-//! shmkit report [--criterion-dir D] [--out D]   benchmark tables and SVG plots
+//! $ shmkit inspect jobs
+//! name:          jobs
+//! state:         alive
+//! kind:          SpscRing
+//! ...
+//! ring:          SPSC byte ring (one producer, one consumer)
+//! capacity:      4096 bytes (4.0K; largest message 2040 bytes)
+//! depth:         2 messages in flight, 32 bytes (0.8% full)
+//! sent:          3 messages (tail at byte 48)
+//! received:      1 message (head at byte 16)
+//! producer:      attached, alive (pid 4242, slot 0); awake; woken 0 times
+//! consumer:      attached, alive (pid 4243, slot 1); ASLEEP, waiting for data; woken 1 time
 //! ```
 //!
-//! Exit codes: 0 success; 1 a segment could not be read, found or removed (the message
-//! names it and the cause); 2 bad usage.
+//! and of a mutex whose holder was killed:
+//!
+//! ```text
+//! lock:          held by process slot 1 (generation 1), DEAD: its liveness slot is free: the
+//!                kernel released it when the process died; dead holder pid unknown (a Mutex
+//!                records its holder's slot, not its pid); the next locker takes it over ...
+//! ```
+//!
+//! A value that breaks the layout's invariants prints as `corrupted: <what>`; nothing read
+//! from a segment can crash the command.
+//!
+//! Exit codes: **0** success; **1** the operation failed: a segment could not be read,
+//! found or removed, is corrupted, or a benchmark failed (the message names it and the
+//! cause); **2** bad usage (unknown command or option, missing or malformed argument).
 
+mod bench;
+mod inspect;
+mod procfs;
 mod report;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use shmkit::segment::{SegmentInfo, SegmentState};
 
-/// See what is in shared memory, and clean up what dead processes left behind.
-///
-/// Exit codes: 0 success; 1 a segment could not be read, found or removed; 2 bad usage.
+/// See what is in shared memory, watch it move, clean up what dead processes left, and
+/// compare shared memory with pipes on this machine.
 #[derive(Parser, Debug)]
 #[command(
     name = "shmkit",
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 a segment could not be read, found or removed \
-                  (the message names it and the cause); 2 bad usage."
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXIT_CODES: &str = "Exit codes:\n  \
+    0  success\n  \
+    1  the operation failed: a segment could not be read, found or removed, is corrupted, \
+    or a benchmark failed (the message names it and the cause)\n  \
+    2  bad usage: unknown command or option, missing or malformed argument";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -52,13 +92,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one segment's header field by field.
+    /// Show one segment: its header field by field, then its payload.
+    ///
+    /// Rings (SPSC channel, Queue, PodQueue, Pipe): capacity, depth in messages and bytes,
+    /// messages sent and received, each side's state and liveness (with the pids of live
+    /// holders, from /proc), and whether a side is asleep waiting for the other.
+    /// Locks (Mutex, RLock, Value, Array, Dict): free or held, by which process slot,
+    /// whether that process lives, waiters, recoveries from dead holders.
+    /// Whatever breaks the layout's invariants prints as `corrupted: <what>` (exit 1).
+    #[command(after_help = "Example: shmkit inspect jobs --json")]
     Inspect {
         /// The segment name (the file name under /dev/shm).
         name: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Watch a ring live: messages/s, bytes/s and depth, refreshed like `top`.
+    ///
+    /// Runs until Ctrl-C, or for --count refreshes. Rates come from the ring's own
+    /// counters between two refreshes; bytes count the ring's records (length words and
+    /// padding included). Nothing is written to the segment.
+    #[command(after_help = "Example: shmkit watch jobs --interval 0.5 --count 10")]
+    Watch {
+        /// The ring's segment name (SpscRing, Queue, MpmcQueue or Pipe).
+        name: String,
+        /// Seconds between refreshes (fractions allowed).
+        #[arg(long, default_value = "1", value_name = "SECS", value_parser = watch::parse_interval)]
+        interval: Duration,
+        /// Stop after N refreshes (default: until Ctrl-C).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
     },
     /// Remove segments: by name, or every stale one.
     Rm {
@@ -72,6 +136,27 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Compare shared memory with a pipe and a Unix socket on this machine.
+    ///
+    /// Two processes (this binary runs the peer). Throughput of the SPSC ring, a pipe and
+    /// a Unix socket for 8 B, 64 B and 64 KiB messages, and of Queue<u64>; round-trip
+    /// latency (median, p99) of the same, and of an Event wake-up. Prints two markdown
+    /// tables with the ratio to the pipe. About 25 s; --quick about 8 s.
+    #[command(after_help = "Example: shmkit bench --quick")]
+    Bench {
+        /// Shorter runs (0.25 s per measurement instead of 1 s).
+        #[arg(long)]
+        quick: bool,
+        /// Milliseconds per measurement (overrides --quick; for tests).
+        #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        per_run_ms: Option<u64>,
+        /// Message sizes in bytes, comma-separated (for tests).
+        #[arg(long, hide = true, value_delimiter = ',')]
+        sizes: Option<Vec<usize>>,
+    },
+    /// The peer process of `bench` (internal).
+    #[command(hide = true)]
+    BenchPeer { role: String, arg: String },
     /// Turn criterion's results into markdown tables (printed) and SVG plots.
     ///
     /// Reads every `benchmark.json` / `estimates.json` under the criterion directory;
@@ -193,51 +278,6 @@ fn ls(all: bool, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(name: &str, json: bool) -> Result<(), String> {
-    shmkit::segment::validate_name(name).map_err(|e| e.to_string())?;
-    if !std::path::Path::new(&format!("/dev/shm/{name}")).exists() {
-        return Err(format!("segment '{name}' not found in /dev/shm"));
-    }
-    let info = shmkit::segment::inspect(name);
-    let r = row(&info);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
-        );
-    } else {
-        println!("name:          {}", r.name);
-        println!("state:         {}", r.state);
-        println!("kind:          {}", dash(r.kind.as_deref()));
-        println!(
-            "type:          {}",
-            dash(info.fingerprint.filter(|f| !f.is_none()))
-        );
-        println!("payload bytes: {}", dash(r.payload_bytes));
-        println!("file bytes:    {}", r.file_bytes);
-        println!("creator pid:   {}", dash(r.creator_pid));
-        println!(
-            "creator start: {} (clock ticks since boot)",
-            dash(r.creator_start_ticks)
-        );
-        println!(
-            "created:       {} (unix seconds; {} ago)",
-            dash(r.created_unix),
-            dash(r.age_secs.map(human_age))
-        );
-    }
-    match info.state {
-        SegmentState::Foreign => Err(format!(
-            "'{name}' is not a shmkit segment (no shmkit header)"
-        )),
-        SegmentState::Corrupted => Err(format!("segment '{name}' has a corrupted header")),
-        SegmentState::Unreadable => Err(format!(
-            "segment '{name}' cannot be read (permission denied?)"
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn remove(name: &str) -> Result<(), String> {
     shmkit::segment::validate_name(name).map_err(|e| e.to_string())?;
     std::fs::remove_file(format!("/dev/shm/{name}")).map_err(|e| match e.kind() {
@@ -283,10 +323,21 @@ fn rm(names: &[String], stale: bool, dry_run: bool) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse(); // exits with 2 on bad usage
+    let cli = Cli::parse(); // exits with 2 on bad usage (clap's convention)
     let result = match &cli.command {
         Command::Ls { all, json } => ls(*all, *json),
-        Command::Inspect { name, json } => inspect(name, *json),
+        Command::Inspect { name, json } => inspect::run(name, *json),
+        Command::Watch {
+            name,
+            interval,
+            count,
+        } => watch::run(name, *interval, *count),
+        Command::Bench {
+            quick,
+            per_run_ms,
+            sizes,
+        } => bench::run(*quick, per_run_ms.map(Duration::from_millis), sizes.clone()),
+        Command::BenchPeer { role, arg } => bench::peer(role, arg),
         Command::Rm {
             names,
             stale,

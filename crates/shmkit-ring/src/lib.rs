@@ -34,6 +34,7 @@
 
 mod endpoint;
 mod error;
+pub mod inspect;
 mod pipe;
 pub mod primitive;
 mod queue;

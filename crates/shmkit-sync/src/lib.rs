@@ -38,6 +38,7 @@ mod dict;
 mod error;
 mod event;
 pub mod futex;
+pub mod inspect;
 mod lock;
 mod mutex;
 pub mod primitive;
