@@ -244,11 +244,15 @@ fn print_lock(out: &Inspection, l: &LockView) {
             let who = match h.alive {
                 Some(true) => format!("alive, {}", pids(out, h.slot)),
                 Some(false) => {
+                    // A dead process holds no file lock and has no /proc entry: only
+                    // what the segment recorded is left, and the lock word records a
+                    // process slot, not a pid. An RLock also records the owning
+                    // thread's kernel id.
                     let pid = match l.rlock {
-                        Some((tid, _)) if tid != 0 => {
-                            format!("dead holder pid {tid} (its owning thread's id)")
-                        }
-                        _ => "dead holder pid unknown (a Mutex records its holder's slot, not its pid)"
+                        Some((tid, _)) if tid != 0 => format!(
+                            "its pid is not recorded; its thread id was {tid} (the pid, if that was its main thread)"
+                        ),
+                        _ => "its pid is not recorded (a lock records its holder's process slot, not its pid)"
                             .into(),
                     };
                     format!(

@@ -224,3 +224,319 @@ fn report_turns_criterion_output_into_tables_and_svg_plots() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("run `cargo bench` first"));
 }
+
+// ---------------------------------------------------------------------------------
+// inspect of payloads, watch, bench
+
+fn spawn_shmkit(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the shmkit binary")
+}
+
+fn line_with<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
+}
+
+#[test]
+fn inspect_a_ring_shows_depth_counters_and_sides() {
+    let name = unique("ring");
+    let _c = Cleanup(name.clone());
+    let (mut tx, mut rx) = shmkit::ring::spsc::channel(&name, 1 << 12).unwrap();
+    for m in [&b"one"[..], b"two", b"three"] {
+        tx.send(m).unwrap();
+    }
+    assert_eq!(rx.recv_vec().unwrap(), b"one");
+
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    assert!(line_with(&text, "kind:").contains("SpscRing"), "{text}");
+    assert!(
+        line_with(&text, "capacity:").contains("4096 bytes"),
+        "{text}"
+    );
+    assert!(
+        line_with(&text, "depth:").contains("2 messages in flight, 32 bytes"),
+        "{text}"
+    );
+    assert!(line_with(&text, "sent:").contains("3 messages"), "{text}");
+    assert!(
+        line_with(&text, "received:").contains("1 message "),
+        "{text}"
+    );
+    let me = std::process::id().to_string();
+    let producer = line_with(&text, "producer:");
+    assert!(
+        producer.contains("attached, alive") && producer.contains(&me),
+        "{producer}"
+    );
+    assert!(line_with(&text, "consumer:").contains("awake"), "{text}");
+    assert!(!text.contains("corrupted"), "{text}");
+
+    let out = shmkit(&["inspect", &name, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["kind"], "SpscRing");
+    assert_eq!(v["ring"]["layout"], "spsc");
+    assert_eq!(v["ring"]["sent"], 3);
+    assert_eq!(v["ring"]["received"], 1);
+    assert_eq!(v["ring"]["depth_messages"], 2);
+    assert_eq!(v["ring"]["producer"]["alive"], true);
+    assert_eq!(v["corrupted"].as_array().map(Vec::len), Some(0));
+
+    // The consumer closes: inspect says so.
+    drop(rx);
+    let text = stdout(&shmkit(&["inspect", &name]));
+    assert!(line_with(&text, "consumer:").contains("closed"), "{text}");
+}
+
+#[test]
+fn inspect_a_queue_shows_handles_and_unfinished_items() {
+    let name = unique("queue");
+    let _c = Cleanup(name.clone());
+    let q = shmkit::ring::Queue::<u64>::create(&name, 1 << 12).unwrap();
+    let other = q.try_clone().unwrap();
+    q.put(&7).unwrap();
+    q.put(&8).unwrap();
+    other.close();
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    assert!(line_with(&text, "depth:").contains("2 messages"), "{text}");
+    assert!(line_with(&text, "unfinished:").contains("2"), "{text}");
+    assert!(
+        line_with(&text, "handles:").contains("1 open, 1 closed"),
+        "{text}"
+    );
+    assert!(line_with(&text, "put lock:").contains("free"), "{text}");
+}
+
+/// Runs in a child: take the mutex and the rlock named after `name`, say so, and hold
+/// them until killed (bounded: the test kills it long before the timeout).
+fn hold_locks(name: String) {
+    let m = shmkit::sync::Mutex::<u64>::open(&name).expect("open mutex");
+    let r = shmkit::sync::RLock::open(&format!("{name}-r")).expect("open rlock");
+    let held = shmkit::sync::Event::open(&format!("{name}-held")).expect("open event");
+    let never = shmkit::sync::Event::open(&format!("{name}-never")).expect("open event");
+    let _g = m.lock().expect("lock");
+    let _h = r.acquire().expect("acquire");
+    held.set();
+    never.wait_timeout(std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn inspect_a_lock_whose_holder_was_killed_reports_it_dead() {
+    let name = unique("lock");
+    let names = [
+        name.clone(),
+        format!("{name}-r"),
+        format!("{name}-held"),
+        format!("{name}-never"),
+    ];
+    let _c: Vec<Cleanup> = names.iter().cloned().map(Cleanup).collect();
+    let _m = shmkit::sync::Mutex::create(&name, 0u64).unwrap();
+    let _r = shmkit::sync::RLock::create(&names[1]).unwrap();
+    let held = shmkit::sync::Event::create(&names[2]).unwrap();
+    let _never = shmkit::sync::Event::create(&names[3]).unwrap();
+    let child = shmkit_process::spawn(hold_locks, name.clone()).unwrap();
+    let pid = child.pid().to_string();
+    assert!(
+        held.wait_timeout(std::time::Duration::from_secs(20)),
+        "the child took the locks"
+    );
+
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    let lock = line_with(&text, "lock:");
+    assert!(
+        lock.contains("held by process slot 1") && lock.contains("alive") && lock.contains(&pid),
+        "{lock}"
+    );
+
+    child.kill().unwrap();
+    assert!(child.join().is_err(), "killed");
+
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    let lock = line_with(&text, "lock:");
+    assert!(
+        lock.contains("held by process slot 1") && lock.contains("DEAD"),
+        "{lock}"
+    );
+    let out = shmkit(&["inspect", &names[1]]);
+    let text = stdout(&out);
+    let lock = line_with(&text, "lock:");
+    // The lock word names a process slot, not a pid; an RLock also records the
+    // owning thread's id (here a test-harness thread of the child, not its main thread).
+    assert!(
+        lock.contains("DEAD") && lock.contains("its thread id was"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&shmkit(&["inspect", &names[1], "--json"]).stdout).unwrap();
+    assert_eq!(v["lock"]["holder"]["alive"], false);
+    assert_eq!(v["lock"]["holder"]["slot"], 1);
+    assert_ne!(v["lock"]["rlock"][0], 0, "the owning thread's id");
+}
+
+#[test]
+fn inspect_a_corrupted_segment_says_what_is_wrong_and_never_crashes() {
+    // A ring whose positions and state were overwritten.
+    let name = unique("corrupt");
+    let _c = Cleanup(name.clone());
+    let (_tx, _rx) = shmkit::ring::spsc::channel(&name, 1 << 12).unwrap();
+    let seg = Segment::open(&name).unwrap();
+    use shmkit::segment::primitive::Ordering;
+    seg.atomic_u64(0)
+        .unwrap()
+        .store((1 << 40) + 3, Ordering::SeqCst); // tail
+    seg.atomic_u32(284).unwrap().store(9, Ordering::SeqCst); // consumer state
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("corrupted: tail position"), "{text}");
+    assert!(text.contains("not within the capacity"), "{text}");
+    assert!(text.contains("consumer state word is 9"), "{text}");
+    assert!(stderr(&out).contains("is corrupted"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&shmkit(&["inspect", &name, "--json"]).stdout).unwrap();
+    assert!(v["corrupted"].as_array().is_some_and(|c| c.len() >= 2));
+
+    // A ring kind whose payload cannot hold a ring at all.
+    let small = unique("small");
+    let _c2 = Cleanup(small.clone());
+    let _seg = Segment::builder(&small)
+        .size(100)
+        .kind(shmkit::segment::Kind::SpscRing)
+        .create()
+        .unwrap();
+    let out = shmkit(&["inspect", &small]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("corrupted: "), "{}", stdout(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    // A shmkit magic with a header that does not check out.
+    let bad = unique("badheader");
+    let _c3 = Cleanup(bad.clone());
+    let mut bytes = vec![0u8; 512];
+    bytes[..8].copy_from_slice(&shmkit::segment::MAGIC.to_le_bytes());
+    bytes[8..12].copy_from_slice(&77u32.to_le_bytes()); // layout version 77
+    bytes[28..32].copy_from_slice(b"REDY");
+    std::fs::write(format!("/dev/shm/{bad}"), &bytes).unwrap();
+    let out = shmkit(&["inspect", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("state:         corrupted"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("corrupted header"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn watch_prints_rates_and_depth_for_count_refreshes() {
+    let name = unique("watch");
+    let _c = Cleanup(name.clone());
+    let (mut tx, _rx) = shmkit::ring::spsc::channel(&name, 1 << 12).unwrap();
+    tx.send(b"queued").unwrap();
+    let out = shmkit(&["watch", &name, "--interval", "0.05", "--count", "2"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(&format!("watching {name}")), "{text}");
+    assert!(
+        lines[1].contains("SENT/s") && lines[1].contains("DEPTH"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 4, "a header and two refreshes:\n{text}");
+    // Depth 1 message, sent 1, received 0.
+    let last: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(last[last.len() - 2..], ["1", "0"], "{text}");
+
+    // Not a ring: a clear error. A bad interval: usage error.
+    let m = unique("watch-mutex");
+    let _c2 = Cleanup(m.clone());
+    let _mutex = shmkit::sync::Mutex::create(&m, 0u32).unwrap();
+    let out = shmkit(&["watch", &m, "--count", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a ring"), "{}", stderr(&out));
+    assert_eq!(
+        shmkit(&["watch", &name, "--interval", "0"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        shmkit(&["watch", &name, "--count", "0"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn bench_quick_prints_both_tables_and_leaves_no_segment() {
+    let child = spawn_shmkit(&[
+        "bench",
+        "--quick",
+        "--per-run-ms",
+        "30",
+        "--sizes",
+        "8,4096",
+    ]);
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    for row in [
+        "| shm spsc ring | 8 B |",
+        "| pipe | 8 B |",
+        "| unix socket | 4 KiB |",
+        "| shm Queue<u64> | 8 B |",
+        "| shm Event wake-up | - |",
+    ] {
+        assert!(text.contains(row), "{row} missing:\n{text}");
+    }
+    assert!(
+        text.contains("Throughput") && text.contains("Round trip"),
+        "{text}"
+    );
+    let prefix = format!("shmkit-bench-{pid}-");
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn help_lists_every_command_and_the_exit_codes() {
+    let help = stdout(&shmkit(&["--help"]));
+    for cmd in ["ls", "inspect", "watch", "rm", "bench", "report"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "{cmd} missing:\n{help}"
+        );
+    }
+    assert!(!help.contains("bench-peer"), "the peer role stays hidden");
+    assert!(
+        help.contains("0  success") && help.contains("2  bad usage"),
+        "{help}"
+    );
+    let bench = stdout(&shmkit(&["bench", "--help"]));
+    assert!(
+        bench.contains("--quick") && !bench.contains("per-run-ms"),
+        "{bench}"
+    );
+}
