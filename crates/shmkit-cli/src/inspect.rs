@@ -27,6 +27,10 @@ struct Inspection {
     lock: Option<LockView>,
     /// Liveness slot -> pids of the live processes holding it (from /proc).
     slot_pids: BTreeMap<u32, Vec<u32>>,
+    /// A held lock's holder pid, when it can be known: from /proc for a live holder; for
+    /// a dead one only if it was the creator's own registration (slot 0, generation 1),
+    /// whose pid the header records.
+    lock_holder_pid: Option<u32>,
     /// Every broken invariant found; non-empty means exit code 1.
     corrupted: Vec<String>,
 }
@@ -42,6 +46,7 @@ pub fn run(name: &str, json: bool) -> Result<(), String> {
         ring: None,
         lock: None,
         slot_pids: BTreeMap::new(),
+        lock_holder_pid: None,
         corrupted: Vec::new(),
     };
     let header_ok = matches!(
@@ -107,6 +112,24 @@ fn payload(name: &str, out: &mut Inspection) {
     if out.ring.is_some() || out.lock.is_some() {
         out.slot_pids = crate::procfs::slot_holders(name);
     }
+    if let Some(h) = out.lock.as_ref().and_then(|l| l.holder.as_ref()) {
+        out.lock_holder_pid = match h.alive {
+            Some(true) => out
+                .slot_pids
+                .get(&h.slot)
+                .and_then(|p| (p.len() == 1).then_some(p[0])),
+            _ if is_creator_registration(h.slot, h.generation) => out.header.creator_pid,
+            _ => None,
+        };
+    }
+}
+
+/// The creator registers with the lock first, when no other process can have the
+/// segment open yet: it takes the first free slot, 0, and bumps its generation to 1. A
+/// later registration in slot 0 moves the generation on. So a token of slot 0 and
+/// generation 1 names the creator, whose pid (and start time) the header records.
+fn is_creator_registration(slot: u32, generation: u32) -> bool {
+    slot == 0 && generation == 1
 }
 
 fn print_header(r: &Row, info: &shmkit_segment::SegmentInfo) {
@@ -248,8 +271,11 @@ fn print_lock(out: &Inspection, l: &LockView) {
                     // what the segment recorded is left, and the lock word records a
                     // process slot, not a pid. An RLock also records the owning
                     // thread's kernel id.
-                    let pid = match l.rlock {
-                        Some((tid, _)) if tid != 0 => format!(
+                    let pid = match (l.rlock, out.lock_holder_pid) {
+                        (_, Some(pid)) => format!(
+                            "dead holder pid {pid} (the segment's creator: slot 0, generation 1 is its registration)"
+                        ),
+                        (Some((tid, _)), None) if tid != 0 => format!(
                             "its pid is not recorded; its thread id was {tid} (the pid, if that was its main thread)"
                         ),
                         _ => "its pid is not recorded (a lock records its holder's process slot, not its pid)"

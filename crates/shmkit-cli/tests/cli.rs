@@ -26,6 +26,14 @@ fn unique(tag: &str) -> String {
     format!("shmkit-test-cli-{tag}-{}", std::process::id())
 }
 
+/// Tests that leave a stale segment behind, and the test that runs `rm --stale`, take
+/// this lock: otherwise `rm --stale` may remove another test's stale segment mid-test.
+static STALE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn stale_lock() -> std::sync::MutexGuard<'static, ()> {
+    STALE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -90,6 +98,7 @@ fn ls_lists_a_live_segment_with_its_kind_and_creator() {
 
 #[test]
 fn a_stale_segment_is_found_and_only_it_is_removed() {
+    let _stale = stale_lock();
     let dead = unique("stale");
     let live = unique("stays");
     let _c1 = Cleanup(dead.clone());
@@ -323,20 +332,24 @@ fn hold_locks(name: String) {
     let r = shmkit::sync::RLock::open(&format!("{name}-r")).expect("open rlock");
     let held = shmkit::sync::Event::open(&format!("{name}-held")).expect("open event");
     let never = shmkit::sync::Event::open(&format!("{name}-never")).expect("open event");
+    let own = shmkit::sync::Mutex::create(&format!("{name}-own"), 0u64).expect("create");
     let _g = m.lock().expect("lock");
     let _h = r.acquire().expect("acquire");
+    let _o = own.lock().expect("lock own");
     held.set();
     never.wait_timeout(std::time::Duration::from_secs(60));
 }
 
 #[test]
 fn inspect_a_lock_whose_holder_was_killed_reports_it_dead() {
+    let _stale = stale_lock();
     let name = unique("lock");
     let names = [
         name.clone(),
         format!("{name}-r"),
         format!("{name}-held"),
         format!("{name}-never"),
+        format!("{name}-own"),
     ];
     let _c: Vec<Cleanup> = names.iter().cloned().map(Cleanup).collect();
     let _m = shmkit::sync::Mutex::create(&name, 0u64).unwrap();
@@ -384,6 +397,20 @@ fn inspect_a_lock_whose_holder_was_killed_reports_it_dead() {
     assert_eq!(v["lock"]["holder"]["alive"], false);
     assert_eq!(v["lock"]["holder"]["slot"], 1);
     assert_ne!(v["lock"]["rlock"][0], 0, "the owning thread's id");
+
+    // A lock the dead child created and held: its registration is the creator's (slot
+    // 0, generation 1), so the header's creator pid is the holder's.
+    let out = shmkit(&["inspect", &names[4]]);
+    let text = stdout(&out);
+    assert!(line_with(&text, "state:").contains("stale"), "{text}");
+    let lock = line_with(&text, "lock:");
+    assert!(
+        lock.contains("DEAD") && lock.contains(&format!("dead holder pid {pid}")),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&shmkit(&["inspect", &names[4], "--json"]).stdout).unwrap();
+    assert_eq!(v["lock_holder_pid"].to_string(), pid);
 }
 
 #[test]
