@@ -141,7 +141,7 @@ enum Command {
     /// Compare shared memory with a pipe and a Unix socket on this machine.
     ///
     /// Two processes (this binary runs the peer). Throughput of the SPSC ring, a pipe and
-    /// a Unix socket for 8 B, 64 B and 64 KiB messages, and of Queue<u64>; round-trip
+    /// a Unix socket for 8 B, 64 B and 64 KiB messages, and of `Queue<u64>`; round-trip
     /// latency (median, p99) of the same, and of an Event wake-up. Prints two markdown
     /// tables with the ratio to the pipe. About 25 s; --quick about 8 s.
     #[command(after_help = "Example: shmkit bench --quick")]
