@@ -247,7 +247,43 @@ fn ring_tour() -> Result {
     }
     p.join()?;
     println!("{words:?}");
+    Ok(())
+}
 
+/// Kills its own worker process when given 3: a worker dying mid-task.
+fn square_or_die(x: u64) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x * x
+}
+
+fn pool_tour() -> Result {
+    section("Pool (multiprocessing.Pool): map, apply_async, a worker that dies");
+    let pool = Pool::new(4)?;
+    println!("results: {:?}", pool.map(square, 0..5)?);
+    let pending = (0..3)
+        .map(|i| pool.apply_async(|i: u32| format!("hello {i}"), i))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for r in pending {
+        println!("multi_result : {}", r.get()?);
+    }
+    // Python's Pool.map hangs forever when a worker dies; here that one task fails
+    // with WorkerDied, the worker is replaced and map returns.
+    let outcomes = pool.map_async(square_or_die, 0..6)?.get_each();
+    for (x, r) in outcomes.iter().enumerate() {
+        match r {
+            Ok(v) => println!("square_or_die({x}) = {v}"),
+            Err(e) => println!("square_or_die({x}): {e}"),
+        }
+    }
+    pool.close();
+    pool.join()?;
+    println!("pool closed and joined, every worker reaped");
+    Ok(())
+}
+
+fn comparison_tour() -> Result {
     section("shared-memory ring vs OS pipe, 64-byte messages between two processes");
     let msg = [7u8; MSG];
     let n_ring = 2_000_000u64;
@@ -291,5 +327,7 @@ fn main() -> Result {
     process_tour()?;
     sync_tour()?;
     ring_tour()?;
+    pool_tour()?;
+    comparison_tour()?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! | [`process`] | `shmkit-process` | `multiprocessing.Process`, `cpu_count`, `current_process` |
 //! | [`sync`] | `shmkit-sync` | `Lock`, `RLock`, `Condition`, `Event`, `Semaphore`, `Barrier`, `Value`, `Array`, `Manager().dict()` |
 //! | [`ring`] | `shmkit-ring` | `Queue`, `JoinableQueue`, `Pipe` |
+//! | [`pool`] | `shmkit-pool` | `Pool` (`map`, `imap`, `apply_async`, ...) |
 //!
 //! ```no_run
 //! use shmkit::prelude::*;
@@ -30,6 +31,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub use shmkit_pool as pool;
 pub use shmkit_process as process;
 pub use shmkit_ring as ring;
 pub use shmkit_segment as segment;
@@ -44,6 +46,7 @@ pub fn init() {
 
 /// The names most programs need, in one `use shmkit::prelude::*;`.
 pub mod prelude {
+    pub use shmkit_pool::{AsyncResult, Pool};
     pub use shmkit_process::{
         Process, ProcessError, StartMethod, cpu_count, current_process, spawn,
     };

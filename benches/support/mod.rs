@@ -63,6 +63,7 @@ pub fn dispatch_child_role() {
     let result = match role.as_str() {
         "sink" => run_sink(stdin, stdout),
         "echo" => run_echo(stdin, stdout),
+        "square" => run_square(stdin, stdout),
         other => panic!("unknown bench role {other:?}"),
     };
     // EOF from the parent is the normal end; anything else is a bench bug worth seeing.
@@ -108,6 +109,125 @@ fn run_echo(stdin: impl Read, stdout: impl Write) -> std::io::Result<()> {
         w.write_all(&len.to_le_bytes())?;
         w.write_all(&buf)?;
         w.flush()?;
+    }
+}
+
+/// The pipe pool's worker: each frame is a chunk of `u64` (little-endian); the answer is
+/// one frame of their squares.
+fn run_square(mut stdin: impl Read, mut stdout: impl Write) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let len = read_len(&mut stdin)?;
+        buf.resize(len as usize, 0);
+        stdin.read_exact(&mut buf)?;
+        out.clear();
+        out.extend_from_slice(&len.to_le_bytes());
+        for x in buf.chunks_exact(8) {
+            let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
+            out.extend_from_slice(&x.wrapping_mul(x).to_le_bytes());
+        }
+        stdout.write_all(&out)?;
+        stdout.flush()?;
+    }
+}
+
+/// The baseline for `shmkit-pool`: a pool whose tasks and results travel over pipes,
+/// built the way one would without shmkit — one child per worker (this bench binary,
+/// re-executed), a request and a reply pipe each, at most `window` chunks in flight per
+/// worker, `poll` on the reply pipes. It only squares `u64`s (raw little-endian, no
+/// serialization at all), which favours it.
+pub struct PipePool {
+    workers: Vec<(Child, ChildStdin, ChildStdout)>,
+}
+
+impl PipePool {
+    /// Start `n` square workers.
+    pub fn spawn(n: usize) -> PipePool {
+        let exe = std::env::current_exe().expect("current_exe");
+        let workers = (0..n)
+            .map(|_| {
+                let mut child = Command::new(&exe)
+                    .env(ROLE_ENV, "square")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn pipe pool worker");
+                let tx = child.stdin.take().expect("piped stdin");
+                let rx = child.stdout.take().expect("piped stdout");
+                (child, tx, rx)
+            })
+            .collect();
+        PipePool { workers }
+    }
+
+    /// The squares of `items`, in order, computed by the workers in chunks.
+    pub fn map_squares(&mut self, items: &[u64], chunksize: usize, window: usize) -> Vec<u64> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        use std::collections::VecDeque;
+        let chunks: Vec<&[u64]> = items.chunks(chunksize.max(1)).collect();
+        let mut out = vec![0u64; items.len()];
+        let mut in_flight: Vec<VecDeque<usize>> = vec![VecDeque::new(); self.workers.len()];
+        let (mut next, mut done) = (0, 0);
+        let mut frame = Vec::new();
+        let mut reply = Vec::new();
+        while done < chunks.len() {
+            for (w, (_, tx, _)) in self.workers.iter_mut().enumerate() {
+                while in_flight[w].len() < window && next < chunks.len() {
+                    frame.clear();
+                    frame.extend_from_slice(&((chunks[next].len() * 8) as u32).to_le_bytes());
+                    for x in chunks[next] {
+                        frame.extend_from_slice(&x.to_le_bytes());
+                    }
+                    tx.write_all(&frame).expect("pipe pool send");
+                    in_flight[w].push_back(next);
+                    next += 1;
+                }
+            }
+            let busy: Vec<usize> = (0..self.workers.len())
+                .filter(|&w| !in_flight[w].is_empty())
+                .collect();
+            let mut fds: Vec<PollFd<'_>> = busy
+                .iter()
+                .map(|&w| PollFd::new(&self.workers[w].2, PollFlags::IN))
+                .collect();
+            poll(&mut fds, None).expect("poll");
+            let ready: Vec<usize> = busy
+                .iter()
+                .zip(&fds)
+                .filter(|(_, fd)| !fd.revents().is_empty())
+                .map(|(&w, _)| w)
+                .collect();
+            drop(fds);
+            for w in ready {
+                let rx = &mut self.workers[w].2;
+                let len = read_len(rx).expect("pipe pool reply header");
+                reply.resize(len as usize, 0);
+                rx.read_exact(&mut reply).expect("pipe pool reply");
+                let idx = in_flight[w].pop_front().expect("a chunk in flight");
+                let base = idx * chunksize.max(1);
+                for (k, v) in reply.chunks_exact(8).enumerate() {
+                    out[base + k] = u64::from_le_bytes(v.try_into().expect("8 bytes"));
+                }
+                done += 1;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for PipePool {
+    fn drop(&mut self) {
+        for (mut child, tx, rx) in self.workers.drain(..) {
+            drop((tx, rx)); // EOF: the worker exits
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -416,7 +416,9 @@ type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, Failure>;
 /// was installed before, unchanged; a panic inside [`catch_panic`] is only recorded.
 fn install_panic_hook() {
     static INSTALLED: AtomicBool = AtomicBool::new(false);
-    if INSTALLED.swap(true, Ordering::AcqRel) {
+    // A plain load first: `catch_panic` calls this once per task, and a read-only check
+    // keeps the cache line shared instead of bouncing it with a swap.
+    if INSTALLED.load(Ordering::Acquire) || INSTALLED.swap(true, Ordering::AcqRel) {
         return;
     }
     let previous = std::panic::take_hook();

@@ -1,0 +1,434 @@
+//! Results on their way back: the state a submitted job fills in, and the handles a
+//! caller waits on ([`AsyncResult`], [`MapResult`], [`IMap`]).
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Receives a chunk's outcomes; implemented by [`Job`] for each result type.
+pub(crate) trait Deliver: Send + Sync {
+    /// Outcomes of tasks `first..first + count`: the encoded `Vec<Result<R, String>>`,
+    /// or one error for all of them.
+    fn deliver(&self, first: usize, count: usize, outcome: Result<&[u8]>);
+}
+
+/// What a waiter waits for; `deliver` wakes it only when that is there (a wake-up is a
+/// syscall: not one per chunk of a long map).
+#[derive(Clone, Copy)]
+enum Want {
+    Nothing,
+    All,
+    Index(usize),
+    Any,
+}
+
+/// Results by task index. Values and errors are kept apart, so that a slot costs the
+/// size of `Option<R>` (a `u64` result: 16 bytes), not that of the error type.
+struct State<R> {
+    values: Vec<Option<R>>,
+    errors: BTreeMap<usize, Error>,
+    total: usize,
+    done: usize,
+    /// Indices in completion order, not yet handed out (kept for `imap_unordered` only).
+    order: VecDeque<usize>,
+    track_order: bool,
+    want: Want,
+}
+
+impl<R> State<R> {
+    fn is_filled(&self, i: usize) -> bool {
+        self.values.get(i).is_some_and(Option::is_some) || self.errors.contains_key(&i)
+    }
+
+    fn satisfied(&self, want: Want) -> bool {
+        match want {
+            Want::Nothing => false,
+            Want::All => self.done >= self.total,
+            Want::Index(i) => i >= self.total || self.is_filled(i),
+            Want::Any => !self.order.is_empty(),
+        }
+    }
+
+    fn put(&mut self, i: usize, r: Result<R>) {
+        if i >= self.values.len() || self.is_filled(i) {
+            return;
+        }
+        match r {
+            Ok(v) => self.values[i] = Some(v),
+            Err(e) => {
+                self.errors.insert(i, e);
+            }
+        }
+        self.done += 1;
+        if self.track_order {
+            self.order.push_back(i);
+        }
+    }
+
+    /// Result `i`, once (then `Taken`).
+    fn take(&mut self, i: usize) -> Result<R> {
+        match self.values.get_mut(i).and_then(Option::take) {
+            Some(v) => Ok(v),
+            None => Err(self.errors.remove(&i).unwrap_or(Error::Taken)),
+        }
+    }
+
+    /// Every value in order, or the first error in order.
+    fn take_all(&mut self) -> Result<Vec<R>> {
+        if let Some((_, e)) = self.errors.first_key_value() {
+            return Err(e.clone());
+        }
+        let values = std::mem::take(&mut self.values);
+        if values.len() != self.total || values.iter().any(Option::is_none) {
+            return Err(Error::Taken);
+        }
+        Ok(values.into_iter().flatten().collect())
+    }
+
+    /// Every outcome in order, each its own.
+    fn take_each(&mut self) -> Vec<Result<R>> {
+        (0..self.total).map(|i| self.take(i)).collect()
+    }
+}
+
+/// One submitted `map`/`apply` and its results, slot by slot.
+pub(crate) struct Job<R> {
+    state: Mutex<State<R>>,
+    cv: Condvar,
+}
+
+impl<R> Job<R> {
+    /// A job of `total` tasks; `track_order` for results handed out as they complete.
+    pub(crate) fn new(total: usize, track_order: bool) -> Arc<Self> {
+        Arc::new(Job {
+            state: Mutex::new(State {
+                values: (0..total).map(|_| None).collect(),
+                errors: BTreeMap::new(),
+                total,
+                done: 0,
+                order: VecDeque::new(),
+                track_order,
+                want: Want::Nothing,
+            }),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<R>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn total(&self) -> usize {
+        self.lock().total
+    }
+
+    fn completed(&self) -> usize {
+        self.lock().done
+    }
+
+    /// Wait until `want` holds (`None`: forever). Returns the guard, or `None` on
+    /// timeout.
+    fn wait(&self, want: Want, timeout: Option<Duration>) -> Option<MutexGuard<'_, State<R>>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.lock();
+        while !st.satisfied(want) {
+            st.want = want;
+            st = match deadline {
+                None => self.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.cv
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        st.want = Want::Nothing;
+        Some(st)
+    }
+
+    fn fill(&self, first: usize, values: impl Iterator<Item = Result<R>>) {
+        let mut st = self.lock();
+        for (i, v) in values.enumerate() {
+            st.put(first + i, v);
+        }
+        let want = st.want;
+        if st.satisfied(want) {
+            st.want = Want::Nothing;
+            self.cv.notify_all();
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send> Deliver for Job<R> {
+    fn deliver(&self, first: usize, count: usize, outcome: Result<&[u8]>) {
+        let decode_error = |reason: String| Error::Decode {
+            type_name: std::any::type_name::<R>(),
+            reason,
+        };
+        let values: Vec<Result<R>> = match outcome {
+            Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, String>>>(bytes) {
+                Ok(v) if v.len() == count => v
+                    .into_iter()
+                    .map(|r| r.map_err(|message| Error::Panicked { message }))
+                    .collect(),
+                Ok(v) => {
+                    let e = decode_error(format!("{} outcomes for a chunk of {count}", v.len()));
+                    all_failed(e, count)
+                }
+                Err(e) => all_failed(decode_error(e.to_string()), count),
+            },
+            Err(e) => all_failed(e, count),
+        };
+        self.fill(first, values.into_iter());
+    }
+}
+
+fn all_failed<R>(e: Error, count: usize) -> Vec<Result<R>> {
+    (0..count).map(|_| Err(e.clone())).collect()
+}
+
+/// The pending result of [`Pool::apply_async`](crate::Pool::apply_async) — Python's
+/// `AsyncResult`.
+///
+/// | Python | shmkit |
+/// |---|---|
+/// | `r.get()` / `r.get(timeout)` | [`get`](Self::get) / [`get_timeout`](Self::get_timeout) |
+/// | `r.wait()` / `r.wait(timeout)` | [`wait`](Self::wait) / [`wait_timeout`](Self::wait_timeout) |
+/// | `r.ready()`, `r.successful()` | [`ready`](Self::ready), [`successful`](Self::successful) (`None` until ready) |
+#[must_use = "the task runs anyway; without the AsyncResult its result is dropped"]
+pub struct AsyncResult<R> {
+    job: Arc<Job<R>>,
+}
+
+impl<R> std::fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    pub(crate) fn new(job: Arc<Job<R>>) -> Self {
+        AsyncResult { job }
+    }
+
+    /// Wait for the result and return it (or the task's error).
+    pub fn get(self) -> Result<R> {
+        let mut st = self
+            .job
+            .wait(Want::All, None)
+            .expect("no deadline, no timeout");
+        st.take(0)
+    }
+
+    /// [`get`](Self::get), giving up after `timeout` with [`Error::Timeout`] (the task
+    /// stays pending: call again). After a successful call, [`Error::Taken`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        let mut st = self
+            .job
+            .wait(Want::All, Some(timeout))
+            .ok_or(Error::Timeout)?;
+        st.take(0)
+    }
+
+    /// Whether the task has finished (successfully or not).
+    pub fn ready(&self) -> bool {
+        let st = self.job.lock();
+        st.satisfied(Want::All)
+    }
+
+    /// `Some(true)` if it finished successfully, `Some(false)` if with an error, `None`
+    /// while it runs (Python raises `ValueError` then).
+    pub fn successful(&self) -> Option<bool> {
+        let st = self.job.lock();
+        if st.total == 0 || st.errors.contains_key(&0) {
+            return Some(st.total == 0);
+        }
+        st.is_filled(0).then_some(true)
+    }
+
+    /// Wait until the task has finished.
+    pub fn wait(&self) {
+        drop(self.job.wait(Want::All, None));
+    }
+
+    /// Wait until the task has finished or `timeout` passed; whether it finished.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.job.wait(Want::All, Some(timeout)).is_some()
+    }
+}
+
+/// The pending results of [`Pool::map_async`](crate::Pool::map_async), in input order.
+#[must_use = "the tasks run anyway; without the MapResult their results are dropped"]
+pub struct MapResult<R> {
+    job: Arc<Job<R>>,
+}
+
+impl<R> std::fmt::Debug for MapResult<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapResult")
+            .field("completed", &self.completed())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<R> MapResult<R> {
+    pub(crate) fn new(job: Arc<Job<R>>) -> Self {
+        MapResult { job }
+    }
+
+    /// Wait for every result; the values in input order, or the first error in input
+    /// order (like Python's `map`, which raises the first exception).
+    pub fn get(self) -> Result<Vec<R>> {
+        let mut st = self
+            .job
+            .wait(Want::All, None)
+            .expect("no deadline, no timeout");
+        st.take_all()
+    }
+
+    /// [`get`](Self::get), giving up after `timeout` with [`Error::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<R>> {
+        let mut st = self
+            .job
+            .wait(Want::All, Some(timeout))
+            .ok_or(Error::Timeout)?;
+        st.take_all()
+    }
+
+    /// Every outcome, each task's own: for retrying just the tasks that failed.
+    pub fn get_each(self) -> Vec<Result<R>> {
+        let mut st = self
+            .job
+            .wait(Want::All, None)
+            .expect("no deadline, no timeout");
+        st.take_each()
+    }
+
+    /// Whether every task has finished.
+    pub fn ready(&self) -> bool {
+        self.job.lock().satisfied(Want::All)
+    }
+
+    /// Tasks finished so far — for a progress bar.
+    pub fn completed(&self) -> usize {
+        self.job.completed()
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.job.total()
+    }
+
+    /// Whether there were no tasks at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wait until every task has finished or `timeout` passed; whether they finished.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.job.wait(Want::All, Some(timeout)).is_some()
+    }
+}
+
+/// The results of [`Pool::imap`](crate::Pool::imap) (input order) or
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered) (completion order), one
+/// `Result` per task, as they arrive.
+///
+/// [`position`](Self::position) and [`len`](Self::len) drive a progress bar;
+/// [`next_timeout`](Self::next_timeout) is Python's `it.next(timeout)`.
+#[must_use = "iterators are lazy; the tasks run anyway"]
+pub struct IMap<R> {
+    job: Arc<Job<R>>,
+    next: usize,
+    ordered: bool,
+}
+
+impl<R> std::fmt::Debug for IMap<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IMap")
+            .field("position", &self.next)
+            .field("len", &self.job.total())
+            .field("ordered", &self.ordered)
+            .finish()
+    }
+}
+
+impl<R> IMap<R> {
+    pub(crate) fn new(job: Arc<Job<R>>, ordered: bool) -> Self {
+        IMap {
+            job,
+            next: 0,
+            ordered,
+        }
+    }
+
+    /// Results handed out so far.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// Tasks finished so far (some possibly not handed out yet).
+    pub fn completed(&self) -> usize {
+        self.job.completed()
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.job.total()
+    }
+
+    /// Whether there were no tasks at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next result, waiting at most `timeout`: `Some(Err(Error::Timeout))` if it is
+    /// not there yet (it is not skipped: call again), `None` after the last one.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.next_within(Some(timeout))
+    }
+
+    fn next_within(&mut self, timeout: Option<Duration>) -> Option<Result<R>> {
+        if self.next >= self.job.total() {
+            return None;
+        }
+        let want = if self.ordered {
+            Want::Index(self.next)
+        } else {
+            Want::Any
+        };
+        let Some(mut st) = self.job.wait(want, timeout) else {
+            return Some(Err(Error::Timeout));
+        };
+        let idx = if self.ordered {
+            self.next
+        } else {
+            st.order.pop_front()?
+        };
+        self.next += 1;
+        Some(st.take(idx))
+    }
+}
+
+impl<R> Iterator for IMap<R> {
+    type Item = Result<R>;
+
+    /// The next result, waiting for it.
+    fn next(&mut self) -> Option<Result<R>> {
+        self.next_within(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.job.total() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl<R> ExactSizeIterator for IMap<R> {}

@@ -1,0 +1,65 @@
+//! A pool of worker processes — Python's
+//! [`multiprocessing.Pool`](https://docs.python.org/3/library/multiprocessing.html#module-multiprocessing.pool)
+//! for Rust, with tasks and results travelling through shared-memory rings.
+//!
+//! ```
+//! use shmkit_pool::Pool;
+//! use shmkit_process::StartMethod;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! // Fork needs no `init()`, so this example runs as written, even under rustdoc.
+//! let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+//! assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
+//!
+//! let pending = pool.apply_async(square, 12)?;
+//! assert_eq!(pending.get()?, 144);
+//!
+//! pool.close();
+//! pool.join()?;
+//! # Ok::<(), shmkit_pool::Error>(())
+//! ```
+//!
+//! With the default start method, [`Spawn`](shmkit_process::StartMethod::Spawn), `main`
+//! must begin with `shmkit_process::init()` (or `shmkit::init()`), as for
+//! `shmkit_process::spawn`; in `cargo test` binaries put `shmkit_process::test_support!()`
+//! in the test file.
+//!
+//! # What it promises
+//! - **No hang when a worker dies.** A worker killed mid-task (SIGKILL, abort, OOM) is
+//!   replaced; the task it was running returns [`Error::WorkerDied`], the tasks it had
+//!   not started run elsewhere, and `map`/`join` return. (Python's `Pool.map` hangs
+//!   forever here; `ProcessPoolExecutor` breaks the whole pool.)
+//! - **A panic is the task's error**, [`Error::Panicked`] with message and location; the
+//!   worker keeps serving.
+//! - **Every wait has a `_timeout` form**, and dropping the pool kills and reaps every
+//!   worker: no zombie, no orphan, no segment left in `/dev/shm`.
+//!
+//! # How it works
+//! Each worker has its own SPSC task ring (`shmkit_ring::spsc`); all workers put outcomes
+//! on one shared `shmkit_ring::Queue`. The pool
+//! sends a worker a few chunks ahead ([`Builder::prefetch`]: up to 16 while chunks are
+//! quick, 2 while they are slow), so a worker rarely waits for the pool, and it knows
+//! exactly which chunks each worker holds. A worker writes the id of the chunk it
+//! starts into a control segment; when it dies, that chunk fails with `WorkerDied` and
+//! the chunks it never started are sent to another worker. Inputs or outcomes above
+//! 32 KiB travel in a segment of their own, so a MiB argument never clogs a ring. A task
+//! names its function by offset in the binary, signed with a key the pool gives its
+//! workers outside shared memory, so garbage in a ring cannot make a worker jump
+//! anywhere. `docs/architecture.md` has the picture.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod func;
+mod job;
+mod pool;
+mod primitive;
+mod wire;
+mod worker;
+
+pub use error::{Error, Result};
+pub use job::{AsyncResult, IMap, MapResult};
+pub use pool::{Builder, DEFAULT_PREFETCH, MAX_PROCESSES, Pool, SLOW_CHUNK, SLOW_PREFETCH};

@@ -1,0 +1,1036 @@
+//! [`Pool`] and its [`Builder`]: the parent side — submitting chunks, the collector
+//! thread that receives outcomes, notices dead workers and replaces them.
+
+use crate::error::{Error, Result};
+use crate::func::{self, ChunkFn, FnToken, Key};
+use crate::job::{AsyncResult, Deliver, IMap, Job, MapResult};
+use crate::primitive::{AtomicU64, Ordering};
+use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
+use crate::worker::{self, SLOT_BYTES, WorkerArgs};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shmkit_process::{ExitStatus, Process, StartMethod};
+use shmkit_ring::{Queue, spsc};
+use shmkit_segment::Segment;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Chunks a worker may hold at once by default (running plus queued in its ring) while
+/// chunks are quick: enough that it never waits for the pool between two small tasks.
+pub const DEFAULT_PREFETCH: usize = 16;
+
+/// Chunks a worker may hold at once while chunks are slow ([`SLOW_CHUNK`] or more):
+/// slow tasks then spread evenly over the workers instead of queueing behind one.
+pub const SLOW_PREFETCH: usize = 2;
+
+/// A chunk that runs this long or longer is slow (see [`SLOW_PREFETCH`]).
+pub const SLOW_CHUNK: Duration = Duration::from_micros(200);
+
+/// Most workers one pool can have (handle slots of its result queue).
+pub const MAX_PROCESSES: usize = 60;
+
+/// Bytes of each worker's task ring.
+const TASK_RING: usize = 1 << 18;
+/// Bytes of the shared result queue.
+const RESULT_QUEUE: usize = 1 << 20;
+/// Most chunks sent to one worker in one batch (more delays the first of them).
+const SEND_BATCH: usize = 4;
+/// How often the collector looks for dead workers (and notices `close`).
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+/// How long `terminate` and the end of `join` wait for a stopped worker to be reaped.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+
+static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
+static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
+
+/// Python's rule for `map`'s default chunk size: about four chunks per worker.
+pub(crate) fn default_chunksize(tasks: usize, processes: usize) -> usize {
+    let per = processes.max(1) * 4;
+    tasks.div_ceil(per).max(1)
+}
+
+type InitSpec = (ChunkFn, usize, Vec<u8>);
+
+/// Settings of a [`Pool`] — Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild)` plus the start method.
+///
+/// ```no_run
+/// use shmkit_pool::Pool;
+/// use shmkit_process::StartMethod;
+///
+/// fn setup(greeting: String) {
+///     eprintln!("{greeting} from {}", std::process::id());
+/// }
+///
+/// fn main() -> Result<(), shmkit_pool::Error> {
+///     shmkit_process::init();
+///     let pool = Pool::builder()
+///         .processes(2)
+///         .maxtasksperchild(100)
+///         .start_method(StartMethod::Spawn)
+///         .initializer(setup, "hello".to_string())
+///         .build()?;
+///     assert_eq!(pool.map(|x: u32| x + 1, [1, 2, 3])?, [2, 3, 4]);
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    processes: Option<usize>,
+    max_tasks: Option<u64>,
+    method: StartMethod,
+    prefetch: usize,
+    init: Option<InitSpec>,
+    init_error: Option<Error>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            processes: None,
+            max_tasks: None,
+            method: StartMethod::Spawn,
+            prefetch: DEFAULT_PREFETCH,
+            init: None,
+            init_error: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Number of worker processes (default: [`cpu_count`](shmkit_process::cpu_count)).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// A worker exits after this many tasks (chunks, as in Python) and is replaced by a
+    /// fresh one — for code that leaks. Default: never.
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.max_tasks = Some(n);
+        self
+    }
+
+    /// How workers start: [`StartMethod::Spawn`] (default; needs `init()` in `main`) or
+    /// [`StartMethod::Fork`].
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Most chunks a worker holds at once (default [`DEFAULT_PREFETCH`]), which hides
+    /// the round trip to the pool between quick chunks. While chunks take
+    /// [`SLOW_CHUNK`] or longer, and before the first outcome, a worker holds at most
+    /// [`SLOW_PREFETCH`] (or this, if smaller), so slow tasks spread evenly.
+    pub fn prefetch(mut self, chunks: usize) -> Self {
+        self.prefetch = chunks;
+        self
+    }
+
+    /// Run `f(args)` in each worker when it starts. If it panics, the pool stops and
+    /// every pending task fails with [`Error::InitializerFailed`] (Python's pool keeps
+    /// restarting workers forever instead).
+    pub fn initializer<A: Serialize + DeserializeOwned>(mut self, f: fn(A), args: A) -> Self {
+        match postcard::to_allocvec(&args) {
+            Ok(bytes) => self.init = Some((func::init_call::<A>, f as usize, bytes)),
+            Err(e) => {
+                self.init_error = Some(Error::Encode {
+                    type_name: std::any::type_name::<A>(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+        self
+    }
+
+    /// Start the workers.
+    pub fn build(self) -> Result<Pool> {
+        Pool::start(self)
+    }
+}
+
+/// A chunk's encoded inputs.
+enum Payload {
+    Inline(Vec<u8>),
+    /// In a blob segment this pool created, held (and so removed) as long as the chunk.
+    Blob {
+        _segment: Box<Segment>,
+        len: u64,
+    },
+}
+
+/// A run of consecutive tasks of one job, sent to one worker as one message.
+struct Chunk {
+    id: u64,
+    func: FnToken,
+    payload: Payload,
+    job: Arc<dyn Deliver>,
+    first: usize,
+    count: usize,
+}
+
+impl Chunk {
+    fn fail(self, e: Error) {
+        self.job.deliver(self.first, self.count, Err(e));
+    }
+}
+
+struct Worker {
+    process: Option<Process<()>>,
+    tx: Option<spsc::Producer>,
+    generation: u32,
+    /// Ids of the chunks sent to it without an outcome yet, in the order sent.
+    sent: VecDeque<u64>,
+    /// Chunks it will still accept before it retires (`maxtasksperchild`).
+    quota: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    workers: Vec<Worker>,
+    pending: VecDeque<Chunk>,
+    running: HashMap<u64, Chunk>,
+    closed: bool,
+    terminated: bool,
+    /// The collector has stopped and every worker is reaped.
+    finished: bool,
+    broken: Option<Error>,
+    /// The last batch of outcomes says chunks are quick: workers may hold `prefetch`.
+    quick: bool,
+    scratch: Vec<u8>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when `finished` turns true.
+    finished: Condvar,
+    key: Key,
+    prefix: String,
+    control: Segment,
+    results: Queue<Done>,
+    next_chunk: AtomicU64,
+    method: StartMethod,
+    prefetch: usize,
+    max_tasks: Option<u64>,
+    init: Option<(FnToken, Vec<u8>)>,
+}
+
+/// A pool of worker processes — Python's
+/// [`multiprocessing.Pool`](https://docs.python.org/3/library/multiprocessing.html#module-multiprocessing.pool).
+///
+/// | Python | shmkit |
+/// |---|---|
+/// | `Pool(4)` | [`Pool::new(4)`](Self::new) |
+/// | `pool.map(f, xs)`, `chunksize=` | [`map`](Self::map), [`map_chunked`](Self::map_chunked) |
+/// | `pool.imap(f, xs)`, `imap_unordered` | [`imap`](Self::imap), [`imap_unordered`](Self::imap_unordered) |
+/// | `pool.starmap(f, pairs)` | [`starmap`](Self::starmap) (or `map` over tuples) |
+/// | `pool.apply(f, (x,))`, `apply_async` | [`apply`](Self::apply), [`apply_async`](Self::apply_async) |
+/// | `pool.map_async(f, xs)` | [`map_async`](Self::map_async) |
+/// | `close()`, `join()`, `terminate()` | [`close`](Self::close), [`join`](Self::join), [`terminate`](Self::terminate) |
+/// | `with Pool() as p:` | drop (= terminate, every worker reaped) |
+///
+/// Functions are `fn` items or non-capturing closures; arguments and results are serde
+/// types. A panicking task returns [`Error::Panicked`] and the worker keeps serving; a
+/// worker that dies returns [`Error::WorkerDied`] for the task it was running, is
+/// replaced, and nothing hangs.
+pub struct Pool {
+    shared: Arc<Shared>,
+    collector: Mutex<Option<JoinHandle<()>>>,
+    processes: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes)
+            .field("prefix", &self.shared.prefix)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// A pool of `processes` workers started with the default settings (`Spawn`).
+    pub fn new(processes: usize) -> Result<Pool> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// Settings beyond the size: see [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The name prefix of this pool's segments in `/dev/shm` (`shmkit-pool-PID-N`), as
+    /// `shmkit ls` shows them.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// Pids of the current workers (a replaced worker's successor has a new pid).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let st = self.shared.lock();
+        st.workers
+            .iter()
+            .filter_map(|w| w.process.as_ref().map(Process::pid))
+            .collect()
+    }
+
+    fn start(b: Builder) -> Result<Pool> {
+        if let Some(e) = b.init_error {
+            return Err(e);
+        }
+        let processes = b.processes.unwrap_or_else(shmkit_process::cpu_count);
+        if processes == 0 || processes > MAX_PROCESSES {
+            return Err(Error::Config(format!(
+                "processes must be 1..={MAX_PROCESSES}, got {processes}"
+            )));
+        }
+        if b.prefetch == 0 {
+            return Err(Error::Config("prefetch must be at least 1".into()));
+        }
+        if b.max_tasks == Some(0) {
+            return Err(Error::Config("maxtasksperchild must be at least 1".into()));
+        }
+        let key = Key::random();
+        let prefix = format!(
+            "shmkit-pool-{}-{}",
+            std::process::id(),
+            NEXT_POOL.fetch_add(1, Ordering::Relaxed)
+        );
+        let control = Segment::create(&format!("{prefix}-control"), processes * SLOT_BYTES)?;
+        let results = Queue::create(&format!("{prefix}-results"), RESULT_QUEUE)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            finished: Condvar::new(),
+            init: b
+                .init
+                .map(|(tramp, f, bytes)| (FnToken::new(&key, tramp, f), bytes)),
+            key,
+            prefix,
+            control,
+            results,
+            next_chunk: AtomicU64::new(0),
+            method: b.method,
+            prefetch: b.prefetch,
+            max_tasks: b.max_tasks,
+        });
+        {
+            let mut st = shared.lock();
+            for slot in 0..processes {
+                st.workers.push(Worker {
+                    process: None,
+                    tx: None,
+                    generation: 0,
+                    sent: VecDeque::new(),
+                    quota: None,
+                });
+                if let Err(e) = shared.spawn_worker(&mut st, slot) {
+                    drop(st);
+                    shared.shut_down(Error::Terminated);
+                    return Err(e);
+                }
+            }
+        }
+        let collector = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("shmkit-pool-collector".into())
+                .spawn(move || shared.collect())
+                .map_err(|e| Error::Config(format!("could not start the collector thread: {e}")))?
+        };
+        Ok(Pool {
+            shared,
+            collector: Mutex::new(Some(collector)),
+            processes,
+        })
+    }
+
+    /// `f(x)` for every `x`, results in input order — Python's `pool.map(f, xs)`.
+    /// Waits for all; the first error in input order if any task failed. The chunk
+    /// size is Python's default: tasks / (4 x processes), rounded up.
+    ///
+    /// ```no_run
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// fn main() -> Result<(), shmkit_pool::Error> {
+    ///     shmkit_process::init();
+    ///     let pool = shmkit_pool::Pool::new(4)?;
+    ///     assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items)?.get()
+    }
+
+    /// [`map`](Self::map) with an explicit chunk size (tasks per message): 1 spreads
+    /// uneven tasks best, larger amortises the per-message cost over many tiny tasks.
+    pub fn map_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.submit(
+            func::map_chunk::<A, R>,
+            f as usize,
+            &items,
+            Some(chunksize),
+            false,
+        )?;
+        MapResult::new(job).get()
+    }
+
+    /// [`map`](Self::map) without waiting: Python's `map_async`. The returned
+    /// [`MapResult`] also gives each task's own outcome ([`MapResult::get_each`]) and
+    /// progress ([`MapResult::completed`]).
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.submit(func::map_chunk::<A, R>, f as usize, &items, None, false)?;
+        Ok(MapResult::new(job))
+    }
+
+    /// `f(a, b)` for every pair — Python's `starmap`. (`map` over tuples works as well:
+    /// `pool.map(|(a, b): (u32, u32)| a + b, pairs)`.)
+    pub fn starmap<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<(A, B)> = items.into_iter().collect();
+        let job = self.submit(func::star_chunk::<A, B, R>, f as usize, &items, None, false)?;
+        MapResult::new(job).get()
+    }
+
+    /// Results in input order as they arrive, each a `Result` of its own — Python's
+    /// `imap` (chunk size 1, like Python's default; see [`imap_chunked`](Self::imap_chunked)).
+    /// The inputs are encoded up front; the results stream.
+    pub fn imap<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<IMap<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_chunked(f, items, 1)
+    }
+
+    /// [`imap`](Self::imap) with an explicit chunk size.
+    pub fn imap_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<IMap<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.submit(
+            func::map_chunk::<A, R>,
+            f as usize,
+            &items,
+            Some(chunksize),
+            false,
+        )?;
+        Ok(IMap::new(job, true))
+    }
+
+    /// Results in the order they complete — Python's `imap_unordered` (chunk size 1).
+    pub fn imap_unordered<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<IMap<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.submit(func::map_chunk::<A, R>, f as usize, &items, Some(1), true)?;
+        Ok(IMap::new(job, false))
+    }
+
+    /// `f(a)` in a worker, waiting for the result — Python's `apply`.
+    pub fn apply<A, R>(&self, f: fn(A) -> R, a: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, a)?.get()
+    }
+
+    /// `f(a)` in a worker; the result comes later through the [`AsyncResult`] — Python's
+    /// `apply_async`.
+    ///
+    /// ```no_run
+    /// fn hello(i: u32) -> String {
+    ///     format!("hello {i}")
+    /// }
+    ///
+    /// fn main() -> Result<(), shmkit_pool::Error> {
+    ///     shmkit_process::init();
+    ///     let pool = shmkit_pool::Pool::new(2)?;
+    ///     let pending: Vec<_> = (0..3).map(|i| pool.apply_async(hello, i)).collect::<Result<_, _>>()?;
+    ///     pool.close();
+    ///     pool.join()?;
+    ///     for r in pending {
+    ///         println!("multi_result : {}", r.get()?);
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, a: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let job = self.submit(
+            func::map_chunk::<A, R>,
+            f as usize,
+            std::slice::from_ref(&a),
+            Some(1),
+            false,
+        )?;
+        Ok(AsyncResult::new(job))
+    }
+
+    /// Take no more tasks; the workers exit once every submitted task is done (then
+    /// [`join`](Self::join) returns). Python's `close`.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+    }
+
+    /// Stop at once: kill the workers (SIGKILL), fail every unfinished task with
+    /// [`Error::Terminated`], reap everything. Python's `terminate`. Dropping the pool
+    /// does the same.
+    pub fn terminate(&self) {
+        self.shared.shut_down(Error::Terminated);
+        self.join_collector();
+    }
+
+    /// Wait until the workers have exited, after [`close`](Self::close) (all submitted
+    /// tasks done) or [`terminate`](Self::terminate). [`Error::StillRunning`] if neither
+    /// was called. Python's `join`.
+    pub fn join(&self) -> Result<()> {
+        self.join_within(None)
+    }
+
+    /// [`join`](Self::join), giving up after `timeout` with [`Error::Timeout`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_within(Some(timeout))
+    }
+
+    fn join_within(&self, timeout: Option<Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.shared.lock();
+        if !st.closed {
+            return Err(Error::StillRunning);
+        }
+        while !st.finished {
+            st = match deadline {
+                None => self
+                    .shared
+                    .finished
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d
+                        .checked_duration_since(Instant::now())
+                        .ok_or(Error::Timeout)?;
+                    self.shared
+                        .finished
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        drop(st);
+        self.join_collector();
+        Ok(())
+    }
+
+    fn join_collector(&self) {
+        let handle = self
+            .collector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Split `items` into chunks and queue them.
+    fn submit<A: Serialize, R: DeserializeOwned + Send + 'static>(
+        &self,
+        tramp: ChunkFn,
+        f: usize,
+        items: &[A],
+        chunksize: Option<usize>,
+        track_order: bool,
+    ) -> Result<Arc<Job<R>>> {
+        let job = Job::<R>::new(items.len(), track_order);
+        if items.is_empty() {
+            return Ok(job);
+        }
+        let size = chunksize
+            .unwrap_or_else(|| default_chunksize(items.len(), self.processes))
+            .max(1);
+        let shared = &self.shared;
+        let token = FnToken::new(&shared.key, tramp, f);
+        let deliver: Arc<dyn Deliver> = job.clone();
+        let mut chunks = Vec::with_capacity(items.len().div_ceil(size));
+        for (n, part) in items.chunks(size).enumerate() {
+            let bytes = postcard::to_allocvec(part).map_err(|e| Error::Encode {
+                type_name: std::any::type_name::<A>(),
+                reason: e.to_string(),
+            })?;
+            let id = shared.next_chunk.fetch_add(1, Ordering::Relaxed);
+            let payload = if bytes.len() <= INLINE_MAX {
+                Payload::Inline(bytes)
+            } else {
+                let seg = wire::blob_create(&wire::input_blob(&shared.prefix, id), &bytes)?;
+                Payload::Blob {
+                    _segment: Box::new(seg),
+                    len: bytes.len() as u64,
+                }
+            };
+            chunks.push(Chunk {
+                id,
+                func: token,
+                payload,
+                job: Arc::clone(&deliver),
+                first: n * size,
+                count: part.len(),
+            });
+        }
+        let mut st = shared.lock();
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        st.pending.extend(chunks);
+        shared.dispatch(&mut st);
+        Ok(job)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start worker `slot` (again): a fresh task ring, a cleared "started" word.
+    fn spawn_worker(&self, st: &mut State, slot: usize) -> Result<()> {
+        let generation = st.workers[slot].generation + 1;
+        let ring = format!("{}-w{slot}.{generation}", self.prefix);
+        let (tx, rx) = spsc::channel(&ring, TASK_RING)?;
+        let started = self
+            .control
+            .atomic_u64(worker::started_offset(slot as u32))?;
+        // SYNC: Release; the worker's own stores follow its start.
+        started.store(0, Ordering::Release);
+        let args = WorkerArgs {
+            slot: slot as u32,
+            tasks: rx,
+            results: self.results.try_clone()?,
+            control: self.control.handle(),
+            key: self.key,
+            prefix: self.prefix.clone(),
+            max_tasks: self.max_tasks,
+            init: self.init.clone(),
+        };
+        let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
+        let process = Process::builder()
+            .name(name)
+            .start_method(self.method)
+            .spawn(worker::worker_main, args)?;
+        let w = &mut st.workers[slot];
+        w.process = Some(process);
+        w.tx = Some(tx);
+        w.generation = generation;
+        w.sent.clear();
+        w.quota = self.max_tasks;
+        Ok(())
+    }
+
+    /// Send pending chunks to the least-loaded workers with room. Never blocks.
+    fn dispatch(&self, st: &mut State) {
+        let State {
+            workers,
+            pending,
+            running,
+            scratch,
+            quick,
+            ..
+        } = st;
+        let window = if *quick {
+            self.prefetch
+        } else {
+            self.prefetch.min(SLOW_PREFETCH)
+        };
+        let mut skip = vec![false; workers.len()];
+        let mut ends: Vec<usize> = Vec::new();
+        while !pending.is_empty() {
+            let candidate = workers
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| {
+                    !skip[*i]
+                        && w.tx.is_some()
+                        && w.sent.len() < window
+                        && w.quota.is_none_or(|q| q > 0)
+                })
+                .min_by_key(|(_, w)| w.sent.len())
+                .map(|(i, _)| i);
+            let Some(i) = candidate else { break };
+            let w = &mut workers[i];
+            // Several chunks in one batch: one publication, at most one wake-up.
+            let room = (window - w.sent.len())
+                .min(w.quota.map_or(usize::MAX, |q| q as usize))
+                .min(pending.len())
+                .min(SEND_BATCH);
+            scratch.clear();
+            ends.clear();
+            for chunk in pending.iter().take(room) {
+                let task = Task {
+                    chunk: chunk.id,
+                    func: chunk.func,
+                    body: match &chunk.payload {
+                        Payload::Inline(bytes) => Body::Inline(bytes),
+                        Payload::Blob { len, .. } => Body::Blob { len: *len },
+                    },
+                };
+                // Encoding integers and a byte slice into a Vec cannot fail.
+                *scratch = postcard::to_extend(&task, std::mem::take(scratch))
+                    .expect("a Task always encodes");
+                ends.push(scratch.len());
+            }
+            let msgs: Vec<&[u8]> = ends
+                .iter()
+                .scan(0, |start, &end| {
+                    let m = &scratch[*start..end];
+                    *start = end;
+                    Some(m)
+                })
+                .collect();
+            let sent = match w.tx.as_mut().map(|tx| tx.try_send_batch(&msgs)) {
+                Some(Ok(n)) => n,
+                // Gone: the collector will see it dead.
+                _ => 0,
+            };
+            for _ in 0..sent {
+                let Some(chunk) = pending.pop_front() else {
+                    break;
+                };
+                w.sent.push_back(chunk.id);
+                if let Some(q) = &mut w.quota {
+                    *q -= 1;
+                }
+                running.insert(chunk.id, chunk);
+            }
+            if sent < room {
+                skip[i] = true; // its ring is full (or it is gone): try the others
+            }
+        }
+    }
+
+    /// The collector thread: outcomes in, dead workers out, until the pool ends.
+    fn collect(self: Arc<Self>) {
+        let mut last_check = Instant::now();
+        loop {
+            match self.results.get_timeout(CHECK_EVERY) {
+                Ok(done) => {
+                    self.on_done(done);
+                    // Take whatever else is there before looking at the clock.
+                    for _ in 0..64 {
+                        match self.results.try_get() {
+                            Ok(done) => self.on_done(done),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(shmkit_ring::Error::Timeout | shmkit_ring::Error::Empty) => {}
+                // No worker holds the queue (all dead or exited): look now.
+                Err(shmkit_ring::Error::Disconnected) => last_check -= CHECK_EVERY,
+                Err(e) => {
+                    self.shut_down(Error::from(e));
+                    return;
+                }
+            }
+            if last_check.elapsed() >= CHECK_EVERY {
+                last_check = Instant::now();
+                if !self.check_workers() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Outcomes arrived.
+    fn on_done(&self, done: Done) {
+        let mut st = self.lock();
+        if let Some((INIT_FAILED, outcome)) = done.outcomes.first() {
+            let message = match outcome {
+                Outcome::Failed(m) => m.clone(),
+                _ => "no reason given".into(),
+            };
+            let e = Error::InitializerFailed { message };
+            st.broken = Some(e.clone());
+            drop(st);
+            self.shut_down(e);
+            return;
+        }
+        if !done.outcomes.is_empty() {
+            let per_chunk = done.ran_us / done.outcomes.len() as u64;
+            st.quick = per_chunk < SLOW_CHUNK.as_micros() as u64;
+        }
+        let mut chunks = Vec::with_capacity(done.outcomes.len());
+        for (id, _) in &done.outcomes {
+            if let Some(w) = st.workers.get_mut(done.slot as usize)
+                && let Some(pos) = w.sent.iter().position(|c| c == id)
+            {
+                w.sent.remove(pos);
+            }
+            chunks.push(st.running.remove(id));
+        }
+        self.dispatch(&mut st);
+        drop(st);
+        for ((id, outcome), chunk) in done.outcomes.into_iter().zip(chunks) {
+            self.deliver(id, outcome, chunk);
+        }
+    }
+
+    /// Hand one chunk's outcome to its job (`chunk`: `None` if it is not ours any more).
+    fn deliver(&self, id: u64, outcome: Outcome, chunk: Option<Chunk>) {
+        let Some(chunk) = chunk else {
+            if let Outcome::Blob { .. } = outcome {
+                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
+            }
+            return;
+        };
+        match outcome {
+            Outcome::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
+            Outcome::Blob { len } => {
+                let out_name = wire::output_blob(&self.prefix, id);
+                let read = wire::blob_read(&out_name, len);
+                let _ = shmkit_segment::remove(&out_name);
+                match read {
+                    Ok(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
+                    Err(e) => chunk.fail(Error::Failed {
+                        message: format!("could not read the results: {e}"),
+                    }),
+                }
+            }
+            Outcome::Failed(message) => chunk.fail(Error::Failed { message }),
+        }
+    }
+
+    /// Replace dead workers; end the pool when closed and idle. `false`: stop collecting.
+    fn check_workers(&self) -> bool {
+        let dead: Vec<usize> = {
+            let st = self.lock();
+            if st.terminated {
+                return false;
+            }
+            st.workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.process.as_ref().is_some_and(|p| !p.is_alive()))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if !dead.is_empty() {
+            // Everything a dead worker committed is in the queue now: take it first,
+            // so that only what it never answered counts as lost.
+            while let Ok(done) = self.results.try_get() {
+                self.on_done(done);
+            }
+            let mut st = self.lock();
+            for slot in dead {
+                self.bury(&mut st, slot);
+            }
+            self.dispatch(&mut st);
+        }
+        let mut st = self.lock();
+        if st.terminated {
+            return false;
+        }
+        if st.closed && st.pending.is_empty() && st.running.is_empty() {
+            // close() + all done: let the workers drain and exit, then reap them.
+            let processes: Vec<Process<()>> = st
+                .workers
+                .iter_mut()
+                .filter_map(|w| {
+                    w.tx = None;
+                    w.process.take()
+                })
+                .collect();
+            drop(st);
+            reap(processes);
+            self.remove_leftovers();
+            let mut st = self.lock();
+            st.finished = true;
+            self.finished.notify_all();
+            return false;
+        }
+        true
+    }
+
+    /// Worker `slot` died: fail the chunk it was running, send the others again,
+    /// start a successor.
+    fn bury(&self, st: &mut State, slot: usize) {
+        let w = &mut st.workers[slot];
+        let Some(process) = w.process.take() else {
+            return;
+        };
+        w.tx = None;
+        let sent: Vec<u64> = w.sent.drain(..).collect();
+        let pid = process.pid();
+        let cause = match process.exit_status() {
+            Some(ExitStatus::Signaled(sig)) => {
+                format!("killed by {}", shmkit_process::signal_name(sig))
+            }
+            Some(ExitStatus::Exited(code)) => format!("exited with code {code}"),
+            None => "gone".into(),
+        };
+        drop(process); // reaped already (`is_alive` was false), or in the background
+        let started = self
+            .control
+            .atomic_u64(worker::started_offset(slot as u32))
+            // SYNC: Acquire, paired with the worker's Release store.
+            .map(|a| a.load(Ordering::Acquire))
+            .unwrap_or(0);
+        // The worker runs its chunks in the order sent. Those up to the one it started
+        // last have run (their outcomes, unsent, died with it): `WorkerDied`. Those
+        // after it never started: another worker runs them.
+        let last_started = sent.iter().position(|&id| started == id.wrapping_add(1));
+        let mut again = Vec::new();
+        for (n, id) in sent.into_iter().enumerate() {
+            let Some(chunk) = st.running.remove(&id) else {
+                continue;
+            };
+            if last_started.is_some_and(|last| n <= last) {
+                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
+                chunk.fail(Error::WorkerDied {
+                    pid,
+                    cause: cause.clone(),
+                });
+            } else {
+                again.push(chunk);
+            }
+        }
+        for chunk in again.into_iter().rev() {
+            st.pending.push_front(chunk);
+        }
+        let more_work = !st.closed || !st.pending.is_empty() || !st.running.is_empty();
+        if st.broken.is_none()
+            && more_work
+            && let Err(e) = self.spawn_worker(st, slot)
+            // Cannot replace it: if no worker is left, nothing would run the rest.
+            && st.workers.iter().all(|w| w.process.is_none())
+        {
+            st.broken = Some(e.clone());
+            for chunk in st.pending.drain(..) {
+                chunk.fail(e.clone());
+            }
+        }
+    }
+
+    /// Terminate: kill every worker, fail what is unfinished with `why`, reap.
+    fn shut_down(&self, why: Error) {
+        let (processes, unfinished) = {
+            let mut st = self.lock();
+            if st.terminated {
+                return;
+            }
+            st.terminated = true;
+            st.closed = true;
+            let processes: Vec<Process<()>> = st
+                .workers
+                .iter_mut()
+                .filter_map(|w| {
+                    w.tx = None;
+                    w.sent.clear();
+                    w.process.take()
+                })
+                .collect();
+            let mut unfinished: Vec<Chunk> = st.pending.drain(..).collect();
+            unfinished.extend(st.running.drain().map(|(_, c)| c));
+            (processes, unfinished)
+        };
+        for p in &processes {
+            let _ = p.kill();
+        }
+        reap(processes);
+        for chunk in unfinished {
+            let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, chunk.id));
+            chunk.fail(why.clone());
+        }
+        self.remove_leftovers();
+        let mut st = self.lock();
+        st.finished = true;
+        self.finished.notify_all();
+    }
+
+    /// Result blobs a dead worker left behind.
+    fn remove_leftovers(&self) {
+        let mine = format!("{}-out", self.prefix);
+        if let Ok(all) = shmkit_segment::list() {
+            for info in all.iter().filter(|i| i.name.starts_with(&mine)) {
+                let _ = shmkit_segment::remove(&info.name);
+            }
+        }
+    }
+}
+
+/// Wait (bounded) for stopped workers to exit; one still running after the wait is
+/// killed, and reaped in the background when it goes.
+fn reap(processes: Vec<Process<()>>) {
+    let deadline = Instant::now() + REAP_WAIT;
+    for mut p in processes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if p.join_timeout(left.max(Duration::from_millis(1))).is_err() && p.is_alive() {
+            let _ = p.kill();
+        }
+    }
+}

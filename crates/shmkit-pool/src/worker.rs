@@ -1,0 +1,150 @@
+//! The worker process: takes chunks from its ring, runs them, puts the outcomes on the
+//! shared result queue.
+
+use crate::func::{ChunkFn, FnToken, Key};
+use crate::primitive::Ordering;
+use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
+use serde::{Deserialize, Serialize};
+use shmkit_ring::{Queue, spsc};
+use shmkit_segment::SegmentHandle;
+use std::time::Instant;
+
+/// Bytes per worker slot in the control segment (one cache line each).
+pub(crate) const SLOT_BYTES: usize = 64;
+
+/// Offset of worker `slot`'s "started" word in the control segment: the id + 1 of the
+/// chunk it began running last. The pool reads it after the worker died to tell the
+/// chunk that was running (its tasks get `WorkerDied`) from chunks never started
+/// (sent again to another worker).
+pub(crate) fn started_offset(slot: u32) -> usize {
+    slot as usize * SLOT_BYTES
+}
+
+/// What a worker gets from the pool (through the launcher: the key never touches
+/// shared memory).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub slot: u32,
+    pub tasks: spsc::Consumer,
+    pub results: Queue<Done>,
+    pub control: SegmentHandle,
+    pub key: Key,
+    pub prefix: String,
+    /// Exit after this many chunks (`maxtasksperchild`).
+    pub max_tasks: Option<u64>,
+    pub init: Option<(FnToken, Vec<u8>)>,
+}
+
+/// The worker's main function, started by the pool with `shmkit_process`.
+pub(crate) fn worker_main(args: WorkerArgs) {
+    let WorkerArgs {
+        slot,
+        mut tasks,
+        results,
+        control,
+        key,
+        prefix,
+        max_tasks,
+        init,
+    } = args;
+    let Ok(control) = control.open() else { return };
+    let Ok(started) = control.atomic_u64(started_offset(slot)) else {
+        return;
+    };
+    if let Some((token, input)) = init {
+        let failure = match token.resolve(&key) {
+            Some((call, f)) => call(f, &input, &mut Vec::new()).err(),
+            None => Some("the initializer's function token does not verify".into()),
+        };
+        if let Some(message) = failure {
+            let _ = results.put(&Done {
+                slot,
+                ran_us: 0,
+                outcomes: vec![(INIT_FAILED, Outcome::Failed(message))],
+            });
+            return;
+        }
+    }
+    let mut out = Vec::new();
+    let mut done = 0u64;
+    let mut verified = None;
+    loop {
+        // Disconnected: the pool dropped this worker's ring (close + join, terminate) or
+        // died; Corrupted: nothing sensible left to do. Either way, exit.
+        let Ok(grant) = tasks.read() else { return };
+        let Ok(task) = postcard::from_bytes::<Task<'_>>(&grant) else {
+            return; // not even a chunk id to answer: the pool sees this worker exit
+        };
+        let chunk = task.chunk;
+        // SYNC: Release; the pool reads it (Acquire) only after this process died.
+        started.store(chunk.wrapping_add(1), Ordering::Release);
+        let t0 = Instant::now();
+        let outcome = run(&task, &key, &mut verified, &prefix, &mut out);
+        let ran_us = t0.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        grant.release();
+        // Each outcome goes out at once: batching them saves ~15% per tiny task but a
+        // worker that died would take finished, unsent outcomes with it, failing tasks
+        // that had completed.
+        let sent = results.put(&Done {
+            slot,
+            ran_us,
+            outcomes: vec![(chunk, outcome)],
+        });
+        done += 1;
+        if sent.is_err() || max_tasks.is_some_and(|max| done >= max) {
+            return;
+        }
+    }
+}
+
+fn run(
+    task: &Task<'_>,
+    key: &Key,
+    verified: &mut Option<(FnToken, ChunkFn, usize)>,
+    prefix: &str,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    // The tag check costs a SipHash: once per function, not per task.
+    let resolved = match verified {
+        Some((token, call, f)) if *token == task.func => Some((*call, *f)),
+        _ => task.func.resolve(key).inspect(|&(call, f)| {
+            *verified = Some((task.func, call, f));
+        }),
+    };
+    let Some((call, f)) = resolved else {
+        return Outcome::Failed(
+            "the task's function token does not verify: it was not sent by this pool \
+             (corrupted or foreign data in the task ring)"
+                .into(),
+        );
+    };
+    let blob;
+    let input: &[u8] = match task.body {
+        Body::Inline(bytes) => bytes,
+        Body::Blob { len } => match wire::blob_read(&wire::input_blob(prefix, task.chunk), len) {
+            Ok(bytes) => {
+                blob = bytes;
+                &blob
+            }
+            Err(e) => return Outcome::Failed(format!("could not read the arguments: {e}")),
+        },
+    };
+    if let Err(message) = call(f, input, out) {
+        return Outcome::Failed(message);
+    }
+    if out.len() <= INLINE_MAX {
+        return Outcome::Inline(std::mem::take(out));
+    }
+    match wire::blob_create(&wire::output_blob(prefix, task.chunk), out) {
+        Ok(mut seg) => {
+            seg.set_unlink_on_drop(false); // the pool reads it, then removes it
+            Outcome::Blob {
+                len: out.len() as u64,
+            }
+        }
+        Err(e) => Outcome::Failed(format!(
+            "could not store a result of {} bytes: {e}",
+            out.len()
+        )),
+    }
+}

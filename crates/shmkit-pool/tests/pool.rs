@@ -1,0 +1,362 @@
+//! The pool across real worker processes: every map form, panics, workers killed
+//! mid-task, terminate, drop, timeouts, maxtasksperchild, both start methods, large
+//! values, many tasks. Every wait is bounded; every pool's segments are gone at the end.
+
+use shmkit_pool::{Error, Pool};
+use shmkit_process::StartMethod;
+use std::time::{Duration, Instant};
+
+shmkit_process::test_support!();
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn whoami(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn picky(x: u32) -> u32 {
+    assert!(x != 3, "three is not welcome");
+    x
+}
+
+/// Kills its own process with SIGKILL when given 3: a worker dying mid-task.
+fn die_on_three(x: u32) -> u32 {
+    if x == 3 {
+        // SAFETY: kill(2) on our own pid with a valid signal number.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    x
+}
+
+fn pool(n: usize) -> Pool {
+    Pool::new(n).expect("pool starts")
+}
+
+/// The pool's segments are all gone (after drop).
+fn assert_clean(prefix: &str) {
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+}
+
+/// Whether `pid` is a process that still exists (running or zombie).
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn every_map_form_keeps_order() {
+    let p = pool(2);
+    let prefix = p.prefix().to_owned();
+    assert_eq!(p.map(square, 0..5).unwrap(), [0, 1, 4, 9, 16]);
+    assert_eq!(
+        p.map_chunked(square, 0..100, 7).unwrap(),
+        (0..100u64).map(|x| x * x).collect::<Vec<_>>()
+    );
+    let it = p.imap(square, 0..50).unwrap();
+    assert_eq!(it.len(), 50);
+    let got: Vec<u64> = it.map(|r| r.unwrap()).collect();
+    assert_eq!(got, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
+    let got: Vec<u64> = p
+        .imap_chunked(square, 0..50, 4)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(got, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
+    let mut got: Vec<u64> = p
+        .imap_unordered(square, 0..50)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
+    fn add(a: u32, b: u32) -> u32 {
+        a + b
+    }
+    assert_eq!(p.starmap(add, [(1, 2), (3, 4)]).unwrap(), [3, 7]);
+    assert_eq!(
+        p.map(
+            |(a, b): (u32, String)| format!("{b}{a}"),
+            [(1, "x".to_string())]
+        )
+        .unwrap(),
+        ["x1"]
+    );
+    assert_eq!(p.apply(square, 9).unwrap(), 81);
+    assert!(p.map(square, Vec::new()).unwrap().is_empty());
+    let r = p.map_async(square, 0..10).unwrap();
+    assert_eq!(r.len(), 10);
+    assert!(r.wait_timeout(LONG));
+    assert_eq!(r.completed(), 10);
+    assert!(r.get_each().into_iter().all(|x| x.is_ok()));
+    drop(p);
+    assert_clean(&prefix);
+}
+
+#[test]
+fn apply_async_ready_successful_and_timeouts() {
+    let p = pool(1);
+    let slow = p.apply_async(nap, 300).unwrap();
+    assert_eq!(slow.successful(), None);
+    assert!(matches!(
+        slow.get_timeout(Duration::from_millis(1)),
+        Err(Error::Timeout)
+    ));
+    assert!(slow.wait_timeout(LONG));
+    assert!(slow.ready());
+    assert_eq!(slow.successful(), Some(true));
+    assert_eq!(slow.get_timeout(LONG).unwrap(), 300);
+    assert!(matches!(slow.get_timeout(LONG), Err(Error::Taken)));
+
+    let bad = p.apply_async(picky, 3).unwrap();
+    assert!(bad.wait_timeout(LONG));
+    assert_eq!(bad.successful(), Some(false));
+
+    assert!(matches!(p.join(), Err(Error::StillRunning)));
+    let pending = p.apply_async(nap, 200).unwrap();
+    p.close();
+    assert!(matches!(p.apply_async(square, 1), Err(Error::Closed)));
+    assert!(matches!(
+        p.join_timeout(Duration::from_millis(1)),
+        Err(Error::Timeout)
+    ));
+    p.join_timeout(LONG).expect("joined after the last task");
+    assert_eq!(pending.get().unwrap(), 200);
+}
+
+#[test]
+fn a_panic_is_that_task_error_and_the_worker_keeps_serving() {
+    let p = pool(1);
+    let before = p.worker_pids();
+    match p.map(picky, 0..6) {
+        Err(Error::Panicked { message }) => {
+            assert!(message.contains("three is not welcome"), "{message}");
+            assert!(message.contains("pool.rs"), "with its location: {message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let each: Vec<_> = p.imap(picky, 0..6).unwrap().collect();
+    for (i, r) in each.iter().enumerate() {
+        match (i, r) {
+            (3, Err(Error::Panicked { .. })) => {}
+            (i, Ok(v)) => assert_eq!(*v as usize, i),
+            (i, other) => panic!("task {i}: {other:?}"),
+        }
+    }
+    assert_eq!(p.worker_pids(), before, "the same worker serves on");
+}
+
+#[test]
+fn a_worker_killed_mid_task_fails_that_task_only_and_is_replaced() {
+    for method in [StartMethod::Spawn, StartMethod::Fork] {
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let prefix = p.prefix().to_owned();
+        let before = p.worker_pids();
+        let each = p.map_async(die_on_three, 0..8).unwrap();
+        assert!(each.wait_timeout(LONG), "map returns instead of hanging");
+        for (i, r) in each.get_each().into_iter().enumerate() {
+            match (i, r) {
+                (3, Err(Error::WorkerDied { pid, cause })) => {
+                    assert!(before.contains(&pid), "{pid} was one of {before:?}");
+                    assert_eq!(cause, "killed by SIGKILL");
+                }
+                (i, Ok(v)) => assert_eq!(v as usize, i, "{method:?}"),
+                (i, other) => panic!("{method:?} task {i}: {other:?}"),
+            }
+        }
+        // Replaced, and later tasks succeed.
+        assert_eq!(p.map(square, 0..20).unwrap().len(), 20);
+        let after = p.worker_pids();
+        assert_eq!(after.len(), 2);
+        assert_ne!(after, before);
+        drop(p);
+        assert_clean(&prefix);
+    }
+}
+
+#[test]
+fn workers_killed_from_outside_during_a_map_never_hang_it() {
+    let p = pool(2);
+    let mut it = p.imap(nap, std::iter::repeat_n(2, 200)).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        outcomes.push(it.next_timeout(LONG).expect("more to come"));
+    }
+    let victim = p.worker_pids()[0];
+    // SAFETY: kill(2) with a valid signal on a child of this process (not yet reaped).
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let t0 = Instant::now();
+    while let Some(r) = it.next_timeout(LONG) {
+        assert!(!matches!(r, Err(Error::Timeout)), "a result never came");
+        outcomes.push(r);
+    }
+    assert!(t0.elapsed() < LONG);
+    assert_eq!(outcomes.len(), 200);
+    let died = outcomes
+        .iter()
+        .filter(|r| matches!(r, Err(Error::WorkerDied { .. })))
+        .count();
+    assert!(died <= 1, "only the task it was running: {died}");
+    assert_eq!(outcomes.iter().filter(|r| r.is_ok()).count(), 200 - died);
+    // A retry of the failed ones completes.
+    assert_eq!(
+        p.map(nap, std::iter::repeat_n(2, died)).unwrap().len(),
+        died
+    );
+    assert!(!p.worker_pids().contains(&victim));
+}
+
+#[test]
+fn terminate_during_work_fails_the_rest_and_reaps() {
+    let p = pool(2);
+    let pids = p.worker_pids();
+    let slow = p.map_async(nap, std::iter::repeat_n(10_000, 4)).unwrap();
+    let t0 = Instant::now();
+    p.terminate();
+    assert!(matches!(slow.get_timeout(LONG), Err(Error::Terminated)));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "terminate kills at once"
+    );
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} reaped");
+    }
+    assert!(matches!(p.map(square, 0..2), Err(Error::Closed)));
+    p.join_timeout(LONG).expect("join after terminate");
+}
+
+#[test]
+fn drop_without_join_leaves_no_zombie_and_no_segment() {
+    let p = pool(3);
+    let pids = p.worker_pids();
+    let prefix = p.prefix().to_owned();
+    let _pending = p.apply_async(nap, 10_000).unwrap();
+    drop(p);
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} reaped");
+    }
+    assert_clean(&prefix);
+}
+
+#[test]
+fn maxtasksperchild_recycles_workers() {
+    let p = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(2)
+        .build()
+        .unwrap();
+    let pids = p.map_chunked(whoami, 0..6, 1).unwrap();
+    assert_eq!(pids[0], pids[1]);
+    assert_eq!(pids[2], pids[3]);
+    assert_eq!(pids[4], pids[5]);
+    assert!(pids[0] != pids[2] && pids[2] != pids[4], "{pids:?}");
+}
+
+static GREETING: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn set_greeting(g: String) {
+    *GREETING.lock().unwrap() = g;
+}
+
+fn greet(name: String) -> String {
+    format!("{} {name}", GREETING.lock().unwrap())
+}
+
+fn bad_init(_: ()) {
+    panic!("no config");
+}
+
+#[test]
+fn initializer_runs_in_every_worker_and_its_failure_stops_the_pool() {
+    let p = Pool::builder()
+        .processes(2)
+        .initializer(set_greeting, "hi".to_string())
+        .build()
+        .unwrap();
+    assert_eq!(p.map(greet, ["ann".to_string()]).unwrap(), ["hi ann"]);
+    drop(p);
+
+    let p = Pool::builder()
+        .processes(2)
+        .initializer(bad_init, ())
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        match p.map(square, 0..4) {
+            Err(Error::InitializerFailed { message }) => {
+                assert!(message.contains("no config"), "{message}");
+                break;
+            }
+            // Raced the failure report: submitted before it arrived, then terminated.
+            Err(Error::Terminated) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < LONG);
+    }
+}
+
+fn measure(v: Vec<u8>) -> (usize, Vec<u8>) {
+    (v.len(), vec![7; v.len() * 2])
+}
+
+#[test]
+fn mebibyte_arguments_and_results() {
+    let p = pool(2);
+    let prefix = p.prefix().to_owned();
+    let big = vec![1u8; 3 << 20];
+    let got = p.map(measure, [big.clone(), vec![2; 10], big]).unwrap();
+    assert_eq!(got[0].0, 3 << 20);
+    assert_eq!(got[0].1.len(), 6 << 20);
+    assert!(got[0].1.iter().all(|&b| b == 7));
+    assert_eq!(got[1].0, 10);
+    assert_eq!(got[2].1.len(), 6 << 20);
+    drop(p);
+    assert_clean(&prefix);
+}
+
+#[test]
+fn a_hundred_thousand_tiny_tasks() {
+    let p = pool(2);
+    let n = 100_000u64;
+    let got = p.map(square, 0..n).unwrap();
+    assert_eq!(got.len(), n as usize);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &v)| v == (i as u64) * (i as u64))
+    );
+    // And with a chunk size of 1: one message per task each way.
+    let got = p.map_chunked(square, 0..20_000, 1).unwrap();
+    assert_eq!(got[19_999], 19_999 * 19_999);
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    assert!(matches!(Pool::new(0), Err(Error::Config(_))));
+    assert!(matches!(
+        Pool::builder().processes(1).prefetch(0).build(),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        Pool::builder().processes(1).maxtasksperchild(0).build(),
+        Err(Error::Config(_))
+    ));
+}
