@@ -51,6 +51,31 @@ fn ring_sink(args: (Consumer, Producer)) {
     }
 }
 
+/// The zero-copy sink: reads messages in place, many per release (`read_batch`).
+fn ring_sink_zero_copy(args: (Consumer, Producer)) {
+    let (mut rx, mut ack) = args;
+    let (mut syncs, mut stop) = (0, false);
+    while !stop {
+        let got = rx.read_batch_timeout(256, LONG, |m| {
+            // Touch the message where it lies, as a reader in place would.
+            std::hint::black_box(m.first());
+            match m.len() {
+                0 => syncs += 1,
+                1 => stop = true,
+                _ => {}
+            }
+        });
+        match got {
+            Ok(_) => {}
+            Err(Error::Disconnected) => return,
+            Err(e) => panic!("zero-copy ring sink: {e}"),
+        }
+        for _ in 0..std::mem::take(&mut syncs) {
+            ack.send(b"k").expect("ack");
+        }
+    }
+}
+
 /// Bytes as postcard bytes (one length + one copy), not as a sequence of u8.
 #[derive(Debug, Clone)]
 struct Blob(Vec<u8>);
@@ -135,6 +160,28 @@ fn throughput(c: &mut Criterion) {
         tx.send(STOP).expect("stop");
         let mut child = child;
         child.join_timeout(LONG).expect("ring sink stops");
+
+        // Zero-copy both ways: the producer writes in place (`reserve`/`commit`), the
+        // consumer reads in place, releasing many messages at once (`read_batch`).
+        let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
+        let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
+        let child = shmkit_process::spawn(ring_sink_zero_copy, (rx, ack_tx)).expect("spawn");
+        g.bench_function(BenchmarkId::new("spsc_zero_copy", &label), |b| {
+            b.iter_custom(|iters| {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    let mut grant = tx.reserve(size).expect("reserve");
+                    grant.as_mut_slice().copy_from_slice(&msg);
+                    grant.commit();
+                }
+                tx.send(SYNC).expect("sync");
+                ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
+                t0.elapsed()
+            })
+        });
+        tx.send(STOP).expect("stop");
+        let mut child = child;
+        child.join_timeout(LONG).expect("zero-copy ring sink stops");
 
         let q = Queue::<Blob>::anonymous(RING).expect("queue");
         let ack_q = Queue::<u8>::anonymous(4096).expect("ack queue");

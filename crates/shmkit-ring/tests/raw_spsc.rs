@@ -13,6 +13,7 @@ enum Op {
     Recv,
     Batch(Vec<usize>),
     RecvBatch(usize),
+    ReadBatch(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -21,6 +22,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Recv),
         proptest::collection::vec(0usize..40, 0..5).prop_map(Op::Batch),
         (0usize..4).prop_map(Op::RecvBatch),
+        (0usize..4).prop_map(Op::ReadBatch),
     ]
 }
 
@@ -70,6 +72,15 @@ proptest! {
                         Ok(n) => model.extend(ms.into_iter().take(n)),
                         Err(RawError::TooLarge { .. }) => {}
                         Err(e) => prop_assert!(false, "{e}"),
+                    }
+                }
+                Op::ReadBatch(max) => {
+                    let mut v = Vec::new();
+                    let n = c.read_batch(max, |m| v.push(m.to_vec())).unwrap();
+                    prop_assert_eq!(n, v.len());
+                    prop_assert!(n <= max);
+                    for m in v {
+                        prop_assert_eq!(Some(m), model.pop_front());
                     }
                 }
                 Op::RecvBatch(max) => {

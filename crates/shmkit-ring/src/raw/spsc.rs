@@ -613,6 +613,26 @@ impl ConsumerCore {
         Ok(n)
     }
 
+    /// Call `f` on up to `max` messages in place, then release them all with one store.
+    /// Returns how many.
+    pub fn read_batch(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RawError> {
+        let mut n = 0;
+        while n < max {
+            match self.read()? {
+                Some(g) => {
+                    f(&g);
+                    g.release_deferred();
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n > 0 {
+            self.publish();
+        }
+        Ok(n)
+    }
+
     /// Publish every deferred release.
     pub fn publish(&mut self) {
         let h = self.ring.header();
