@@ -3,8 +3,8 @@
 //! travel over pipes (`support::PipePool`). Python's `Pool.map` on the same machine is
 //! `benches/python/mp_anchors.py` (`pool_map_task_us_*`).
 //!
-//! Ids: `pool_chunksize1/{shmkit,pipe_pool}/20000` and
-//! `pool_default/{shmkit,pipe_pool}/200000` — the task counts of the Python script;
+//! Ids: `pool_chunksize1/{shmkit,pipe}/20000` and
+//! `pool_default/{shmkit,pipe}/200000` (`pipe`: the pipe-based pool) — the task counts of the Python script;
 //! throughput is in tasks, so criterion prints tasks/s, and the time per iteration
 //! divided by the task count is the per-task overhead.
 //!
@@ -13,7 +13,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use criterion::{Criterion, Throughput, criterion_group};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use shmkit::pool::{DEFAULT_PREFETCH, Pool};
 use support::PipePool;
 
@@ -52,13 +52,13 @@ fn pool(c: &mut Criterion) {
             DEFAULT_PREFETCH
         };
         assert_eq!(pipes.map_squares(&items, chunk, window), expected);
-        g.bench_function(format!("shmkit/{tasks}"), |b| {
+        g.bench_function(BenchmarkId::new("shmkit", tasks), |b| {
             b.iter(|| {
                 shm.map_chunked(square, items.iter().copied(), chunk)
                     .expect("map")
             })
         });
-        g.bench_function(format!("pipe_pool/{tasks}"), |b| {
+        g.bench_function(BenchmarkId::new("pipe", tasks), |b| {
             b.iter(|| pipes.map_squares(&items, chunk, window))
         });
         g.finish();

@@ -1,0 +1,93 @@
+//! The in-process floor the cross-process figures are read against: what two threads of
+//! one process get without any shared-memory segment or syscall.
+//!
+//! - `floor/crossbeam_channel/8B`: streaming `u64`s through a bounded crossbeam channel
+//!   between two threads (time per message).
+//! - `floor/cacheline_threads/8B`: a round trip of one cache line between two threads
+//!   (an atomic ping-pong), the in-process twin of `roundtrip/cacheline/8B`.
+//! - `floor/memcpy/{64KiB,1MiB}`: copy bandwidth of this machine, the ceiling of any
+//!   copying transport.
+//!
+//! Run: `cargo bench --bench floor`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+
+    g.throughput(Throughput::Bytes(8));
+    g.bench_function(BenchmarkId::new("crossbeam_channel", "8B"), |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(4096);
+            let sink = std::thread::spawn(move || {
+                let mut sum = 0u64;
+                while let Ok(v) = rx.recv() {
+                    sum = sum.wrapping_add(v);
+                }
+                sum
+            });
+            let t0 = Instant::now();
+            for i in 0..iters {
+                tx.send(i).expect("send");
+            }
+            drop(tx);
+            std::hint::black_box(sink.join().expect("sink"));
+            t0.elapsed()
+        })
+    });
+
+    g.bench_function(BenchmarkId::new("cacheline_threads", "8B"), |b| {
+        b.iter_custom(|iters| {
+            // Even values: the main thread's turn; odd: the echo thread's. Both spin,
+            // bounded by `iters` round trips.
+            let word = Arc::new(AtomicU64::new(0));
+            let echo = {
+                let word = Arc::clone(&word);
+                std::thread::spawn(move || {
+                    for i in 0..iters {
+                        while word.load(Ordering::Acquire) != 2 * i + 1 {
+                            std::hint::spin_loop();
+                        }
+                        word.store(2 * i + 2, Ordering::Release);
+                    }
+                })
+            };
+            let t0 = Instant::now();
+            for i in 0..iters {
+                word.store(2 * i + 1, Ordering::Release);
+                while word.load(Ordering::Acquire) != 2 * i + 2 {
+                    std::hint::spin_loop();
+                }
+            }
+            let elapsed = t0.elapsed();
+            echo.join().expect("echo");
+            elapsed
+        })
+    });
+
+    for size in [64 << 10, 1 << 20] {
+        let src = vec![0x5au8; size];
+        let mut dst = vec![0u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let label = if size == 1 << 20 { "1MiB" } else { "64KiB" };
+        g.bench_function(BenchmarkId::new("memcpy", label), |b| {
+            b.iter(|| {
+                dst.copy_from_slice(std::hint::black_box(&src));
+                std::hint::black_box(&dst);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, floor);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
