@@ -117,9 +117,13 @@ fn payload(name: &str, out: &mut Inspection) {
             Some(true) => out
                 .slot_pids
                 .get(&h.slot)
-                .and_then(|p| (p.len() == 1).then_some(p[0])),
-            _ if is_creator_registration(h.slot, h.generation) => out.header.creator_pid,
-            _ => None,
+                .and_then(|p| (p.len() == 1).then_some(p[0]))
+                .or(h.pid),
+            _ => h.pid.or_else(|| {
+                is_creator_registration(h.slot, h.generation)
+                    .then_some(out.header.creator_pid)
+                    .flatten()
+            }),
         };
     }
 }
@@ -272,13 +276,11 @@ fn print_lock(out: &Inspection, l: &LockView) {
                     // process slot, not a pid. An RLock also records the owning
                     // thread's kernel id.
                     let pid = match (l.rlock, out.lock_holder_pid) {
-                        (_, Some(pid)) => format!(
-                            "dead holder pid {pid} (the segment's creator: slot 0, generation 1 is its registration)"
-                        ),
+                        (_, Some(pid)) => format!("dead holder pid {pid}"),
                         (Some((tid, _)), None) if tid != 0 => format!(
-                            "its pid is not recorded; its thread id was {tid} (the pid, if that was its main thread)"
+                            "its pid was not recorded (it died taking the lock); its thread id was {tid}"
                         ),
-                        _ => "its pid is not recorded (a lock records its holder's process slot, not its pid)"
+                        _ => "its pid was not recorded (it died between taking the lock and recording it)"
                             .into(),
                     };
                     format!(

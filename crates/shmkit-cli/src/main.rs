@@ -28,14 +28,13 @@
 //! consumer:      attached, alive (pid 4243, slot 1); ASLEEP, waiting for data; woken 1 time
 //! ```
 //!
-//! and of a mutex whose holder was killed. The lock word names a process slot, not a pid:
-//! a live holder's pid is found in /proc; a dead holder's only when it was the creator's
-//! own registration (slot 0, generation 1), whose pid the header records:
+//! and of a mutex whose holder was killed (a taker records its pid next to the lock word;
+//! liveness itself comes from the kernel-released slot):
 //!
 //! ```text
 //! lock:          held by process slot 0 (generation 1), DEAD: its liveness slot is free:
-//!                the kernel released it when the process died; dead holder pid 4242 (the
-//!                segment's creator: ...); the next locker takes it over with owner_died
+//!                the kernel released it when the process died; dead holder pid 4242;
+//!                the next locker takes it over with owner_died
 //! ```
 //!
 //! A value that breaks the layout's invariants prints as `corrupted: <what>`; nothing read

@@ -379,27 +379,30 @@ fn inspect_a_lock_whose_holder_was_killed_reports_it_dead() {
     let text = stdout(&out);
     assert!(out.status.success(), "{}{text}", stderr(&out));
     let lock = line_with(&text, "lock:");
+    // The lock word names a process slot; the pid comes from the taker's record.
     assert!(
-        lock.contains("held by process slot 1") && lock.contains("DEAD"),
+        lock.contains("held by process slot 1")
+            && lock.contains("DEAD")
+            && lock.contains(&format!("dead holder pid {pid}")),
         "{lock}"
     );
     let out = shmkit(&["inspect", &names[1]]);
     let text = stdout(&out);
     let lock = line_with(&text, "lock:");
-    // The lock word names a process slot, not a pid; an RLock also records the
-    // owning thread's id (here a test-harness thread of the child, not its main thread).
     assert!(
-        lock.contains("DEAD") && lock.contains("its thread id was"),
+        lock.contains("DEAD") && lock.contains(&format!("dead holder pid {pid}")),
         "{text}"
     );
+    let v: serde_json::Value =
+        serde_json::from_slice(&shmkit(&["inspect", &name, "--json"]).stdout).unwrap();
+    assert_eq!(v["lock"]["holder"]["pid"].to_string(), pid);
     let v: serde_json::Value =
         serde_json::from_slice(&shmkit(&["inspect", &names[1], "--json"]).stdout).unwrap();
     assert_eq!(v["lock"]["holder"]["alive"], false);
     assert_eq!(v["lock"]["holder"]["slot"], 1);
     assert_ne!(v["lock"]["rlock"][0], 0, "the owning thread's id");
 
-    // A lock the dead child created and held: its registration is the creator's (slot
-    // 0, generation 1), so the header's creator pid is the holder's.
+    // A lock the dead child created and held (its pid is also the header's creator's).
     let out = shmkit(&["inspect", &names[4]]);
     let text = stdout(&out);
     assert!(line_with(&text, "state:").contains("stale"), "{text}");

@@ -17,10 +17,10 @@
 //!
 //! The lock word records the holder's *process slot* and generation, never a pid (pids
 //! are reused; the slot's liveness is an OFD lock the kernel drops when the process
-//! dies). A tool that wants a live holder's pid finds the process whose open file holds
-//! liveness byte [`shmkit_segment::LIVENESS_BASE`]` + slot` (`/proc/<pid>/fdinfo`). Of a
-//! dead holder only an `RLock` leaves a trace: the kernel thread id of its owning thread
-//! (the pid, for a single-threaded process or the main thread).
+//! dies). For people, a taker also writes its pid and token next to the word after
+//! taking it ([`HolderView::pid`], also for a holder that died); liveness never rests on
+//! it. A tool can cross-check a live holder's pid: the process whose open file holds
+//! liveness byte [`shmkit_segment::LIVENESS_BASE`]` + slot` (`/proc/<pid>/fdinfo`).
 //!
 //! Every word is untrusted (DESIGN rule 2): a value that breaks an invariant is listed
 //! in `problems`; a payload too small for the lock is [`Error::Corrupted`].
@@ -73,6 +73,9 @@ pub struct HolderView {
     pub alive: Option<bool>,
     /// Why a dead holder is known to be dead.
     pub dead_because: Option<&'static str>,
+    /// The pid the holder recorded when it took the lock (`None` if the record belongs
+    /// to another taker: the holder died between taking the lock and recording it).
+    pub pid: Option<u32>,
 }
 
 /// Whether `kind` is a segment built on the robust lock.
@@ -131,11 +134,17 @@ pub fn inspect(seg: &Segment) -> Result<Option<LockView>> {
                 Err(_) => (None, None),
             }
         };
+        // Recorded after the CAS that took the lock: trust it only if it names the same
+        // token as the word (informational either way).
+        let pid = (st.holder_token.load(Ordering::Relaxed) == token)
+            .then(|| st.holder_pid.load(Ordering::Relaxed))
+            .filter(|&p| p != 0);
         HolderView {
             slot,
             generation,
             alive,
             dead_because,
+            pid,
         }
     });
     if token == 0 && word & WAITERS != 0 {

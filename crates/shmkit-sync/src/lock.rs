@@ -50,7 +50,12 @@ pub(crate) struct LockState {
     pub owner_thread: AtomicU32,
     /// RLock: recursion depth.
     pub depth: AtomicU32,
-    _reserved: [AtomicU32; 11],
+    /// The token of the last taker that recorded its pid below (for `shmkit inspect`;
+    /// equal to the word's token while that taker holds the lock).
+    pub holder_token: AtomicU32,
+    /// The pid of that taker: informational only, never used to decide liveness.
+    pub holder_pid: AtomicU32,
+    _reserved: [AtomicU32; 9],
     /// Generation of each process slot, bumped by each process that claims the slot.
     pub gens: [AtomicU32; MAX_PROCESSES as usize],
 }
@@ -166,6 +171,8 @@ pub(crate) struct RobustLock {
     seg: Segment,
     _slot: LivenessGuard,
     token: u32,
+    /// This process's pid, recorded next to the lock word when taking it.
+    pid: u32,
     pub(crate) spin: SpinPolicy,
 }
 
@@ -227,6 +234,7 @@ impl RobustLock {
             seg,
             token: 0,
             _slot: slot,
+            pid: std::process::id(),
             spin: SpinPolicy::DEFAULT,
         };
         // The slot is ours now (kernel-arbitrated); moving its generation on marks any
@@ -299,18 +307,33 @@ impl RobustLock {
                 waited: start.elapsed(),
             }),
             Some(Acquired::OwnerDied) => {
+                self.note_holder(st);
                 st.recoveries.fetch_add(1, Ordering::Relaxed);
                 st.inconsistent.store(1, Ordering::Relaxed);
                 Ok(true)
             }
-            Some(Acquired::Clean) => Ok(st.inconsistent.load(Ordering::Relaxed) != 0),
+            Some(Acquired::Clean) => {
+                self.note_holder(st);
+                Ok(st.inconsistent.load(Ordering::Relaxed) != 0)
+            }
         }
     }
 
     #[inline]
     pub(crate) fn try_lock(&self) -> Option<bool> {
         let st = self.state();
-        try_acquire(&st.word, self.token).then(|| st.inconsistent.load(Ordering::Relaxed) != 0)
+        try_acquire(&st.word, self.token).then(|| {
+            self.note_holder(st);
+            st.inconsistent.load(Ordering::Relaxed) != 0
+        })
+    }
+
+    /// Record who holds the lock, for `shmkit inspect` (a dead holder leaves no other
+    /// trace of its pid). Two stores to the line the CAS just took: no extra miss.
+    #[inline]
+    fn note_holder(&self, st: &LockState) {
+        st.holder_pid.store(self.pid, Ordering::Relaxed);
+        st.holder_token.store(self.token, Ordering::Relaxed);
     }
 
     #[inline]
