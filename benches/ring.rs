@@ -6,7 +6,9 @@
 //!   messages to a child that receives (copies out) each; a sync message at the end of
 //!   each sample waits until the child has read everything. `spsc_ring` sends one
 //!   message per call; `spsc_ring_batch32` (8B..1KiB) sends the same stream through
-//!   `send_batch`, 32 messages per publication.
+//!   `send_batch`, 32 messages per publication. `spsc_zero_copy` writes each message in
+//!   place (`reserve`/`commit`) to a child that reads in place, many per release
+//!   (`read_batch`); `spsc_batch` (8B..1KiB) is `send_batch` into that same child.
 //! - `roundtrip/{cacheline,ring_spin,ring_blocking,pipe,unix_socket}/8B`: ping-pong.
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
@@ -179,6 +181,25 @@ fn throughput(c: &mut Criterion) {
                 t0.elapsed()
             })
         });
+        if size <= 1024 {
+            // Batches at both ends: `send_batch` (32 per publication) into a consumer
+            // that reads in place and releases many per store (`read_batch`).
+            let batch = vec![msg.clone(); 32];
+            g.bench_function(BenchmarkId::new("spsc_batch", &label), |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let n = left.min(batch.len());
+                        tx.send_batch(&batch[..n]).expect("send batch");
+                        left -= n;
+                    }
+                    tx.send(SYNC).expect("sync");
+                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
+                    t0.elapsed()
+                })
+            });
+        }
         tx.send(STOP).expect("stop");
         let mut child = child;
         child.join_timeout(LONG).expect("zero-copy ring sink stops");
