@@ -2,6 +2,8 @@
 //! `map` of 10 000 tasks. Every wait is bounded; at the end no worker process and no
 //! segment of the pool is left.
 
+#![cfg(not(miri))] // real processes and syscalls
+
 use shmkit_pool::{Error, Pool};
 use std::time::{Duration, Instant};
 

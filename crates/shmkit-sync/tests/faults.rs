@@ -6,6 +6,8 @@
 //! `SHMKIT_TORTURE=<n>` sets the number of kills (default 200: 100 for the mutex, 50
 //! for the dict).
 
+#![cfg(not(miri))] // real processes and syscalls
+
 use std::time::{Duration, Instant};
 
 use shmkit_process::{Process, ProcessError, spawn};
@@ -353,7 +355,9 @@ fn mutex_holders_killed_at_random_points() {
 
 /// Child: insert `(id, (n, fnv(n)))` for n = 1, 2, ... until killed; signals `started`
 /// after its first insert.
-fn dict_writer(args: (Handle<Dict<u64, (u64, u64)>>, Handle<Event>, u64)) {
+type Entries = Dict<u64, (u64, u64)>;
+
+fn dict_writer(args: (Handle<Entries>, Handle<Event>, u64)) {
     let (h, started, id) = args;
     let d = h.open().unwrap();
     let started = started.open().unwrap();
