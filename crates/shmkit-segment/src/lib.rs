@@ -716,10 +716,21 @@ impl Segment {
         let kind_bad = want_kind.is_some_and(|k| k != kind);
         let fp_bad = want_fp.is_some_and(|fp| fp != found_fp);
         if kind_bad || fp_bad {
+            let want = want_fp.unwrap_or(found_fp);
+            let (mut expected, mut found) = (
+                describe(want_kind.unwrap_or(kind), &want),
+                describe(kind, &found_fp),
+            );
+            if expected == found {
+                // Same name, size and alignment: only the hash of the full type path
+                // differs (a name cut at 48 bytes, or two crates' types of one name).
+                expected.push_str(&format!(", type hash {:#018x}", want.hash));
+                found.push_str(&format!(", type hash {:#018x}", found_fp.hash));
+            }
             return Err(Error::Mismatch {
                 name,
-                expected: describe(want_kind.unwrap_or(kind), &want_fp.unwrap_or(found_fp)),
-                found: describe(kind, &found_fp),
+                expected,
+                found,
             });
         }
         let location = if named {

@@ -535,9 +535,13 @@ fn each_wrong_header_field_has_its_exact_error() {
             56,
             u64le(12345),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds kind Value<u64 (8 bytes, align 8)> layout 1, you asked for kind \
-             Value<u64 (8 bytes, align 8)> layout 1"
-                .into(),
+            // Equal descriptions: the hashes are what differs, so both are shown.
+            format!(
+                "holds kind Value<u64 (8 bytes, align 8)> layout 1, type hash {:#018x}, \
+                 you asked for kind Value<u64 (8 bytes, align 8)> layout 1, type hash {:#018x}",
+                12345,
+                u64_hash()
+            ),
         ),
         (
             "fingerprint size",
@@ -590,4 +594,18 @@ fn each_wrong_header_field_has_its_exact_error() {
             "{field}"
         );
     }
+}
+
+/// The fingerprint hash of `u64` as the segment crate computes it (FNV-1a of the type
+/// name), read back from a header it wrote.
+fn u64_hash() -> u64 {
+    let name = format!("shmkit-test-faults-hash-{}", std::process::id());
+    let _seg = Segment::builder(&name)
+        .kind(Kind::Value)
+        .typed::<u64>()
+        .size(64)
+        .create()
+        .unwrap();
+    let bytes = std::fs::read(format!("/dev/shm/{name}")).unwrap();
+    u64::from_le_bytes(bytes[56..64].try_into().unwrap())
 }
