@@ -659,6 +659,10 @@ impl Segment {
                 let magic = unsafe { std::ptr::read_volatile(map.ptr().cast::<u64>()) };
                 return Err(corrupted(if magic == header::MAGIC {
                     "its creator died before publishing it (ready never set)".into()
+                } else if magic == 0 {
+                    "no header (zero bytes where it belongs): its creator died between \
+                     sizing the file and writing the header, or it is not a shmkit segment"
+                        .into()
                 } else {
                     format!("not a shmkit segment (magic {magic:#018x})")
                 }));

@@ -271,7 +271,7 @@ fn a_creator_killed_at_each_step_leaves_an_openable_or_clearly_broken_segment() 
         ),
         (
             CreateStep::Sized,
-            "not a shmkit segment (magic 0x0000000000000000)",
+            "no header (zero bytes where it belongs): its creator died between sizing",
         ),
         (
             CreateStep::HeaderWritten,
