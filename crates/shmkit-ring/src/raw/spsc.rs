@@ -421,7 +421,7 @@ pub struct WriteGrant<'a> {
     len: usize,
 }
 
-impl WriteGrant<'_> {
+impl<'a> WriteGrant<'a> {
     /// The reserved bytes (exactly the requested length; contents unspecified).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap` and that these bytes
@@ -447,19 +447,25 @@ impl WriteGrant<'_> {
 
     /// Write the length word and advance our private tail, without publishing.
     pub fn commit_deferred(self) {
-        // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (checked by `reserve`).
-        unsafe { self.prod.ring.write_word(self.off, self.len as u64) };
-        self.prod.tail = self.prod.tail.wrapping_add(record_len(self.len as u64));
-        self.prod.sent += 1;
+        self.finish();
     }
 
     /// Publish the message.
     pub fn commit(self) {
-        let prod: *mut ProducerCore = self.prod;
-        self.commit_deferred();
-        // SAFETY: `prod` came from the `&mut ProducerCore` this grant held; the grant
-        // was consumed above, so this is again the only reference.
-        unsafe { (*prod).publish() };
+        // The grant's own `&mut ProducerCore` is handed back, so no second path to the
+        // core exists (a raw pointer kept across `commit_deferred` broke Stacked Borrows:
+        // Miri, docs/reliability-tooling.md).
+        self.finish().publish();
+    }
+
+    /// Commit without publishing and give back the core the grant borrowed.
+    fn finish(self) -> &'a mut ProducerCore {
+        let prod = self.prod;
+        // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (checked by `reserve`).
+        unsafe { prod.ring.write_word(self.off, self.len as u64) };
+        prod.tail = prod.tail.wrapping_add(record_len(self.len as u64));
+        prod.sent += 1;
+        prod
     }
 }
 
@@ -653,7 +659,7 @@ pub struct ReadGrant<'a> {
     len: usize,
 }
 
-impl ReadGrant<'_> {
+impl<'a> ReadGrant<'a> {
     /// The message bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `next` checked `off - 8 + record_len(len) <= cap` and that the record
@@ -664,16 +670,21 @@ impl ReadGrant<'_> {
 
     /// Consume the message without publishing the new `head` yet.
     pub fn release_deferred(self) {
-        self.cons.head = self.cons.head.wrapping_add(record_len(self.len as u64));
-        self.cons.received += 1;
+        self.finish();
     }
 
     /// Consume the message and give its bytes back to the producer.
     pub fn release(self) {
-        let cons: *mut ConsumerCore = self.cons;
-        self.release_deferred();
-        // SAFETY: `cons` came from the `&mut ConsumerCore` this grant held, consumed above.
-        unsafe { (*cons).publish() };
+        // As in `WriteGrant::commit`: reuse the grant's own borrow, no raw pointer.
+        self.finish().publish();
+    }
+
+    /// Release without publishing and give back the core the grant borrowed.
+    fn finish(self) -> &'a mut ConsumerCore {
+        let cons = self.cons;
+        cons.head = cons.head.wrapping_add(record_len(self.len as u64));
+        cons.received += 1;
+        cons
     }
 }
 
@@ -688,8 +699,19 @@ impl core::ops::Deref for ReadGrant<'_> {
 #[derive(Debug)]
 pub struct HeapRing {
     hdr: Box<SpscHeader>,
-    data: Box<[u64]>,
+    /// The data area, from `Box::into_raw` (freed in `Drop`). Kept as a raw pointer so
+    /// the rings made from it and [`corrupt_word`](Self::corrupt_word) all derive from
+    /// one pointer: a `Box` asserts uniqueness on each use, which Miri reports as
+    /// invalidating the rings' pointer (docs/reliability-tooling.md).
+    data: *mut [u64],
 }
+
+// SAFETY: `HeapRing` owns its allocations (the raw `data` pointer included) like a `Box`
+// does; moving it to another thread moves that ownership.
+unsafe impl Send for HeapRing {}
+// SAFETY: `&HeapRing` gives access only to atomics (`corrupt_tail`) and to `Ring`s, which
+// are `Sync` themselves; the data bytes are written only through `&mut self`.
+unsafe impl Sync for HeapRing {}
 
 impl HeapRing {
     /// A ring with a data area of `capacity` bytes (power of two, >= 16).
@@ -700,7 +722,7 @@ impl HeapRing {
         );
         HeapRing {
             hdr: Box::new(SpscHeader::new(capacity)),
-            data: vec![0u64; (capacity / 8) as usize].into_boxed_slice(),
+            data: Box::into_raw(vec![0u64; (capacity / 8) as usize].into_boxed_slice()),
         }
     }
 
@@ -712,7 +734,7 @@ impl HeapRing {
         let cap = (self.data.len() * 8) as u64;
         // SAFETY: header and data are owned by `self`, which the caller keeps alive;
         // the data is a `u64` slice, hence 8-aligned, of `cap` bytes.
-        unsafe { Ring::new(&*self.hdr, self.data.as_mut_ptr().cast(), cap) }
+        unsafe { Ring::new(&*self.hdr, self.data.cast(), cap) }
     }
 
     /// Overwrite a shared position (tests of corruption handling).
@@ -722,6 +744,17 @@ impl HeapRing {
 
     /// Overwrite the length word at byte `offset` of the data area (corruption tests).
     pub fn corrupt_word(&mut self, offset: usize, value: u64) {
-        self.data[offset / 8] = value;
+        assert!(offset / 8 < self.data.len(), "offset outside the data area");
+        // SAFETY: the index is in bounds (asserted) of the allocation `self` owns; the
+        // write goes through the same pointer the rings use, while no role is inside
+        // a read or write of these bytes (the tests call this between operations).
+        unsafe { self.data.cast::<u64>().add(offset / 8).write(value) };
+    }
+}
+
+impl Drop for HeapRing {
+    fn drop(&mut self) {
+        // SAFETY: `data` came from `Box::into_raw` in `new` and is freed only here.
+        drop(unsafe { Box::from_raw(self.data) });
     }
 }
