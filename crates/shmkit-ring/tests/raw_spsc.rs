@@ -264,3 +264,27 @@ fn threads_fifo() {
         }
     });
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/spsc_ring.rs): the message counters are loaded
+/// from shared memory at attach and were incremented with `+= 1`, so a peer that stored
+/// `u64::MAX` there made the next send or receive panic on overflow in debug builds.
+#[test]
+fn counters_at_u64_max_wrap_instead_of_panicking() {
+    let mut heap = HeapRing::new(64);
+    // SAFETY: `heap` outlives both roles.
+    let ring = unsafe { heap.ring() };
+    let h = ring.header();
+    h.tail
+        .count
+        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    h.head
+        .count
+        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    let mut p = ProducerCore::attach(ring).unwrap();
+    let mut c = ConsumerCore::attach(ring).unwrap();
+    p.try_send(b"x").unwrap();
+    let mut out = Vec::new();
+    c.try_recv(&mut out).unwrap();
+    assert_eq!(out, b"x");
+    assert_eq!(ring.message_count(), 0);
+}

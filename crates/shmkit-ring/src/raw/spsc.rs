@@ -464,7 +464,9 @@ impl<'a> WriteGrant<'a> {
         // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (checked by `reserve`).
         unsafe { prod.ring.write_word(self.off, self.len as u64) };
         prod.tail = prod.tail.wrapping_add(record_len(self.len as u64));
-        prod.sent += 1;
+        // Wrapping: `sent` started from a counter in shared memory, which a peer may
+        // have set to anything (a statistic; overflow must not panic in debug builds).
+        prod.sent = prod.sent.wrapping_add(1);
         prod
     }
 }
@@ -683,7 +685,8 @@ impl<'a> ReadGrant<'a> {
     fn finish(self) -> &'a mut ConsumerCore {
         let cons = self.cons;
         cons.head = cons.head.wrapping_add(record_len(self.len as u64));
-        cons.received += 1;
+        // Wrapping, as `sent` in `WriteGrant::finish`: it started from shared memory.
+        cons.received = cons.received.wrapping_add(1);
         cons
     }
 }
