@@ -131,3 +131,66 @@ fn entry_reuse_waits_for_stale_intent() {
     assert!(q.try_unblock(|_| false));
     assert!(q.claim_entry(0));
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/mpmc_slots.rs): a slot sequence corrupted to a
+/// value ahead of the position made `try_claim` / `try_pop` reload `tail` / `head` and
+/// retry forever (nobody else would ever move them). Now `Corrupted`, at once.
+#[test]
+fn a_sequence_ahead_of_the_position_is_corrupted_not_a_spin() {
+    use crossbeam_utils::CachePadded;
+    use shmkit_ring::raw::mpmc::{Mpmc, MpmcHeader};
+    use std::cell::UnsafeCell;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    /// The queue's arrays, owned by an `Arc` so a spinning thread (the bug) cannot
+    /// outlive them and the test fails by timeout instead of hanging in a join.
+    struct Region {
+        hdr: MpmcHeader,
+        table: [CachePadded<AtomicU64>; 1],
+        seqs: [AtomicU64; 4],
+        payload: [UnsafeCell<u64>; 4],
+    }
+    // SAFETY: the payload cells are written only through the queue's protocol (and not
+    // at all in this test: both calls fail before touching a slot).
+    unsafe impl Sync for Region {}
+
+    let r = Arc::new(Region {
+        hdr: MpmcHeader::new(4, 8, 1),
+        table: [CachePadded::new(AtomicU64::new(0))],
+        seqs: [0, 1, 2, 3].map(AtomicU64::new),
+        payload: [0; 4].map(UnsafeCell::new),
+    });
+    // SAFETY: the arrays live in `r`, which the thread below keeps alive while it uses
+    // `q`, and have the lengths `Mpmc::new` requires.
+    let q = unsafe {
+        Mpmc::new(
+            &r.hdr,
+            r.table.as_ptr(),
+            1,
+            r.seqs.as_ptr(),
+            UnsafeCell::raw_get(r.payload.as_ptr()).cast(),
+            4,
+            8,
+        )
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let region = r.clone();
+    let t = std::thread::spawn(move || {
+        let _keep = region;
+        // Slot 0 claims to be published for a later lap while tail and head are 0.
+        _keep.seqs[0].store(5, Ordering::SeqCst);
+        let push = q.try_push(Some(0), &1u64.to_le_bytes());
+        _keep.seqs[0].store(9, Ordering::SeqCst);
+        let mut out = [0u8; 8];
+        let pop = q.try_pop(&mut out);
+        tx.send((push, pop)).unwrap();
+    });
+    let (push, pop) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("try_push / try_pop spun on a corrupt sequence");
+    t.join().unwrap();
+    assert!(matches!(push, Err(RawError::Corrupted(_))), "{push:?}");
+    assert!(matches!(pop, Err(RawError::Corrupted(_))), "{pop:?}");
+    assert_eq!(q.intent(0), 0);
+}

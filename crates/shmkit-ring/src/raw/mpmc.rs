@@ -310,7 +310,21 @@ impl Mpmc {
                 }
                 return Err(RawError::Full);
             } else {
-                pos = h.tail.load(Ordering::Relaxed);
+                // The slot is ahead of `pos`: another producer claimed `pos` already.
+                // Every store of such a sequence happens after a CAS moved `tail` past
+                // `pos` (and our Acquire load saw that store), so a reload must see a
+                // new `tail`. Invariant restored: if it does not, the sequence is
+                // corrupt, and retrying would spin forever (found by fuzzing).
+                let now = h.tail.load(Ordering::Relaxed);
+                if now == pos {
+                    if let Some(e) = entry {
+                        self.entry(e).store(0, Ordering::SeqCst);
+                    }
+                    return Err(RawError::Corrupted(format!(
+                        "slot sequence {seq} is ahead of tail {pos}"
+                    )));
+                }
+                pos = now;
             }
             crate::primitive::spin_hint();
         }
@@ -348,7 +362,16 @@ impl Mpmc {
             } else if diff < 0 {
                 return Err(RawError::Empty);
             } else {
-                pos = h.head.load(Ordering::Relaxed);
+                // Another consumer took `pos` already; as in `try_claim`, a sequence this
+                // far ahead was stored after a CAS moved `head` past `pos`, so an
+                // unchanged `head` means a corrupt sequence, not a race (found by fuzzing).
+                let now = h.head.load(Ordering::Relaxed);
+                if now == pos {
+                    return Err(RawError::Corrupted(format!(
+                        "slot sequence {seq} is ahead of head {pos}"
+                    )));
+                }
+                pos = now;
             }
             crate::primitive::spin_hint();
         }
