@@ -43,7 +43,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut region = rest.to_vec();
     region.resize(DICT_HEADER + 2 * CAPACITY, 0);
-    f.seg.write_bytes(DATA_OFFSET, &region).expect("region fits");
+    f.seg
+        .write_bytes(DATA_OFFSET, &region)
+        .expect("region fits");
     let key = u32::from(ops);
     let _ = f.dict.len();
     let _ = f.dict.get(&key);

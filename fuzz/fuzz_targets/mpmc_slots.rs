@@ -9,7 +9,7 @@ use crossbeam_utils::CachePadded;
 use libfuzzer_sys::fuzz_target;
 use shmkit_ring::primitive::{AtomicU64, Ordering};
 use shmkit_ring::raw::RawError;
-use shmkit_ring::raw::mpmc::{MpmcHeader, Mpmc, stride};
+use shmkit_ring::raw::mpmc::{Mpmc, MpmcHeader, stride};
 
 struct Input<'a>(&'a [u8]);
 
@@ -30,7 +30,9 @@ impl Input<'_> {
     fn word(&mut self, near: u64) -> u64 {
         match self.byte() % 4 {
             0 => self.u64(),
-            _ => near.wrapping_add(u64::from(self.byte() % 16)).wrapping_sub(8),
+            _ => near
+                .wrapping_add(u64::from(self.byte() % 16))
+                .wrapping_sub(8),
         }
     }
 }
@@ -54,7 +56,9 @@ fuzz_target!(|data: &[u8]| {
     let table: Vec<CachePadded<AtomicU64>> = (0..table_len)
         .map(|_| CachePadded::new(AtomicU64::new(inp.word(base))))
         .collect();
-    let seqs: Vec<AtomicU64> = (0..cap).map(|i| AtomicU64::new(inp.word(base + i))).collect();
+    let seqs: Vec<AtomicU64> = (0..cap)
+        .map(|i| AtomicU64::new(inp.word(base + i)))
+        .collect();
     let mut payload: Vec<u64> = (0..cap as usize * stride(item) / 8)
         .map(|_| inp.u64())
         .collect();
@@ -98,7 +102,13 @@ fuzz_target!(|data: &[u8]| {
             }
             5 => {
                 let _ = q.claim_entry(u32::from(inp.byte()) % table_len);
-                let _ = (q.len(), q.is_empty(), q.has_data(), q.has_space(), q.abandoned());
+                let _ = (
+                    q.len(),
+                    q.is_empty(),
+                    q.has_data(),
+                    q.has_space(),
+                    q.abandoned(),
+                );
             }
             6 => {
                 let v = inp.u64();

@@ -46,10 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let name = name();
     let path = format!("/dev/shm/{name}");
     std::fs::write(&path, &file).expect("write the fuzz segment");
-    if let Ok(seg) = Segment::builder(&name)
-        .open_timeout(Duration::ZERO)
-        .open()
-    {
+    if let Ok(seg) = Segment::builder(&name).open_timeout(Duration::ZERO).open() {
         let _ = (seg.kind(), seg.fingerprint(), seg.len(), seg.creator());
         let _ = shmkit_ring::inspect::inspect(&seg).map(|r| r.map(|r| r.problems()));
         let _ = shmkit_sync::inspect::inspect(&seg);

@@ -47,16 +47,16 @@ fn scribble((name, ms, seed): (String, u64, u64)) -> u64 {
         };
         let v = next();
         let value = match v % 4 {
-            0 => v,                         // anything
-            1 => v % (4 * CAP as u64) & !7, // a plausible position or length
-            2 => u64::MAX,                  // the padding marker
-            _ => v % 64,                    // a small length
+            0 => v,                           // anything
+            1 => (v % (4 * CAP as u64)) & !7, // a plausible position or length
+            2 => u64::MAX,                    // the padding marker
+            _ => v % 64,                      // a small length
         };
         seg.atomic_u64(offset)
             .expect("offset inside the payload")
             .store(value, std::sync::atomic::Ordering::Relaxed);
         writes += 1;
-        if writes % 64 == 0 {
+        if writes.is_multiple_of(64) {
             std::thread::yield_now();
         }
     }
@@ -79,7 +79,7 @@ fn a_scribbled_ring_reports_corruption_and_stays_in_bounds() {
     let mut reopened = [0u64; 2]; // role re-taken, re-taking refused as Corrupted
     let (mut tx, mut rx) = (Some(tx), Some(rx));
     let mut buf = Vec::new();
-    let msg = vec![0xC3u8; 200];
+    let msg = [0xC3u8; 200];
     let end = Instant::now() + Duration::from_millis(ms);
     let mut i = 0usize;
     while Instant::now() < end {
@@ -113,7 +113,7 @@ fn a_scribbled_ring_reports_corruption_and_stays_in_bounds() {
         }
         // Re-taking the consumer role re-validates both positions from scratch. (The
         // original producer keeps the creator's segment, so the name stays linked.)
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             rx = None;
         }
         if rx.is_none() {
