@@ -13,6 +13,7 @@ use shmkit_process::{ExitStatus, Process, StartMethod};
 use shmkit_ring::{Queue, spsc};
 use shmkit_segment::Segment;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ pub const SLOW_CHUNK: Duration = Duration::from_micros(200);
 
 /// Most workers one pool can have (handle slots of its result queue).
 pub const MAX_PROCESSES: usize = 60;
+// `dispatch` keeps one bit per worker in a `u64`.
+const _: () = assert!(MAX_PROCESSES <= 64);
 
 /// Bytes of each worker's task ring.
 const TASK_RING: usize = 1 << 18;
@@ -187,11 +190,35 @@ struct Worker {
     quota: Option<u64>,
 }
 
+/// Hashes chunk ids (sequential `u64`s made by this process, never read from shared
+/// memory) with one multiply: SipHash's flood resistance buys nothing here and cost a
+/// measurable share of the collector's time per chunk.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ChunkMap = HashMap<u64, Chunk, BuildHasherDefault<IdHasher>>;
+
 #[derive(Default)]
 struct State {
     workers: Vec<Worker>,
     pending: VecDeque<Chunk>,
-    running: HashMap<u64, Chunk>,
+    running: ChunkMap,
     closed: bool,
     terminated: bool,
     /// The collector has stopped and every worker is reaped.
@@ -708,14 +735,15 @@ impl Shared {
         } else {
             self.prefetch.min(SLOW_PREFETCH)
         };
-        let mut skip = vec![false; workers.len()];
-        let mut ends: Vec<usize> = Vec::new();
+        // Workers whose ring is full (or gone) this round; `MAX_PROCESSES` <= 64.
+        let mut skip = 0u64;
+        let mut ends = [0usize; SEND_BATCH];
         while !pending.is_empty() {
             let candidate = workers
                 .iter()
                 .enumerate()
                 .filter(|(i, w)| {
-                    !skip[*i]
+                    skip & (1 << *i) == 0
                         && w.tx.is_some()
                         && w.sent.len() < window
                         && w.quota.is_none_or(|q| q > 0)
@@ -730,8 +758,7 @@ impl Shared {
                 .min(pending.len())
                 .min(SEND_BATCH);
             scratch.clear();
-            ends.clear();
-            for chunk in pending.iter().take(room) {
+            for (k, chunk) in pending.iter().take(room).enumerate() {
                 let task = Task {
                     chunk: chunk.id,
                     func: chunk.func,
@@ -743,17 +770,16 @@ impl Shared {
                 // Encoding integers and a byte slice into a Vec cannot fail.
                 *scratch = postcard::to_extend(&task, std::mem::take(scratch))
                     .expect("a Task always encodes");
-                ends.push(scratch.len());
+                ends[k] = scratch.len();
             }
-            let msgs: Vec<&[u8]> = ends
-                .iter()
-                .scan(0, |start, &end| {
-                    let m = &scratch[*start..end];
-                    *start = end;
-                    Some(m)
-                })
-                .collect();
-            let sent = match w.tx.as_mut().map(|tx| tx.try_send_batch(&msgs)) {
+            let mut msgs: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+            let mut start = 0;
+            for (m, &end) in msgs.iter_mut().zip(&ends).take(room) {
+                *m = &scratch[start..end];
+                start = end;
+            }
+            let msgs = &msgs[..room];
+            let sent = match w.tx.as_mut().map(|tx| tx.try_send_batch(msgs)) {
                 Some(Ok(n)) => n,
                 // Gone: the collector will see it dead.
                 _ => 0,
@@ -769,7 +795,7 @@ impl Shared {
                 running.insert(chunk.id, chunk);
             }
             if sent < room {
-                skip[i] = true; // its ring is full (or it is gone): try the others
+                skip |= 1 << i; // its ring is full (or it is gone): try the others
             }
         }
     }
