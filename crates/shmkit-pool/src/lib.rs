@@ -38,9 +38,9 @@
 //!   worker: no zombie, no orphan, no segment left in `/dev/shm`.
 //!
 //! # How it works
-//! Each worker has its own SPSC task ring (`shmkit_ring::spsc`); all workers put outcomes
-//! on one shared `shmkit_ring::Queue`. The pool
-//! sends a worker a few chunks ahead ([`Builder::prefetch`]: up to 16 while chunks are
+//! Each worker has its own pair of SPSC rings (`shmkit_ring::spsc`): tasks in, outcomes
+//! out; the pool's collector thread polls the outcome rings and sleeps on a futex
+//! doorbell that a worker rings only while the collector sleeps. The pool sends a worker a few chunks ahead ([`Builder::prefetch`]: up to 16 while chunks are
 //! quick, 2 while they are slow), so a worker rarely waits for the pool, and it knows
 //! exactly which chunks each worker holds. A worker writes the id of the chunk it
 //! starts into a control segment; when it dies, that chunk fails with `WorkerDied` and

@@ -6,12 +6,13 @@ use crate::func::{self, ChunkFn, FnToken, Key};
 use crate::job::{AsyncResult, Deliver, IMap, Job, MapResult};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
-use crate::worker::{self, SLOT_BYTES, WorkerArgs};
+use crate::worker::{self, Doorbell, SLOT_BYTES, WorkerArgs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shmkit_process::{ExitStatus, Process, StartMethod};
-use shmkit_ring::{Queue, spsc};
+use shmkit_ring::spsc;
 use shmkit_segment::Segment;
+use shmkit_sync::futex::SpinPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -29,15 +30,15 @@ pub const SLOW_PREFETCH: usize = 2;
 /// A chunk that runs this long or longer is slow (see [`SLOW_PREFETCH`]).
 pub const SLOW_CHUNK: Duration = Duration::from_micros(200);
 
-/// Most workers one pool can have (handle slots of its result queue).
+/// Most workers one pool can have (`dispatch` keeps one bit per worker in a `u64`).
 pub const MAX_PROCESSES: usize = 60;
 // `dispatch` keeps one bit per worker in a `u64`.
 const _: () = assert!(MAX_PROCESSES <= 64);
 
 /// Bytes of each worker's task ring.
 const TASK_RING: usize = 1 << 18;
-/// Bytes of the shared result queue.
-const RESULT_QUEUE: usize = 1 << 20;
+/// Bytes of each worker's result ring.
+const RESULT_RING: usize = 1 << 18;
 /// Most chunks sent to one worker in one batch (more delays the first of them).
 const SEND_BATCH: usize = 4;
 /// How often the collector looks for dead workers (and notices `close`).
@@ -183,6 +184,8 @@ impl Chunk {
 struct Worker {
     process: Option<Process<()>>,
     tx: Option<spsc::Producer>,
+    /// Its result ring.
+    rx: Option<spsc::Consumer>,
     generation: u32,
     /// Ids of the chunks sent to it without an outcome yet, in the order sent.
     sent: VecDeque<u64>,
@@ -236,7 +239,6 @@ struct Shared {
     key: Key,
     prefix: String,
     control: Segment,
-    results: Queue<Done>,
     next_chunk: AtomicU64,
     method: StartMethod,
     prefetch: usize,
@@ -330,8 +332,11 @@ impl Pool {
             std::process::id(),
             NEXT_POOL.fetch_add(1, Ordering::Relaxed)
         );
-        let control = Segment::create(&format!("{prefix}-control"), processes * SLOT_BYTES)?;
-        let results = Queue::create(&format!("{prefix}-results"), RESULT_QUEUE)?;
+        // One line per worker, then the collector's doorbell.
+        let control = Segment::create(
+            &format!("{prefix}-control"),
+            worker::doorbell_offset(processes) + SLOT_BYTES,
+        )?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             finished: Condvar::new(),
@@ -341,7 +346,6 @@ impl Pool {
             key,
             prefix,
             control,
-            results,
             next_chunk: AtomicU64::new(0),
             method: b.method,
             prefetch: b.prefetch,
@@ -353,6 +357,7 @@ impl Pool {
                 st.workers.push(Worker {
                     process: None,
                     tx: None,
+                    rx: None,
                     generation: 0,
                     sent: VecDeque::new(),
                     quota: None,
@@ -691,6 +696,10 @@ impl Shared {
         let generation = st.workers[slot].generation + 1;
         let ring = format!("{}-w{slot}.{generation}", self.prefix);
         let (tx, rx) = spsc::channel(&ring, TASK_RING)?;
+        let (result_tx, result_rx) = spsc::channel(
+            &format!("{}-r{slot}.{generation}", self.prefix),
+            RESULT_RING,
+        )?;
         let started = self
             .control
             .atomic_u64(worker::started_offset(slot as u32))?;
@@ -699,7 +708,7 @@ impl Shared {
         let args = WorkerArgs {
             slot: slot as u32,
             tasks: rx,
-            results: self.results.try_clone()?,
+            results: result_tx,
             control: self.control.handle(),
             key: self.key,
             prefix: self.prefix.clone(),
@@ -714,6 +723,7 @@ impl Shared {
         let w = &mut st.workers[slot];
         w.process = Some(process);
         w.tx = Some(tx);
+        w.rx = Some(result_rx);
         w.generation = generation;
         w.sent.clear();
         w.quota = self.max_tasks;
@@ -802,26 +812,17 @@ impl Shared {
 
     /// The collector thread: outcomes in, dead workers out, until the pool ends.
     fn collect(self: Arc<Self>) {
+        let bell = match Doorbell::of(&self.control) {
+            Ok(b) => b,
+            Err(e) => {
+                self.shut_down(Error::from(e));
+                return;
+            }
+        };
         let mut last_check = Instant::now();
         loop {
-            match self.results.get_timeout(CHECK_EVERY) {
-                Ok(done) => {
-                    self.on_done(done);
-                    // Take whatever else is there before looking at the clock.
-                    for _ in 0..64 {
-                        match self.results.try_get() {
-                            Ok(done) => self.on_done(done),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(shmkit_ring::Error::Timeout | shmkit_ring::Error::Empty) => {}
-                // No worker holds the queue (all dead or exited): look now.
-                Err(shmkit_ring::Error::Disconnected) => last_check -= CHECK_EVERY,
-                Err(e) => {
-                    self.shut_down(Error::from(e));
-                    return;
-                }
+            if self.poll_results() == 0 && !SpinPolicy::DEFAULT.spin_until(|| self.any_results()) {
+                bell.sleep(CHECK_EVERY, || self.any_results());
             }
             if last_check.elapsed() >= CHECK_EVERY {
                 last_check = Instant::now();
@@ -830,6 +831,38 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Take what every worker's result ring holds now and act on it; how many messages.
+    fn poll_results(&self) -> usize {
+        let mut batch = Vec::new();
+        {
+            let mut st = self.lock();
+            for w in st.workers.iter_mut() {
+                if let Some(rx) = &mut w.rx {
+                    // Empty, or the worker is gone (`check_workers` sees to that); a
+                    // message that does not decode is ignored (DESIGN rule 2).
+                    let _ = rx.try_read_batch(64, |bytes| {
+                        if let Ok(done) = postcard::from_bytes::<Done>(bytes) {
+                            batch.push(done);
+                        }
+                    });
+                }
+            }
+        }
+        let n = batch.len();
+        for done in batch {
+            self.on_done(done);
+        }
+        n
+    }
+
+    /// Whether some result ring holds a message.
+    fn any_results(&self) -> bool {
+        let st = self.lock();
+        st.workers
+            .iter()
+            .any(|w| w.rx.as_ref().is_some_and(|rx| !rx.is_empty()))
     }
 
     /// Outcomes arrived.
@@ -906,11 +939,9 @@ impl Shared {
                 .collect()
         };
         if !dead.is_empty() {
-            // Everything a dead worker committed is in the queue now: take it first,
-            // so that only what it never answered counts as lost.
-            while let Ok(done) = self.results.try_get() {
-                self.on_done(done);
-            }
+            // Everything a dead worker committed is in its ring now: take it first, so
+            // that only what it never answered counts as lost.
+            while self.poll_results() > 0 {}
             let mut st = self.lock();
             for slot in dead {
                 self.bury(&mut st, slot);
@@ -928,6 +959,7 @@ impl Shared {
                 .iter_mut()
                 .filter_map(|w| {
                     w.tx = None;
+                    w.rx = None;
                     w.process.take()
                 })
                 .collect();
@@ -950,6 +982,7 @@ impl Shared {
             return;
         };
         w.tx = None;
+        w.rx = None;
         let sent: Vec<u64> = w.sent.drain(..).collect();
         let pid = process.pid();
         let cause = match process.exit_status() {
@@ -1016,6 +1049,7 @@ impl Shared {
                 .iter_mut()
                 .filter_map(|w| {
                     w.tx = None;
+                    w.rx = None;
                     w.sent.clear();
                     w.process.take()
                 })

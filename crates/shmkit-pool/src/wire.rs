@@ -31,7 +31,7 @@ pub(crate) enum Body<'a> {
     },
 }
 
-/// Worker -> pool, on the shared result queue: outcomes of chunks in the order the
+/// Worker -> pool, on the worker's result ring: outcomes of chunks in the order the
 /// worker ran them (today one per message; the pool accepts several).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Done {

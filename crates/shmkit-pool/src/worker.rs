@@ -1,11 +1,11 @@
 //! The worker process: takes chunks from its ring, runs them, puts the outcomes on the
-//! shared result queue.
+//! worker's own result ring.
 
 use crate::func::{ChunkFn, FnToken, Key};
-use crate::primitive::Ordering;
+use crate::primitive::{Ordering, fence};
 use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
 use serde::{Deserialize, Serialize};
-use shmkit_ring::{Queue, spsc};
+use shmkit_ring::spsc;
 use shmkit_segment::SegmentHandle;
 use std::time::Instant;
 
@@ -20,13 +20,66 @@ pub(crate) fn started_offset(slot: u32) -> usize {
     slot as usize * SLOT_BYTES
 }
 
+/// The collector's doorbell, on the line after the workers' slots in the control
+/// segment: `seq` (a futex word) and `sleeping`. A worker rings after publishing an
+/// outcome on its result ring; the collector sleeps on `seq` only after raising
+/// `sleeping` and finding every ring empty. The SeqCst fences on both sides order
+/// "publish, then look at `sleeping`" against "raise `sleeping`, then look at the
+/// rings", so one of the two always sees the other (no lost wake-up); the collector's
+/// sleep is also bounded (it looks for dead workers every 20 ms).
+pub(crate) struct Doorbell<'a> {
+    seq: &'a shmkit_sync::primitive::AtomicU32,
+    sleeping: &'a shmkit_sync::primitive::AtomicU32,
+}
+
+/// Offset of the doorbell in a control segment of `processes` slots.
+pub(crate) fn doorbell_offset(processes: usize) -> usize {
+    processes * SLOT_BYTES
+}
+
+impl<'a> Doorbell<'a> {
+    /// The doorbell of `control` (its last line).
+    pub(crate) fn of(control: &'a shmkit_segment::Segment) -> shmkit_segment::Result<Self> {
+        let at = control.len() - SLOT_BYTES;
+        Ok(Doorbell {
+            seq: control.atomic_u32(at)?,
+            sleeping: control.atomic_u32(at + 4)?,
+        })
+    }
+
+    /// After publishing: wake the collector if it sleeps. A fence and a load when it
+    /// does not (the common case while results stream).
+    pub(crate) fn ring(&self) {
+        // SYNC: SeqCst fence, paired with the one in `sleep`: our ring's tail store
+        // (before) is ordered against our load of `sleeping` (after).
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) != 0 {
+            self.seq.fetch_add(1, Ordering::Release);
+            shmkit_sync::futex::wake(self.seq, 1);
+        }
+    }
+
+    /// Sleep at most `timeout` unless `ready()` (checked after announcing the sleep).
+    pub(crate) fn sleep(&self, timeout: std::time::Duration, ready: impl FnOnce() -> bool) {
+        let seq = self.seq.load(Ordering::Acquire);
+        self.sleeping.store(1, Ordering::Relaxed);
+        // SYNC: SeqCst fence, paired with the one in `ring`.
+        fence(Ordering::SeqCst);
+        if !ready() {
+            shmkit_sync::futex::wait(self.seq, seq, Some(timeout));
+        }
+        self.sleeping.store(0, Ordering::Relaxed);
+    }
+}
+
 /// What a worker gets from the pool (through the launcher: the key never touches
 /// shared memory).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerArgs {
     pub slot: u32,
     pub tasks: spsc::Consumer,
-    pub results: Queue<Done>,
+    /// This worker's own result ring (the pool polls one per worker).
+    pub results: spsc::Producer,
     pub control: SegmentHandle,
     pub key: Key,
     pub prefix: String,
@@ -40,7 +93,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let WorkerArgs {
         slot,
         mut tasks,
-        results,
+        mut results,
         control,
         key,
         prefix,
@@ -51,13 +104,29 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let Ok(started) = control.atomic_u64(started_offset(slot)) else {
         return;
     };
+    let Ok(bell) = Doorbell::of(&control) else {
+        return;
+    };
+    let mut encoded = Vec::new();
+    let mut send = |done: &Done| -> bool {
+        encoded.clear();
+        match postcard::to_extend(done, std::mem::take(&mut encoded)) {
+            Ok(v) => encoded = v,
+            Err(_) => return false,
+        }
+        if results.send(&encoded).is_err() {
+            return false;
+        }
+        bell.ring();
+        true
+    };
     if let Some((token, input)) = init {
         let failure = match token.resolve(&key) {
             Some((call, f)) => call(f, &input, &mut Vec::new()).err(),
             None => Some("the initializer's function token does not verify".into()),
         };
         if let Some(message) = failure {
-            let _ = results.put(&Done {
+            send(&Done {
                 slot,
                 ran_us: 0,
                 outcomes: vec![(INIT_FAILED, Outcome::Failed(message))],
@@ -85,13 +154,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // Each outcome goes out at once: batching them saves ~15% per tiny task but a
         // worker that died would take finished, unsent outcomes with it, failing tasks
         // that had completed.
-        let sent = results.put(&Done {
+        let sent = send(&Done {
             slot,
             ran_us,
             outcomes: vec![(chunk, outcome)],
         });
         done += 1;
-        if sent.is_err() || max_tasks.is_some_and(|max| done >= max) {
+        if !sent || max_tasks.is_some_and(|max| done >= max) {
             return;
         }
     }
