@@ -11,6 +11,10 @@ shmkit_process::test_support!();
 
 const LONG: Duration = Duration::from_secs(60);
 
+#[path = "../../shmkit-process/tests/support/faults.rs"]
+mod support;
+use support::still_our_child;
+
 /// A task that takes some microseconds (a few thousand multiply-adds).
 fn work(x: u64) -> u64 {
     let mut h = x;
@@ -30,17 +34,6 @@ fn assert_clean(prefix: &str) {
         .filter(|n| n.starts_with(&format!("{prefix}-")))
         .collect();
     assert!(left.is_empty(), "left in /dev/shm: {left:?}");
-}
-
-fn still_our_child(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let ppid = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-        .and_then(|p| p.parse::<u32>().ok());
-    ppid == Some(std::process::id())
 }
 
 /// Workers SIGKILLed at random moments (every 5-25 ms, a random worker) while a `map` of

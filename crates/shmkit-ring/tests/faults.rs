@@ -8,8 +8,8 @@
 
 #![cfg(not(miri))] // real processes and syscalls
 
-use shmkit_process::{Process, ProcessError};
-use shmkit_ring::primitive::{AtomicU32, Ordering};
+use shmkit_process::Process;
+use shmkit_ring::primitive::Ordering;
 use shmkit_ring::raw::spsc::{HEADER_BYTES, ProducerCore, Ring, SpscHeader};
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Error, PodQueue};
@@ -18,89 +18,12 @@ use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
 
-/// The bound on every wait: a bug fails a test after this, it never hangs it.
-const BOUND: Duration = Duration::from_secs(10);
+#[path = "../../shmkit-process/tests/support/faults.rs"]
+mod support;
+use support::{BOUND, Rng, assert_unlinked, die, join_killed, torture};
 
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-faults-ring-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn torture(default: u64) -> u64 {
-    std::env::var("SHMKIT_TORTURE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small xorshift generator: the kill points are random, the seed is printed so a
-/// failure can be replayed (`SHMKIT_FAULT_SEED`).
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("SHMKIT_FAULT_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-                    | 1
-            });
-        eprintln!("{test}: SHMKIT_FAULT_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-/// SIGKILL this process now: the crash point is exactly here.
-fn die() -> ! {
-    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    // The signal is delivered before kill(2) returns; abort is a fallback that also
-    // never runs destructors.
-    std::process::abort()
-}
-
-fn assert_unlinked(name: &str) {
-    assert!(
-        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
-        "{name} left in /dev/shm"
-    );
-}
-
-/// Whether `pid` is still our child (running or a zombie): it must not be after a join.
-fn still_our_child(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let ppid = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-        .and_then(|p| p.parse::<u32>().ok());
-    ppid == Some(std::process::id())
-}
-
-/// Join a child that must have died of SIGKILL (killed by us or by itself), and check
-/// it is reaped. A panic in the child (a failed check there) fails the test.
-fn join_killed<R: serde::de::DeserializeOwned + std::fmt::Debug>(mut p: Process<R>) {
-    let pid = p.pid();
-    match p.join_timeout(BOUND) {
-        Err(ProcessError::Signaled { number: 9, .. }) => {}
-        other => panic!("child {pid}: expected death by SIGKILL, got {other:?}"),
-    }
-    assert!(!still_our_child(pid), "child {pid} not reaped");
+    support::unique("ring", tag)
 }
 
 // --- messages: sequence-numbered and checksummed -----------------------------------
