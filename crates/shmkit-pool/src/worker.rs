@@ -40,7 +40,7 @@ pub(crate) fn doorbell_offset(processes: usize) -> usize {
 impl<'a> Doorbell<'a> {
     /// The doorbell of `control` (its last line).
     pub(crate) fn of(control: &'a shmkit_segment::Segment) -> shmkit_segment::Result<Self> {
-        let at = control.len() - SLOT_BYTES;
+        let at = control.len().saturating_sub(SLOT_BYTES); // bounds-checked below
         Ok(Doorbell {
             seq: control.atomic_u32(at)?,
             sleeping: control.atomic_u32(at + 4)?,
