@@ -419,15 +419,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.submit(
-            func::map_chunk::<A, R>,
-            f as usize,
-            &items,
-            Some(chunksize),
-            false,
-        )?;
-        MapResult::new(job).get()
+        MapResult::new(self.submit_map(f, items, Some(chunksize), false)?).get()
     }
 
     /// [`map`](Self::map) without waiting: Python's `map_async`. The returned
@@ -442,9 +434,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.submit(func::map_chunk::<A, R>, f as usize, &items, None, false)?;
-        Ok(MapResult::new(job))
+        Ok(MapResult::new(self.submit_map(f, items, None, false)?))
     }
 
     /// `f(a, b)` for every pair — Python's `starmap`. (`map` over tuples works as well:
@@ -486,15 +476,10 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.submit(
-            func::map_chunk::<A, R>,
-            f as usize,
-            &items,
-            Some(chunksize),
-            false,
-        )?;
-        Ok(IMap::new(job, true))
+        Ok(IMap::new(
+            self.submit_map(f, items, Some(chunksize), false)?,
+            true,
+        ))
     }
 
     /// Results in the order they complete — Python's `imap_unordered` (chunk size 1).
@@ -507,9 +492,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.submit(func::map_chunk::<A, R>, f as usize, &items, Some(1), true)?;
-        Ok(IMap::new(job, false))
+        Ok(IMap::new(self.submit_map(f, items, Some(1), true)?, false))
     }
 
     /// `f(a)` in a worker, waiting for the result — Python's `apply`.
@@ -621,6 +604,24 @@ impl Pool {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+
+    /// `f` over `items` (collected first), in chunks of `chunksize` (`None`: Python's
+    /// default); `track_order` for results handed out as they complete.
+    fn submit_map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        track_order: bool,
+    ) -> Result<Arc<Job<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let tramp = func::map_chunk::<A, R>;
+        self.submit(tramp, f as usize, &items, chunksize, track_order)
     }
 
     /// Split `items` into chunks and queue them.
