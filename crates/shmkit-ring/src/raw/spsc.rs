@@ -604,21 +604,7 @@ impl ConsumerCore {
         out: &mut Vec<Vec<u8>>,
         max: usize,
     ) -> Result<usize, RawError> {
-        let mut n = 0;
-        while n < max {
-            match self.read()? {
-                Some(g) => {
-                    out.push(g.to_vec());
-                    g.release_deferred();
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        if n > 0 {
-            self.publish();
-        }
-        Ok(n)
+        self.read_batch(max, |m| out.push(m.to_vec()))
     }
 
     /// Call `f` on up to `max` messages in place, then release them all with one store.
