@@ -509,6 +509,8 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
     check_ready(h, &mut problems);
     let ring = ring_view(seg, &ring, None);
     let handles = handles(seg, &mut problems);
+    // Items put (the ring's message count) minus items marked done.
+    let unfinished = ring.sent.saturating_sub(h.done.load(Ordering::Acquire));
     let put_lock = claim_lock(seg, &h.prod_lock, "put", &mut problems);
     let get_lock = claim_lock(
         seg,
@@ -520,7 +522,7 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
         ring,
         handles,
         in_transit: h.in_transit.load(Ordering::Acquire),
-        unfinished: h.unfinished.load(Ordering::Acquire),
+        unfinished,
         join_asleep: h.join_wake.sleepers.load(Ordering::Relaxed) != 0,
         put_lock,
         get_lock,

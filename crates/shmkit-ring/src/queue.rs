@@ -19,11 +19,11 @@
 
 use crate::endpoint::ring_at;
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::mpmc::{self, Mpmc};
-use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
-use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry};
+use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring};
+use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::{self, SLICE};
 use crossbeam_utils::CachePadded;
 use serde::de::DeserializeOwned;
@@ -53,12 +53,71 @@ fn encode<'a, T: Serialize>(
     }
 }
 
+/// A core for this turn at a claim lock: resumed from `parked` if our own turn marker
+/// is still `mark` (nobody else took the lock since our last turn, and its last holder
+/// did not die in it), else attached afresh — after writing our marker, so a holder
+/// that dies later in its turn never leaves somebody else's marker behind.
+fn resume_or_attach<C>(
+    mark: &AtomicU32,
+    slot: u32,
+    parked: Option<Parked>,
+    taken: Taken,
+    make: impl FnOnce(Option<Parked>) -> std::result::Result<C, RawError>,
+) -> std::result::Result<C, RawError> {
+    let mine = slot + 1;
+    // Relaxed: written and read only by holders of the claim lock, whose Release
+    // (unlock) / Acquire (lock) order it; a taken-over lock ignores it.
+    match parked {
+        Some(p) if taken == Taken::Free && mark.load(Ordering::Relaxed) == mine => make(Some(p)),
+        _ => {
+            mark.store(mine, Ordering::Relaxed);
+            make(None)
+        }
+    }
+}
+
 /// Default ring capacity of a [`Queue`] (bytes).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct QueueWire {
     segment: SegmentHandle,
+}
+
+/// A ring core parked between this handle's turns at a claim lock. Only the lock
+/// holder touches it, and the claim lock's Acquire/Release orders it between our
+/// threads, so Relaxed words suffice: no second lock (and no locked instruction) on
+/// the hot path.
+#[derive(Debug, Default)]
+struct ParkedCell {
+    valid: std::sync::atomic::AtomicBool,
+    pos: std::sync::atomic::AtomicU64,
+    other: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl ParkedCell {
+    /// Take the parked state out (the cell is empty until [`put`](Self::put)).
+    fn take(&self) -> Option<Parked> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // A load and a store, not a swap: only the lock holder gets here, and a swap
+        // would be a locked instruction on the hot path.
+        let valid = self.valid.load(Relaxed);
+        self.valid.store(false, Relaxed);
+        valid.then(|| Parked {
+            pos: self.pos.load(Relaxed),
+            other: self.other.load(Relaxed),
+            count: self.count.load(Relaxed),
+        })
+    }
+
+    fn put(&self, p: Parked) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.pos.store(p.pos, Relaxed);
+        self.other.store(p.other, Relaxed);
+        self.count.store(p.count, Relaxed);
+        self.valid.store(true, Relaxed);
+    }
 }
 
 /// Shared part of every handle of one queue.
@@ -98,11 +157,11 @@ pub struct Queue<T> {
     ring: Ring,
     spin: SpinPolicy,
     /// This handle's producer core, kept across `put`s while no other handle produced
-    /// (then its cached `head` saves a shared-line miss per item). Used only under the
-    /// shared producer lock.
-    prod_cache: std::sync::Mutex<Option<ProducerCore>>,
+    /// (the turn marker says so), which saves reloading the shared positions — lines
+    /// the consumer is working on — on every item. Used only under the producer lock.
+    prod_park: ParkedCell,
     /// Same for the consumer side.
-    cons_cache: std::sync::Mutex<Option<ConsumerCore>>,
+    cons_park: ParkedCell,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -165,8 +224,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             },
             ring,
             spin: SpinPolicy::DEFAULT,
-            prod_cache: std::sync::Mutex::new(None),
-            cons_cache: std::sync::Mutex::new(None),
+            prod_park: ParkedCell::default(),
+            cons_park: ParkedCell::default(),
             _t: PhantomData,
         })
     }
@@ -203,33 +262,38 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Err(Error::Closed);
         }
         let lock = &reg.header().prod_lock;
-        reg.lock(lock, me, timeout)?;
-        let res = (|| {
-            let mut cache = self.prod_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if !cache.as_ref().is_some_and(ProducerCore::is_current) {
-                *cache = Some(
-                    ProducerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?,
-                );
-            }
-            let Some(p) = cache.as_mut() else {
-                unreachable!("filled just above")
-            };
-            match p.reserve(bytes.len()) {
-                Ok(mut g) => {
-                    g.as_mut_slice().copy_from_slice(bytes);
-                    // Counted before it is visible, so a task_done can never outrun it.
-                    reg.add_unfinished();
-                    g.commit();
-                    Ok(true)
-                }
-                Err(RawError::Full) => Ok(false),
-                Err(e) => Err(Error::from_raw(self.name(), e)),
-            }
-        })();
+        let taken = reg.lock(lock, me, timeout)?;
+        let res = self.put_locked(bytes, taken);
         reg.unlock(lock);
         if let Ok(true) = res {
             wait::notify(&self.ring.header().meta.data_wake, true);
         }
+        res
+    }
+
+    /// One turn at the producer lock: resume our parked core if we were the last to
+    /// produce, else attach afresh; copy in and publish if there is room.
+    fn put_locked(&self, bytes: &[u8], taken: Taken) -> Result<bool> {
+        let mark = &self.inner.reg.header().last_producer;
+        let parked = self.prod_park.take();
+        let core = resume_or_attach(mark, self.inner.slot(), parked, taken, |p| match p {
+            Some(p) => ProducerCore::resume(self.ring, p),
+            None => ProducerCore::attach(self.ring),
+        });
+        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        let res = match core.reserve(bytes.len()) {
+            Ok(mut g) => {
+                g.as_mut_slice().copy_from_slice(bytes);
+                // Publishes the ring's message count (the items put, for task_done and
+                // join) before the tail that makes the item visible.
+                g.commit();
+                Ok(true)
+            }
+            Err(RawError::Full) => Ok(false),
+            // Not parked again: the next turn attaches and re-validates.
+            Err(e) => return Err(Error::from_raw(self.name(), e)),
+        };
+        self.prod_park.put(core.park());
         res
     }
 
@@ -272,30 +336,33 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let reg = &self.inner.reg;
         let me = self.inner.slot();
         let lock = reg.cons_lock();
-        reg.lock(lock, me, timeout)?;
-        let res = (|| {
-            let mut cache = self.cons_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if !cache.as_ref().is_some_and(ConsumerCore::is_current) {
-                *cache = Some(
-                    ConsumerCore::attach(self.ring).map_err(|e| Error::from_raw(self.name(), e))?,
-                );
-            }
-            let Some(c) = cache.as_mut() else {
-                unreachable!("filled just above")
-            };
-            match c.read() {
-                Ok(Some(g)) => {
-                    let v = postcard::from_bytes::<T>(&g).map_err(Error::Decode);
-                    g.release();
-                    v.map(Some)
-                }
-                Ok(None) => Ok(None),
-                Err(e) => Err(Error::from_raw(self.name(), e)),
-            }
-        })();
+        let taken = reg.lock(lock, me, timeout)?;
+        let res = self.get_locked(taken);
         reg.unlock(lock);
         // Also after an empty read: skipping padding freed room.
         wait::notify(&self.ring.header().meta.space_wake, true);
+        res
+    }
+
+    /// One turn at the consumer lock (see [`put_locked`](Self::put_locked)).
+    fn get_locked(&self, taken: Taken) -> Result<Option<T>> {
+        let mark = self.inner.reg.last_consumer();
+        let parked = self.cons_park.take();
+        let core = resume_or_attach(mark, self.inner.slot(), parked, taken, |p| match p {
+            Some(p) => ConsumerCore::resume(self.ring, p),
+            None => ConsumerCore::attach(self.ring),
+        });
+        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        let res = match core.read() {
+            Ok(Some(g)) => {
+                let v = postcard::from_bytes::<T>(&g).map_err(Error::Decode);
+                g.release();
+                v.map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => return Err(Error::from_raw(self.name(), e)),
+        };
+        self.cons_park.put(core.park());
         res
     }
 
@@ -388,17 +455,26 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Mark one item taken by `get` as processed (`JoinableQueue.task_done`).
     /// [`Error::TaskDoneTooMany`] if called more often than items were put.
     pub fn task_done(&self) -> Result<()> {
-        self.inner.reg.task_done()
+        self.inner.reg.task_done(|| self.items_put())
+    }
+
+    /// Items ever put: the ring's message count.
+    fn items_put(&self) -> u64 {
+        // Acquire, paired with the Release store of `tail` that follows the count's
+        // store in `ProducerCore::publish` (a statistic otherwise).
+        self.ring.header().tail.count.load(Ordering::Acquire)
     }
 
     /// Wait until every item put has been marked [`task_done`](Self::task_done).
     pub fn join(&self) -> Result<()> {
-        self.inner.reg.join(Deadline::NEVER)
+        self.inner.reg.join(Deadline::NEVER, || self.items_put())
     }
 
     /// [`join`](Self::join), giving up after `timeout` with [`Error::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.inner.reg.join(Deadline::after(Some(timeout)))
+        self.inner
+            .reg
+            .join(Deadline::after(Some(timeout)), || self.items_put())
     }
 
     /// Largest encoded item the queue can ever hold.

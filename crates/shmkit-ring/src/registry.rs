@@ -19,7 +19,9 @@ pub(crate) const MAX_HANDLES: u32 = 64;
 /// line cost two cache-line transfers per item; measured, docs/ring.md).
 pub(crate) const REGISTRY_BYTES: usize = 512;
 /// Offset of the consumer claim lock (its own 128-byte line).
-const CONS_LOCK_OFFSET: usize = 384;
+pub(crate) const CONS_LOCK_OFFSET: usize = 384;
+/// Offset of the get side's turn marker, next to its lock (see `last_producer`).
+const CONS_MARK_OFFSET: usize = CONS_LOCK_OFFSET + 4;
 /// `ready` value once the creator has initialised the queue.
 pub(crate) const READY: u32 = 0x5245_4459;
 
@@ -37,16 +39,27 @@ pub(crate) struct QueueHeader {
     pub(crate) in_transit: AtomicU32,
     /// [`READY`] once initialised.
     pub(crate) ready: AtomicU32,
-    /// Reserved.
-    pub(crate) reserved: AtomicU32,
-    /// Items put and not yet `task_done`.
-    pub(crate) unfinished: AtomicU64,
+    /// Turn marker of the put side: slot + 1 of the handle that took the producer
+    /// claim lock last (0: none yet). A handle that finds its own mark resumes its
+    /// parked ring core instead of reloading the shared positions.
+    pub(crate) last_producer: AtomicU32,
+    /// Items marked `task_done` (items put are the ring's message count).
+    pub(crate) done: AtomicU64,
     /// `join` sleeps here.
     pub(crate) join_wake: Wake,
 }
 
 #[cfg(not(loom))]
 const _: () = assert!(core::mem::size_of::<QueueHeader>() <= 128);
+
+/// How [`Registry::lock`] got its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// It was free (or freed by its holder).
+    Free,
+    /// Its holder's process had died holding it.
+    Over,
+}
 
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -76,6 +89,13 @@ impl Registry {
         // SAFETY: offset 384 lies inside REGISTRY_BYTES (checked in `new`), 4-aligned;
         // any bit pattern is a valid `AtomicU32`; the segment lives as long as `self`.
         unsafe { &*self.seg.as_ptr().add(CONS_LOCK_OFFSET).cast::<AtomicU32>() }
+    }
+
+    /// The get side's turn marker (see [`QueueHeader::last_producer`]).
+    pub(crate) fn last_consumer(&self) -> &AtomicU32 {
+        // SAFETY: offset 388 lies inside REGISTRY_BYTES (checked in `new`), 4-aligned;
+        // any bit pattern is a valid `AtomicU32`; the segment lives as long as `self`.
+        unsafe { &*self.seg.as_ptr().add(CONS_MARK_OFFSET).cast::<AtomicU32>() }
     }
 
     fn state(&self, slot: u32) -> &AtomicU32 {
@@ -179,15 +199,21 @@ impl Registry {
 
     /// Take a claim lock (robust: a lock whose holder died is taken over).
     /// Waits at most `timeout` (`None`: forever); the deadline is computed only when
-    /// the lock is contended.
-    pub(crate) fn lock(&self, word: &AtomicU32, me: u32, timeout: Option<Duration>) -> Result<()> {
+    /// the lock is contended. Returns [`Taken::Over`] if the holder had died: its turn
+    /// marker and whatever it wrote are then not to be trusted.
+    pub(crate) fn lock(
+        &self,
+        word: &AtomicU32,
+        me: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Taken> {
         let mine = me + 1;
         // SYNC: Acquire, as below.
         if word
             .compare_exchange(0, mine, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            return Ok(());
+            return Ok(Taken::Free);
         }
         let dl = Deadline::after(timeout);
         let mut tries = 0u32;
@@ -195,7 +221,7 @@ impl Registry {
             // SYNC: Acquire, paired with the Release in `unlock`: the previous holder's
             // ring updates are visible to us.
             match word.compare_exchange_weak(0, mine, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Taken::Free),
                 Err(holder) if holder != 0 && tries % 256 == 255 => {
                     let dead =
                         holder > MAX_HANDLES || !self.seg.is_alive(holder - 1).unwrap_or(true);
@@ -204,7 +230,7 @@ impl Registry {
                             .compare_exchange(holder, mine, Ordering::Acquire, Ordering::Relaxed)
                             .is_ok()
                     {
-                        return Ok(());
+                        return Ok(Taken::Over);
                     }
                 }
                 Err(_) => {}
@@ -226,36 +252,36 @@ impl Registry {
         word.store(0, Ordering::Release);
     }
 
-    pub(crate) fn add_unfinished(&self) {
-        self.header().unfinished.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub(crate) fn task_done(&self) -> Result<()> {
+    /// Count one item done; `put()` reads how many were put so far (the ring's
+    /// message count, which a producer stores before the `tail` that makes its item
+    /// visible, so a `task_done` for an item taken can never outrun it).
+    pub(crate) fn task_done(&self, put: impl Fn() -> u64) -> Result<()> {
         let h = self.header();
+        let n = put();
         let prev = h
-            .unfinished
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .done
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                (d < n).then(|| d + 1)
+            })
             .map_err(|_| Error::TaskDoneTooMany)?;
-        if prev == 1 {
+        if prev + 1 == n {
             wait::notify(&h.join_wake, true);
         }
         Ok(())
     }
 
-    pub(crate) fn join(&self, dl: Deadline) -> Result<()> {
+    /// Wait until every item put is done.
+    pub(crate) fn join(&self, dl: Deadline, put: impl Fn() -> u64) -> Result<()> {
         let h = self.header();
+        let all_done = || h.done.load(Ordering::SeqCst) >= put();
         loop {
-            if h.unfinished.load(Ordering::SeqCst) == 0 {
+            if all_done() {
                 return Ok(());
             }
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(
-                &h.join_wake,
-                || h.unfinished.load(Ordering::SeqCst) == 0,
-                dl.slice(SLICE),
-            );
+            wait::sleep(&h.join_wake, all_done, dl.slice(SLICE));
         }
     }
 

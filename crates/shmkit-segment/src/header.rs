@@ -7,7 +7,7 @@ use crate::kind::{FP_NAME_LEN, TypeFingerprint};
 /// `b"SHMKIT\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Version of the header and of the layouts built on it.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Value of `ready` once the creator has finished initialising ("REDY").
 pub const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes before the payload; a multiple of 128 so payload structures can be cache-padded.

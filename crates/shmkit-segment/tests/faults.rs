@@ -510,9 +510,13 @@ fn each_wrong_header_field_has_its_exact_error() {
         (
             "version",
             8,
-            u32le(2),
+            u32le(shmkit_segment::LAYOUT_VERSION + 1),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds layout version 2, you asked for layout version 1".into(),
+            format!(
+                "holds layout version {}, you asked for layout version {}",
+                shmkit_segment::LAYOUT_VERSION + 1,
+                shmkit_segment::LAYOUT_VERSION
+            ),
         ),
         (
             "kind (unknown code)",
@@ -526,8 +530,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             12,
             u32le(Kind::Array.code()),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds kind Array<u64 (8 bytes, align 8)> layout 1, you asked for kind \
-             Value<u64 (8 bytes, align 8)> layout 1"
+            "holds kind Array<u64 (8 bytes, align 8)> layout 2, you asked for kind \
+             Value<u64 (8 bytes, align 8)> layout 2"
                 .into(),
         ),
         (
@@ -537,8 +541,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             |e| matches!(e, Error::Mismatch { .. }),
             // Equal descriptions: the hashes are what differs, so both are shown.
             format!(
-                "holds kind Value<u64 (8 bytes, align 8)> layout 1, type hash {:#018x}, \
-                 you asked for kind Value<u64 (8 bytes, align 8)> layout 1, type hash {:#018x}",
+                "holds kind Value<u64 (8 bytes, align 8)> layout 2, type hash {:#018x}, \
+                 you asked for kind Value<u64 (8 bytes, align 8)> layout 2, type hash {:#018x}",
                 12345,
                 u64_hash()
             ),
@@ -548,8 +552,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             48,
             u32le(4),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds kind Value<u64 (4 bytes, align 8)> layout 1, you asked for kind \
-             Value<u64 (8 bytes, align 8)> layout 1"
+            "holds kind Value<u64 (4 bytes, align 8)> layout 2, you asked for kind \
+             Value<u64 (8 bytes, align 8)> layout 2"
                 .into(),
         ),
         (

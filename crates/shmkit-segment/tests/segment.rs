@@ -194,8 +194,8 @@ fn kind_and_type_mismatch_say_what_was_found() {
     assert_eq!(
         msg,
         format!(
-            "segment '{name}' holds kind SpscRing<u64 (8 bytes, align 8)> layout 1, \
-             you asked for kind Value<u32 (4 bytes, align 4)> layout 1"
+            "segment '{name}' holds kind SpscRing<u64 (8 bytes, align 8)> layout 2, \
+             you asked for kind Value<u32 (4 bytes, align 4)> layout 2"
         )
     );
     // The right kind and type open; an open without expectations opens anything.

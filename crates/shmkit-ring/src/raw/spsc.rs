@@ -287,6 +287,39 @@ impl ProducerCore {
         self.ring.header().tail.pos.load(Ordering::Acquire) == self.tail
     }
 
+    /// This core's private state, to [`resume`](Self::resume) it later without
+    /// touching the shared lines (producers that take turns under a lock park their
+    /// core between turns). Deferred commits must have been published.
+    pub fn park(&self) -> Parked {
+        Parked {
+            pos: self.tail,
+            other: self.head_cache,
+            count: self.sent,
+        }
+    }
+
+    /// Take the producing role again from a [`park`](Self::park)ed state. Sound only
+    /// if nobody else produced since (the caller knows; a lock turn marker, say): the
+    /// state is checked for consistency but not against the shared positions.
+    pub fn resume(ring: Ring, p: Parked) -> Result<Self, RawError> {
+        // Invariant restored: 0 <= tail - head <= capacity, both 8-aligned.
+        if p.pos.wrapping_sub(p.other) > ring.cap
+            || !p.pos.is_multiple_of(8)
+            || !p.other.is_multiple_of(8)
+        {
+            return Err(RawError::Corrupted(format!(
+                "parked producer out of range: tail {}, head {}, capacity {}",
+                p.pos, p.other, ring.cap
+            )));
+        }
+        Ok(ProducerCore {
+            ring,
+            tail: p.pos,
+            head_cache: p.other,
+            sent: p.count,
+        })
+    }
+
     fn refresh_head(&mut self) -> Result<(), RawError> {
         // SYNC: Acquire, paired with the consumer's Release store of `head` in
         // `ConsumerCore::publish`: the consumer is done reading the bytes we will reuse.
@@ -471,6 +504,19 @@ impl<'a> WriteGrant<'a> {
     }
 }
 
+/// A core's private state between two turns ([`ProducerCore::park`],
+/// [`ConsumerCore::park`]): our own position, the last position of the other side we
+/// loaded, and our message count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Parked {
+    /// Our position (`tail` for a producer, `head` for a consumer).
+    pub pos: u64,
+    /// The other side's position as last loaded.
+    pub other: u64,
+    /// Messages sent (producer) or received (consumer).
+    pub count: u64,
+}
+
 /// The consuming role: sole writer of `head`.
 #[derive(Debug)]
 pub struct ConsumerCore {
@@ -513,6 +559,37 @@ impl ConsumerCore {
     /// since); see [`ProducerCore::is_current`].
     pub fn is_current(&self) -> bool {
         self.ring.header().head.pos.load(Ordering::Acquire) == self.head
+    }
+
+    /// This core's private state; see [`ProducerCore::park`]. Deferred releases must
+    /// have been published.
+    pub fn park(&self) -> Parked {
+        Parked {
+            pos: self.head,
+            other: self.tail_cache,
+            count: self.received,
+        }
+    }
+
+    /// Take the consuming role again from a [`park`](Self::park)ed state; see
+    /// [`ProducerCore::resume`].
+    pub fn resume(ring: Ring, p: Parked) -> Result<Self, RawError> {
+        // Invariant restored: head <= tail <= head + capacity, both 8-aligned.
+        if p.other.wrapping_sub(p.pos) > ring.cap
+            || !p.pos.is_multiple_of(8)
+            || !p.other.is_multiple_of(8)
+        {
+            return Err(RawError::Corrupted(format!(
+                "parked consumer out of range: head {}, tail {}, capacity {}",
+                p.pos, p.other, ring.cap
+            )));
+        }
+        Ok(ConsumerCore {
+            ring,
+            head: p.pos,
+            tail_cache: p.other,
+            received: p.count,
+        })
     }
 
     fn refresh_tail(&mut self) -> Result<(), RawError> {
