@@ -104,14 +104,40 @@ fn decode<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
     })
 }
 
-fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    out.clear();
+/// Append `value`'s encoding to `out`.
+fn push<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
     *out = postcard::to_extend(value, std::mem::take(out)).map_err(|e| {
         format!(
             "could not encode the results as {}: {e}",
             std::any::type_name::<T>()
         )
     })?;
+    Ok(())
+}
+
+/// Decode the `Vec<T>` in `input` one element at a time and encode the
+/// `Vec<Result<R, String>>` of `g` over them into `out`: the same bytes as decoding and
+/// encoding whole vectors, without their two allocations per chunk. The length read
+/// from the ring sizes nothing: a short input fails at its first missing element.
+fn each_input<T: DeserializeOwned, R: Serialize>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    mut g: impl FnMut(T) -> Result<R, String>,
+) -> Result<(), String> {
+    let bad = |e: postcard::Error| {
+        format!(
+            "could not decode the arguments as Vec<{}>: {e}",
+            std::any::type_name::<T>()
+        )
+    };
+    let (n, mut rest) = postcard::take_from_bytes::<usize>(input).map_err(bad)?;
+    out.clear();
+    push(&n, out)?;
+    for _ in 0..n {
+        let (item, r) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
+        rest = r;
+        push(&g(item), out)?;
+    }
     Ok(())
 }
 
@@ -124,12 +150,7 @@ pub(crate) fn map_chunk<A: DeserializeOwned, R: Serialize>(
     // SAFETY: `f` comes from a token that `Pool` made from a `fn(A) -> R` together with
     // this trampoline, monomorphised for the same `A` and `R` (see `FnToken::resolve`).
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    let items: Vec<A> = decode(input)?;
-    let outcomes: Vec<Result<R, String>> = items
-        .into_iter()
-        .map(|a| shmkit_process::catch_panic(|| f(a)))
-        .collect();
-    encode(&outcomes, out)
+    each_input(input, out, |a: A| shmkit_process::catch_panic(|| f(a)))
 }
 
 /// Chunk of `f(a, b)` calls (`starmap`): inputs `Vec<(A, B)>`.
@@ -140,12 +161,9 @@ pub(crate) fn star_chunk<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>
 ) -> Result<(), String> {
     // SAFETY: as in `map_chunk`, for a `fn(A, B) -> R`.
     let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(f) };
-    let items: Vec<(A, B)> = decode(input)?;
-    let outcomes: Vec<Result<R, String>> = items
-        .into_iter()
-        .map(|(a, b)| shmkit_process::catch_panic(|| f(a, b)))
-        .collect();
-    encode(&outcomes, out)
+    each_input(input, out, |(a, b): (A, B)| {
+        shmkit_process::catch_panic(|| f(a, b))
+    })
 }
 
 /// The initializer: one `f(a)` call whose panic fails the worker.

@@ -169,6 +169,22 @@ impl<R: DeserializeOwned + Send> Deliver for Job<R> {
             type_name: std::any::type_name::<R>(),
             reason,
         };
+        if let (Ok(bytes), 1) = (&outcome, count) {
+            // One task (chunk size 1: the case where per-chunk costs show): decoded in
+            // place, without a vector.
+            let one = postcard::take_from_bytes::<usize>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|(n, rest)| match n {
+                    1 => postcard::take_from_bytes::<Result<R, String>>(rest)
+                        .map_err(|e| e.to_string()),
+                    n => Err(format!("{n} outcomes for a chunk of 1")),
+                });
+            let value = match one {
+                Ok((r, _)) => r.map_err(|message| Error::Panicked { message }),
+                Err(reason) => Err(decode_error(reason)),
+            };
+            return self.fill(first, std::iter::once(value));
+        }
         let values: Vec<Result<R>> = match outcome {
             Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, String>>>(bytes) {
                 Ok(v) if v.len() == count => v

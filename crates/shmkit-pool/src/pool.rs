@@ -232,6 +232,63 @@ struct State {
     scratch: Vec<u8>,
 }
 
+/// Outcomes read under the state lock and delivered after it, kept by the collector
+/// from one poll to the next (no allocation per chunk once warm): their bytes copied out
+/// of the result rings into one buffer.
+#[derive(Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    items: Vec<(u64, Option<Chunk>, Held)>,
+}
+
+/// An [`Outcome`] whose bytes lie in [`Inbox::bytes`].
+enum Held {
+    Inline(std::ops::Range<usize>),
+    Blob(u64),
+    Failed(String),
+}
+
+impl Inbox {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn push(&mut self, id: u64, chunk: Option<Chunk>, outcome: Outcome<'_>) {
+        let held = match outcome {
+            Outcome::Inline(b) => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(b);
+                Held::Inline(start..self.bytes.len())
+            }
+            Outcome::Blob { len } => Held::Blob(len),
+            Outcome::Failed(m) => Held::Failed(m.into_owned()),
+        };
+        self.items.push((id, chunk, held));
+    }
+
+    /// Hand every outcome to `f`, emptying the inbox.
+    fn deliver(&mut self, mut f: impl FnMut(u64, Outcome<'_>, Option<Chunk>)) {
+        for (id, chunk, held) in self.items.drain(..) {
+            let outcome = match held {
+                Held::Inline(r) => Outcome::Inline(&self.bytes[r]),
+                Held::Blob(len) => Outcome::Blob { len },
+                Held::Failed(m) => Outcome::Failed(m.into()),
+            };
+            f(id, outcome, chunk);
+        }
+        self.bytes.clear();
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     /// Signalled when `finished` turns true.
@@ -820,41 +877,77 @@ impl Shared {
                 return;
             }
         };
+        let mut inbox = Inbox::default();
         let mut last_check = Instant::now();
         loop {
-            if self.poll_results() == 0 && !SpinPolicy::DEFAULT.spin_until(|| self.any_results()) {
+            if self.poll_results(&mut inbox) == 0
+                && !SpinPolicy::DEFAULT.spin_until(|| self.any_results())
+            {
                 bell.sleep(CHECK_EVERY, || self.any_results());
             }
             if last_check.elapsed() >= CHECK_EVERY {
                 last_check = Instant::now();
-                if !self.check_workers() {
+                if !self.check_workers(&mut inbox) {
                     return;
                 }
             }
         }
     }
 
-    /// Take what every worker's result ring holds now and act on it; how many messages.
-    fn poll_results(&self) -> usize {
-        let mut batch = Vec::new();
+    /// Take what every worker's result ring holds now: under one lock, decode each
+    /// outcome in place, settle the bookkeeping and refill the workers' task rings;
+    /// then, outside the lock, hand the outcomes to their jobs. How many there were.
+    fn poll_results(&self, inbox: &mut Inbox) -> usize {
+        inbox.clear();
+        let mut init_failed = None;
         {
             let mut st = self.lock();
-            for w in st.workers.iter_mut() {
-                if let Some(rx) = &mut w.rx {
-                    // Empty, or the worker is gone (`check_workers` sees to that); a
-                    // message that does not decode is ignored (DESIGN rule 2).
-                    let _ = rx.try_read_batch(64, |bytes| {
-                        if let Ok(done) = postcard::from_bytes::<Done>(bytes) {
-                            batch.push(done);
-                        }
-                    });
-                }
+            let State {
+                workers,
+                running,
+                quick,
+                ..
+            } = &mut *st;
+            for w in workers.iter_mut() {
+                let (Some(rx), sent) = (&mut w.rx, &mut w.sent) else {
+                    continue;
+                };
+                // Empty, or the worker is gone (`check_workers` sees to that); a
+                // message that does not decode is ignored (DESIGN rule 2).
+                let _ = rx.try_read_batch(64, |bytes| {
+                    let Ok(done) = postcard::from_bytes::<Done<'_>>(bytes) else {
+                        return;
+                    };
+                    if done.chunk == INIT_FAILED {
+                        init_failed = Some(match done.outcome {
+                            Outcome::Failed(m) => m.into_owned(),
+                            _ => "no reason given".into(),
+                        });
+                        return;
+                    }
+                    *quick = done.ran_us < SLOW_CHUNK.as_micros() as u64;
+                    // The worker answers in the order sent: nearly always the front.
+                    if sent.front() == Some(&done.chunk) {
+                        sent.pop_front();
+                    } else if let Some(pos) = sent.iter().position(|&c| c == done.chunk) {
+                        sent.remove(pos);
+                    }
+                    inbox.push(done.chunk, running.remove(&done.chunk), done.outcome);
+                });
+            }
+            if let Some(message) = init_failed {
+                let e = Error::InitializerFailed { message };
+                st.broken = Some(e.clone());
+                drop(st);
+                self.shut_down(e);
+                return 0;
+            }
+            if !inbox.is_empty() {
+                self.dispatch(&mut st);
             }
         }
-        let n = batch.len();
-        for done in batch {
-            self.on_done(done);
-        }
+        let n = inbox.len();
+        inbox.deliver(|id, outcome, chunk| self.deliver(id, outcome, chunk));
         n
     }
 
@@ -866,42 +959,8 @@ impl Shared {
             .any(|w| w.rx.as_ref().is_some_and(|rx| !rx.is_empty()))
     }
 
-    /// Outcomes arrived.
-    fn on_done(&self, done: Done) {
-        let mut st = self.lock();
-        if let Some((INIT_FAILED, outcome)) = done.outcomes.first() {
-            let message = match outcome {
-                Outcome::Failed(m) => m.clone(),
-                _ => "no reason given".into(),
-            };
-            let e = Error::InitializerFailed { message };
-            st.broken = Some(e.clone());
-            drop(st);
-            self.shut_down(e);
-            return;
-        }
-        if !done.outcomes.is_empty() {
-            let per_chunk = done.ran_us / done.outcomes.len() as u64;
-            st.quick = per_chunk < SLOW_CHUNK.as_micros() as u64;
-        }
-        let mut chunks = Vec::with_capacity(done.outcomes.len());
-        for (id, _) in &done.outcomes {
-            if let Some(w) = st.workers.get_mut(done.slot as usize)
-                && let Some(pos) = w.sent.iter().position(|c| c == id)
-            {
-                w.sent.remove(pos);
-            }
-            chunks.push(st.running.remove(id));
-        }
-        self.dispatch(&mut st);
-        drop(st);
-        for ((id, outcome), chunk) in done.outcomes.into_iter().zip(chunks) {
-            self.deliver(id, outcome, chunk);
-        }
-    }
-
     /// Hand one chunk's outcome to its job (`chunk`: `None` if it is not ours any more).
-    fn deliver(&self, id: u64, outcome: Outcome, chunk: Option<Chunk>) {
+    fn deliver(&self, id: u64, outcome: Outcome<'_>, chunk: Option<Chunk>) {
         let Some(chunk) = chunk else {
             if let Outcome::Blob { .. } = outcome {
                 let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
@@ -909,7 +968,7 @@ impl Shared {
             return;
         };
         match outcome {
-            Outcome::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
+            Outcome::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(bytes)),
             Outcome::Blob { len } => {
                 let out_name = wire::output_blob(&self.prefix, id);
                 let read = wire::blob_read(&out_name, len);
@@ -921,12 +980,14 @@ impl Shared {
                     }),
                 }
             }
-            Outcome::Failed(message) => chunk.fail(Error::Failed { message }),
+            Outcome::Failed(message) => chunk.fail(Error::Failed {
+                message: message.into_owned(),
+            }),
         }
     }
 
     /// Replace dead workers; end the pool when closed and idle. `false`: stop collecting.
-    fn check_workers(&self) -> bool {
+    fn check_workers(&self, inbox: &mut Inbox) -> bool {
         let dead: Vec<usize> = {
             let st = self.lock();
             if st.terminated {
@@ -942,7 +1003,7 @@ impl Shared {
         if !dead.is_empty() {
             // Everything a dead worker committed is in its ring now: take it first, so
             // that only what it never answered counts as lost.
-            while self.poll_results() > 0 {}
+            while self.poll_results(inbox) > 0 {}
             let mut st = self.lock();
             for slot in dead {
                 self.bury(&mut st, slot);

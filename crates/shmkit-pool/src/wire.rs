@@ -4,6 +4,7 @@
 use crate::func::FnToken;
 use serde::{Deserialize, Serialize};
 use shmkit_segment::Segment;
+use std::borrow::Cow;
 
 /// Encoded chunk inputs or outcomes above this size travel in a segment of their own
 /// (a "blob"), so that the rings stay small and a MiB argument never blocks them.
@@ -31,25 +32,29 @@ pub(crate) enum Body<'a> {
     },
 }
 
-/// Worker -> pool, on the worker's result ring: outcomes of chunks in the order the
-/// worker ran them (today one per message; the pool accepts several).
+/// Worker -> pool, on the worker's result ring: the outcome of one chunk, sent as soon
+/// as it ran. Borrowed on both sides: the worker encodes from its output buffer, the
+/// pool decodes in place in the ring (no allocation per chunk on either side).
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Done {
-    pub slot: u32,
-    /// How long these chunks ran in all, in microseconds.
+pub(crate) struct Done<'a> {
+    /// The chunk ([`INIT_FAILED`]: the initializer failed).
+    pub chunk: u64,
+    /// How long it ran, in microseconds.
     pub ran_us: u64,
-    pub outcomes: Vec<(u64, Outcome)>,
+    #[serde(borrow)]
+    pub outcome: Outcome<'a>,
 }
 
-/// A chunk's encoded outcomes (`Vec<Result<R, String>>`), or why there are none.
+/// What became of a chunk.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Outcome {
-    Inline(Vec<u8>),
+pub(crate) enum Outcome<'a> {
+    /// The encoded `Vec<Result<R, String>>`.
+    Inline(&'a [u8]),
     /// In the blob segment `output_blob(prefix, chunk)`, which the pool removes.
-    Blob {
-        len: u64,
-    },
-    Failed(String),
+    Blob { len: u64 },
+    /// It could not run (its function token did not verify, its arguments or results
+    /// could not be read or stored).
+    Failed(#[serde(borrow)] Cow<'a, str>),
 }
 
 pub(crate) fn input_blob(prefix: &str, chunk: u64) -> String {

@@ -127,9 +127,9 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         };
         if let Some(message) = failure {
             send(&Done {
-                slot,
+                chunk: INIT_FAILED,
                 ran_us: 0,
-                outcomes: vec![(INIT_FAILED, Outcome::Failed(message))],
+                outcome: Outcome::Failed(message.into()),
             });
             return;
         }
@@ -155,9 +155,9 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // worker that died would take finished, unsent outcomes with it, failing tasks
         // that had completed.
         let sent = send(&Done {
-            slot,
+            chunk,
             ran_us,
-            outcomes: vec![(chunk, outcome)],
+            outcome,
         });
         done += 1;
         if !sent || max_tasks.is_some_and(|max| done >= max) {
@@ -166,13 +166,14 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
 }
 
-fn run(
+/// Run `task`; its outcome borrows `out` (reused from task to task).
+fn run<'o>(
     task: &Task<'_>,
     key: &Key,
     verified: &mut Option<(FnToken, ChunkFn, usize)>,
     prefix: &str,
-    out: &mut Vec<u8>,
-) -> Outcome {
+    out: &'o mut Vec<u8>,
+) -> Outcome<'o> {
     // The tag check costs a SipHash: once per function, not per task.
     let resolved = match verified {
         Some((token, call, f)) if *token == task.func => Some((*call, *f)),
@@ -195,14 +196,14 @@ fn run(
                 blob = bytes;
                 &blob
             }
-            Err(e) => return Outcome::Failed(format!("could not read the arguments: {e}")),
+            Err(e) => return Outcome::Failed(format!("could not read the arguments: {e}").into()),
         },
     };
     if let Err(message) = call(f, input, out) {
-        return Outcome::Failed(message);
+        return Outcome::Failed(message.into());
     }
     if out.len() <= INLINE_MAX {
-        return Outcome::Inline(std::mem::take(out));
+        return Outcome::Inline(out);
     }
     match wire::blob_create(&wire::output_blob(prefix, task.chunk), out) {
         Ok(mut seg) => {
@@ -211,9 +212,8 @@ fn run(
                 len: out.len() as u64,
             }
         }
-        Err(e) => Outcome::Failed(format!(
-            "could not store a result of {} bytes: {e}",
-            out.len()
-        )),
+        Err(e) => {
+            Outcome::Failed(format!("could not store a result of {} bytes: {e}", out.len()).into())
+        }
     }
 }
