@@ -157,12 +157,13 @@ impl Builder {
 
 /// A chunk's encoded inputs.
 enum Payload {
-    Inline(Vec<u8>),
-    /// In a blob segment this pool created, held (and so removed) as long as the chunk.
-    Blob {
-        _segment: Box<Segment>,
-        len: u64,
+    /// `buf[span]`: the buffer holds the inputs of every chunk of one map.
+    Inline {
+        buf: Arc<Vec<u8>>,
+        span: std::ops::Range<usize>,
     },
+    /// In a blob segment this pool created, held (and so removed) as long as the chunk.
+    Blob { _segment: Box<Segment>, len: u64 },
 }
 
 /// A run of consecutive tasks of one job, sent to one worker as one message.
@@ -700,29 +701,48 @@ impl Pool {
         let shared = &self.shared;
         let token = FnToken::new(&shared.key, tramp, f);
         let deliver: Arc<dyn Deliver> = job.clone();
-        let mut chunks = Vec::with_capacity(items.len().div_ceil(size));
-        for (n, part) in items.chunks(size).enumerate() {
-            let bytes = postcard::to_allocvec(part).map_err(|e| Error::Encode {
+        // Every chunk's inputs encoded into one buffer that the chunks share: one
+        // allocation per map, not one per chunk (which the collector would free). Only
+        // inline chunks hold it: if every chunk went to a blob, it is freed on return.
+        let mut buf = Vec::new();
+        let mut spans = Vec::with_capacity(items.len().div_ceil(size));
+        for part in items.chunks(size) {
+            let start = buf.len();
+            buf = postcard::to_extend(part, buf).map_err(|e| Error::Encode {
                 type_name: std::any::type_name::<A>(),
                 reason: e.to_string(),
             })?;
-            let id = shared.next_chunk.fetch_add(1, Ordering::Relaxed);
-            let payload = if bytes.len() <= INLINE_MAX {
-                Payload::Inline(bytes)
+            spans.push(start..buf.len());
+        }
+        let buf = Arc::new(buf);
+        let first_id = shared
+            .next_chunk
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        let mut chunks = Vec::with_capacity(spans.len());
+        for (n, span) in spans.into_iter().enumerate() {
+            let id = first_id + n as u64;
+            let len = span.len();
+            let payload = if len <= INLINE_MAX {
+                Payload::Inline {
+                    buf: Arc::clone(&buf),
+                    span,
+                }
             } else {
-                let seg = wire::blob_create(&wire::input_blob(&shared.prefix, id), &bytes)?;
+                let name = wire::input_blob(&shared.prefix, id);
+                let seg = wire::blob_create(&name, &buf[span])?;
                 Payload::Blob {
                     _segment: Box::new(seg),
-                    len: bytes.len() as u64,
+                    len: len as u64,
                 }
             };
+            let first = n * size;
             chunks.push(Chunk {
                 id,
                 func: token,
                 payload,
                 job: Arc::clone(&deliver),
-                first: n * size,
-                count: part.len(),
+                first,
+                count: size.min(items.len() - first),
             });
         }
         let mut st = shared.lock();
@@ -831,7 +851,7 @@ impl Shared {
                     chunk: chunk.id,
                     func: chunk.func,
                     body: match &chunk.payload {
-                        Payload::Inline(bytes) => Body::Inline(bytes),
+                        Payload::Inline { buf, span } => Body::Inline(&buf[span.clone()]),
                         Payload::Blob { len, .. } => Body::Blob { len: *len },
                     },
                 };
