@@ -14,6 +14,8 @@ enum Op {
     Batch(Vec<usize>),
     RecvBatch(usize),
     ReadBatch(usize),
+    /// Park both roles and resume them (as `Queue` does between lock turns).
+    Park,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -23,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
         proptest::collection::vec(0usize..40, 0..5).prop_map(Op::Batch),
         (0usize..4).prop_map(Op::RecvBatch),
         (0usize..4).prop_map(Op::ReadBatch),
+        Just(Op::Park),
     ]
 }
 
@@ -82,6 +85,10 @@ proptest! {
                     for m in v {
                         prop_assert_eq!(Some(m), model.pop_front());
                     }
+                }
+                Op::Park => {
+                    p = ProducerCore::resume(ring, p.park()).unwrap();
+                    c = ConsumerCore::resume(ring, c.park()).unwrap();
                 }
                 Op::RecvBatch(max) => {
                     let mut v = Vec::new();
@@ -287,4 +294,46 @@ fn counters_at_u64_max_wrap_instead_of_panicking() {
     c.try_recv(&mut out).unwrap();
     assert_eq!(out, b"x");
     assert_eq!(ring.message_count(), 0);
+}
+
+/// A parked state that cannot be right is refused, not trusted.
+#[test]
+fn resume_refuses_inconsistent_parked_state() {
+    use shmkit_ring::raw::spsc::Parked;
+    let mut heap = HeapRing::new(64);
+    // SAFETY: `heap` outlives the ring (dropped at the end of the test).
+    let ring = unsafe { heap.ring() };
+    for bad in [
+        Parked {
+            pos: 200,
+            other: 0,
+            count: 0,
+        }, // tail more than a ring ahead of head
+        Parked {
+            pos: 12,
+            other: 8,
+            count: 0,
+        }, // not 8-aligned
+    ] {
+        assert!(matches!(
+            ProducerCore::resume(ring, bad),
+            Err(RawError::Corrupted(_))
+        ));
+    }
+    // For a consumer `other` is the tail it last saw: more than a ring ahead is wrong.
+    let bad = Parked {
+        pos: 0,
+        other: 200,
+        count: 0,
+    };
+    assert!(matches!(
+        ConsumerCore::resume(ring, bad),
+        Err(RawError::Corrupted(_))
+    ));
+    let fine = Parked {
+        pos: 64,
+        other: 8,
+        count: 3,
+    };
+    assert_eq!(ProducerCore::resume(ring, fine).unwrap().park(), fine);
 }
