@@ -233,6 +233,9 @@ struct State {
     scratch: Vec<u8>,
 }
 
+/// Bytes the collector's [`Inbox`] keeps allocated between polls.
+const INBOX_KEEP: usize = 1 << 20;
+
 /// Outcomes read under the state lock and delivered after it, kept by the collector
 /// from one poll to the next (no allocation per chunk once warm): their bytes copied out
 /// of the result rings into one buffer.
@@ -287,6 +290,8 @@ impl Inbox {
             f(id, outcome, chunk);
         }
         self.bytes.clear();
+        // A burst of large outcomes (up to 32 KiB each) should not stay allocated.
+        self.bytes.shrink_to(INBOX_KEEP);
     }
 }
 
@@ -955,17 +960,19 @@ impl Shared {
                     inbox.push(done.chunk, running.remove(&done.chunk), done.outcome);
                 });
             }
-            if let Some(message) = init_failed {
-                let e = Error::InitializerFailed { message };
-                st.broken = Some(e.clone());
-                drop(st);
-                self.shut_down(e);
-                return 0;
-            }
-            if !inbox.is_empty() {
+            if let Some(message) = &init_failed {
+                st.broken = Some(Error::InitializerFailed {
+                    message: message.clone(),
+                });
+            } else if !inbox.is_empty() {
                 self.dispatch(&mut st);
             }
         }
+        if let Some(message) = init_failed {
+            self.shut_down(Error::InitializerFailed { message });
+        }
+        // Also after a shutdown: these chunks left `running` above, so their outcomes
+        // are theirs to deliver.
         let n = inbox.len();
         inbox.deliver(|id, outcome, chunk| self.deliver(id, outcome, chunk));
         n
