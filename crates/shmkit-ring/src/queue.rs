@@ -88,22 +88,32 @@ struct QueueWire {
 /// holder touches it, and the claim lock's Acquire/Release orders it between our
 /// threads, so Relaxed words suffice: no second lock (and no locked instruction) on
 /// the hot path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ParkedCell {
-    valid: std::sync::atomic::AtomicBool,
-    pos: std::sync::atomic::AtomicU64,
-    other: std::sync::atomic::AtomicU64,
-    count: std::sync::atomic::AtomicU64,
+    /// 1 while a state is parked.
+    valid: AtomicU32,
+    pos: AtomicU64,
+    other: AtomicU64,
+    count: AtomicU64,
 }
 
 impl ParkedCell {
+    fn new() -> Self {
+        ParkedCell {
+            valid: AtomicU32::new(0),
+            pos: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
     /// Take the parked state out (the cell is empty until [`put`](Self::put)).
     fn take(&self) -> Option<Parked> {
-        use std::sync::atomic::Ordering::Relaxed;
+        use Ordering::Relaxed;
         // A load and a store, not a swap: only the lock holder gets here, and a swap
         // would be a locked instruction on the hot path.
-        let valid = self.valid.load(Relaxed);
-        self.valid.store(false, Relaxed);
+        let valid = self.valid.load(Relaxed) == 1;
+        self.valid.store(0, Relaxed);
         valid.then(|| Parked {
             pos: self.pos.load(Relaxed),
             other: self.other.load(Relaxed),
@@ -112,11 +122,11 @@ impl ParkedCell {
     }
 
     fn put(&self, p: Parked) {
-        use std::sync::atomic::Ordering::Relaxed;
+        use Ordering::Relaxed;
         self.pos.store(p.pos, Relaxed);
         self.other.store(p.other, Relaxed);
         self.count.store(p.count, Relaxed);
-        self.valid.store(true, Relaxed);
+        self.valid.store(1, Relaxed);
     }
 }
 
@@ -224,8 +234,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             },
             ring,
             spin: SpinPolicy::DEFAULT,
-            prod_park: ParkedCell::default(),
-            cons_park: ParkedCell::default(),
+            prod_park: ParkedCell::new(),
+            cons_park: ParkedCell::new(),
             _t: PhantomData,
         })
     }
