@@ -919,3 +919,113 @@ fn queue_claim_lock_holders_killed_at_random_points() {
     drop(q);
     assert_unlinked(&name);
 }
+
+// --- 2. kill tests: Queue consumers killed holding the claim lock ----------------------
+
+/// Child: take items and set each one's bit in the bitmap segment (word 0 counts bits
+/// that were set already: an item delivered twice) until killed.
+fn q_consume(args: (Queue<QItem>, String)) {
+    let (q, bitmap) = args;
+    let seg = Segment::open(&bitmap).unwrap();
+    while let Ok(it) = q.get_timeout(BOUND) {
+        let (p, seq, _) = it;
+        assert_eq!(it, q_item(p, seq), "torn or corrupted item");
+        let word = seg.atomic_u64(8 + (seq / 64) as usize * 8).unwrap();
+        if word.fetch_or(1 << (seq % 64), Ordering::SeqCst) & (1 << (seq % 64)) != 0 {
+            seg.atomic_u64(0).unwrap().fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `Queue` consumers SIGKILLed at random points while they take items from a 4 KiB ring
+/// (most kills land inside a get: holding the claim lock, mid-decode, between release
+/// and unlock), while the parent produces and consumes too. No item is delivered twice,
+/// every item is intact, the parent sees its share in order, and at most one item per
+/// kill is unaccounted for (taken by a child that died before it could record it).
+#[test]
+fn queue_consumers_killed_holding_the_claim_lock() {
+    let kills = torture(200) / 4;
+    let mut rng = Rng::new("queue_consumers_killed_holding_the_claim_lock");
+    let name = unique("kill-queue-get");
+    let bitmap = unique("kill-queue-bitmap");
+    let total = kills * 400 + 1000;
+    let q = Queue::<QItem>::create(&name, 4096).unwrap();
+    let bits = Segment::create(&bitmap, 8 + total.div_ceil(64) as usize * 8).unwrap();
+    let (mut next, mut ours, mut last_ours) = (0u64, Vec::new(), None::<u64>);
+    let mut take = |q: &Queue<QItem>, ours: &mut Vec<u64>, timeout| match q.get_timeout(timeout) {
+        Ok(it) => {
+            let (p, seq, _) = it;
+            assert_eq!(it, q_item(p, seq), "torn or corrupted item");
+            assert!(
+                last_ours.is_none_or(|l| seq > l),
+                "FIFO: {seq} after {last_ours:?}"
+            );
+            last_ours = Some(seq);
+            ours.push(seq);
+        }
+        Err(Error::Timeout) => {}
+        Err(e) => panic!("{e}"),
+    };
+    for _ in 0..kills {
+        let child =
+            shmkit_process::spawn(q_consume, (q.try_clone().unwrap(), bitmap.clone())).unwrap();
+        // Put a random number of items while the child takes most of them.
+        let (target, t0) = ((next + rng.below(400)).min(total), Instant::now());
+        while next < target && t0.elapsed() < BOUND {
+            match q.try_put(&q_item(0, next)) {
+                Ok(()) => next += 1,
+                Err(Error::Full) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+            if rng.below(8) == 0 {
+                take(&q, &mut ours, Duration::ZERO);
+            }
+        }
+        child.kill().unwrap();
+        join_killed(child);
+        // Right after the death: the get lock may still name the dead child.
+        take(&q, &mut ours, Duration::from_millis(1));
+    }
+    // The rest, with the parent as the only consumer left.
+    while next < total {
+        match q.try_put(&q_item(0, next)) {
+            Ok(()) => next += 1,
+            Err(Error::Full) => take(&q, &mut ours, BOUND),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    loop {
+        let before = ours.len();
+        take(&q, &mut ours, Duration::from_millis(100));
+        if ours.len() == before {
+            break;
+        }
+    }
+    assert!(q.is_empty(), "nothing left behind");
+    let dups = bits.atomic_u64(0).unwrap().load(Ordering::SeqCst);
+    assert_eq!(dups, 0, "an item was delivered twice to the children");
+    let bit = |seq: u64| {
+        let w = bits.atomic_u64(8 + (seq / 64) as usize * 8).unwrap();
+        w.load(Ordering::SeqCst) & (1 << (seq % 64)) != 0
+    };
+    for &seq in &ours {
+        assert!(
+            !bit(seq),
+            "item {seq} delivered to the parent and to a child"
+        );
+    }
+    let children = (0..total).filter(|&s| bit(s)).count() as u64;
+    let lost = total - children - ours.len() as u64;
+    assert!(
+        lost <= kills,
+        "{lost} items unaccounted for after {kills} kills"
+    );
+    eprintln!(
+        "queue consumer kills survived: {kills}, items: {total} ({} by the parent, \
+         {children} by children, {lost} taken by a child as it was killed)",
+        ours.len()
+    );
+    drop((q, bits));
+    assert_unlinked(&name);
+    assert_unlinked(&bitmap);
+}
