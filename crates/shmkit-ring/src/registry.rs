@@ -220,9 +220,12 @@ impl Registry {
         loop {
             // SYNC: Acquire, paired with the Release in `unlock`: the previous holder's
             // ring updates are visible to us.
+            let out_of_time = tries >= 64 && dl.expired();
             match word.compare_exchange_weak(0, mine, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(Taken::Free),
-                Err(holder) if holder != 0 && tries % 256 == 255 => {
+                // Every 256 tries, and once more when time is up (so that even a
+                // zero timeout takes over a dead holder's lock), ask about the holder.
+                Err(holder) if holder != 0 && (tries % 256 == 255 || out_of_time) => {
                     let dead =
                         holder > MAX_HANDLES || !self.seg.is_alive(holder - 1).unwrap_or(true);
                     if dead
@@ -235,13 +238,13 @@ impl Registry {
                 }
                 Err(_) => {}
             }
+            if out_of_time {
+                return Err(Error::Timeout);
+            }
             tries = tries.wrapping_add(1);
             if tries < 64 {
                 core::hint::spin_loop();
             } else {
-                if dl.expired() {
-                    return Err(Error::Timeout);
-                }
                 std::thread::yield_now();
             }
         }
@@ -294,5 +297,44 @@ impl Registry {
             .header()
             .in_transit
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+#[cfg(all(test, not(loom), not(miri)))]
+mod tests {
+    use super::*;
+    use shmkit_segment::Kind;
+
+    fn registry() -> Registry {
+        let seg = Segment::builder("anonymous")
+            .size(REGISTRY_BYTES + 1024)
+            .kind(Kind::Queue)
+            .anonymous()
+            .unwrap();
+        Registry::new(Arc::new(seg)).unwrap()
+    }
+
+    /// A claim lock naming a slot nobody holds (its process died) is taken over even by
+    /// a caller with no time to wait; one held by a live handle is not.
+    #[test]
+    fn a_dead_holders_lock_is_taken_over_even_with_a_zero_timeout() {
+        let reg = registry();
+        let word = &reg.header().prod_lock;
+        word.store(5 + 1, Ordering::SeqCst); // slot 5: never claimed, so not alive
+        assert_eq!(
+            reg.lock(word, 0, Some(Duration::ZERO)).unwrap(),
+            Taken::Over
+        );
+        assert_eq!(word.load(Ordering::SeqCst), 1);
+        reg.unlock(word);
+
+        let live = reg.register(|_| true).unwrap();
+        word.store(live.slot() + 1, Ordering::SeqCst);
+        let me = (live.slot() + 1) % MAX_HANDLES;
+        assert!(matches!(
+            reg.lock(word, me, Some(Duration::ZERO)),
+            Err(Error::Timeout)
+        ));
+        assert_eq!(word.load(Ordering::SeqCst), live.slot() + 1);
     }
 }
