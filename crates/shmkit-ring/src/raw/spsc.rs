@@ -279,14 +279,6 @@ impl ProducerCore {
         &self.ring
     }
 
-    /// Whether our private `tail` still equals the shared one, i.e. nobody else
-    /// produced since we last published (producers that share a ring under a lock keep
-    /// their core across turns when this holds: its cached `head` is still sound, since
-    /// `tail - cap <= head_cache <= head <= tail`).
-    pub fn is_current(&self) -> bool {
-        self.ring.header().tail.pos.load(Ordering::Acquire) == self.tail
-    }
-
     /// This core's private state, to [`resume`](Self::resume) it later without
     /// touching the shared lines (producers that take turns under a lock park their
     /// core between turns). Deferred commits must have been published.
@@ -553,12 +545,6 @@ impl ConsumerCore {
     /// Our read position (private copy; moves on every release, deferred or not).
     pub fn position(&self) -> u64 {
         self.head
-    }
-
-    /// Whether our private `head` still equals the shared one (nobody else consumed
-    /// since); see [`ProducerCore::is_current`].
-    pub fn is_current(&self) -> bool {
-        self.ring.header().head.pos.load(Ordering::Acquire) == self.head
     }
 
     /// This core's private state; see [`ProducerCore::park`]. Deferred releases must
