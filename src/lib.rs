@@ -28,6 +28,7 @@
 //! ```
 //! (`no_run`: rustdoc's test harness has no `init()` in its `main`; the same program is
 //! `examples/process_basic.rs`.)
+#![doc(html_root_url = "https://docs.rs/shmkit/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -44,14 +45,35 @@ pub fn init() {
     shmkit_process::init();
 }
 
-/// The names most programs need, in one `use shmkit::prelude::*;`.
+/// The names most programs need, in one `use shmkit::prelude::*;`: the objects of the
+/// Python guides and their errors. Internals (segment kinds, headerless segments, the raw
+/// ring cores) stay in their modules.
+///
+/// Each crate has its own error enum; here they carry the crate's name, so that one
+/// `use` brings all of them without a clash:
+///
+/// | prelude name | the crate's type |
+/// |---|---|
+/// | [`SegmentError`] | [`segment::Error`] |
+/// | [`ProcessError`] | [`process::ProcessError`] |
+/// | [`SyncError`] | [`sync::Error`] |
+/// | [`RingError`] | [`ring::Error`] |
+/// | [`PoolError`] | [`pool::Error`] |
+///
+/// [`SegmentError`]: prelude::SegmentError
+/// [`ProcessError`]: prelude::ProcessError
+/// [`SyncError`]: prelude::SyncError
+/// [`RingError`]: prelude::RingError
+/// [`PoolError`]: prelude::PoolError
 pub mod prelude {
-    pub use shmkit_pool::{AsyncResult, Pool};
+    pub use shmkit_pool::{AsyncResult, Error as PoolError, IMap, MapResult, Pool};
     pub use shmkit_process::{
         Process, ProcessError, StartMethod, cpu_count, current_process, spawn,
     };
-    pub use shmkit_segment::{Kind, RawSegment, Segment, SegmentHandle};
+    pub use shmkit_ring::{Connection, Error as RingError, Pipe, PodQueue, Queue};
+    pub use shmkit_segment::{Error as SegmentError, Segment, SegmentHandle};
     pub use shmkit_sync::{
-        Array, Barrier, Condvar, Dict, Event, Handle, Mutex, RLock, Semaphore, Value,
+        Array, Barrier, Condvar, Dict, Error as SyncError, Event, Handle, Mutex, RLock, Semaphore,
+        Value,
     };
 }

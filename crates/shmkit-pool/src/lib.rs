@@ -49,6 +49,7 @@
 //! names its function by offset in the binary, signed with a key the pool gives its
 //! workers outside shared memory, so garbage in a ring cannot make a worker jump
 //! anywhere. `docs/architecture.md` has the picture.
+#![doc(html_root_url = "https://docs.rs/shmkit-pool/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

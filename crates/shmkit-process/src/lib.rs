@@ -57,6 +57,7 @@
 //! the child: inline up to 64 KiB, above that in a sealed memfd (passed with
 //! `SCM_RIGHTS`) that the receiver maps and decodes in place. Liveness rests on the
 //! child's pidfd, never on a bare pid.
+#![doc(html_root_url = "https://docs.rs/shmkit-process/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -29,6 +29,7 @@
 //!
 //! Algorithms, orderings and the disconnection and unblocker arguments are in
 //! `docs/ring.md`; the byte layouts in `docs/memory-layout-ring.md`.
+#![doc(html_root_url = "https://docs.rs/shmkit-ring/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

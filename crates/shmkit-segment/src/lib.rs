@@ -65,6 +65,7 @@
 //! processes then get `SIGBUS` when they touch the cut-off pages (Linux offers seals only
 //! for memfds, which is what anonymous segments are). Give wider modes than `0600` only
 //! to processes you trust with the data.
+#![doc(html_root_url = "https://docs.rs/shmkit-segment/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

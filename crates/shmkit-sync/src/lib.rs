@@ -29,6 +29,7 @@
 //!   [`open`](Handle::open) it there.
 //!
 //! The layouts and the lock word are described in `docs/sync.md`.
+#![doc(html_root_url = "https://docs.rs/shmkit-sync/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
