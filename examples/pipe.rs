@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo run --example pipe`. Prints `["Hello", "World", "Bye"]`.
 
-use shmkit_ring::{Connection, Error, Pipe};
+use shmkit::prelude::*;
 
 fn child(conn: Connection) {
     for w in ["Hello", "World", "Bye"] {
@@ -20,14 +20,14 @@ fn child(conn: Connection) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shmkit_process::init();
+    shmkit::init();
     let (parent_end, child_end) = Pipe::new()?;
-    let p = shmkit_process::spawn(child, child_end)?;
+    let p = spawn(child, child_end)?;
     let mut got: Vec<String> = Vec::new();
     loop {
         match parent_end.recv_timeout(std::time::Duration::from_secs(10)) {
             Ok(s) => got.push(s),
-            Err(Error::Disconnected) => break, // Python's EOFError
+            Err(RingError::Disconnected) => break, // Python's EOFError
             Err(e) => return Err(e.into()),
         }
     }

@@ -15,13 +15,15 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-fn main() -> Result<(), shmkit_process::ProcessError> {
+use shmkit::prelude::*;
+
+fn main() -> Result<(), ProcessError> {
     // First line of main: when this binary is re-executed as a child, `init` runs the
     // requested function and exits instead of returning.
-    shmkit_process::init();
+    shmkit::init();
 
     let children = (0..3)
-        .map(|x| shmkit_process::spawn(square, x))
+        .map(|x| spawn(square, x))
         .collect::<Result<Vec<_>, _>>()?;
     let squares = children
         .into_iter()

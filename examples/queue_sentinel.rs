@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo run --example queue_sentinel`. Prints `[0, 1, 2, 3, 4]`.
 
-use shmkit_ring::{Error, Queue};
+use shmkit::prelude::*;
 use std::time::Duration;
 
 fn producer(q: Queue<Option<u32>>) {
@@ -29,17 +29,17 @@ fn consumer(q: Queue<Option<u32>>) -> Vec<u32> {
     loop {
         match q.get_timeout(Duration::from_secs(10)) {
             Ok(Some(i)) => got.push(i),
-            Ok(None) | Err(Error::Disconnected) => return got,
+            Ok(None) | Err(RingError::Disconnected) => return got,
             Err(e) => panic!("consumer: {e}"),
         }
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shmkit_process::init();
+    shmkit::init();
     let q = Queue::<Option<u32>>::anonymous(1 << 12)?;
-    let c = shmkit_process::spawn(consumer, q.clone())?;
-    let p = shmkit_process::spawn(producer, q.clone())?;
+    let c = spawn(consumer, q.clone())?;
+    let p = spawn(producer, q.clone())?;
     // The parent puts nothing: close its handle so the consumer can see the end even
     // if the producer died before its sentinel.
     q.close();
