@@ -1,0 +1,195 @@
+//! Opening an existing segment: wait (bounded) for a racing creator, then check the header.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use crate::handle::Location;
+use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET};
+use crate::kind;
+use crate::liveness::{CREATOR_LOCK, Locks};
+use crate::primitive::os::{AtomicU32 as OsAtomicU32, Ordering as OsOrdering};
+use crate::{Error, Kind, Result, Segment, TypeFingerprint, sys};
+
+impl Segment {
+    pub(crate) fn open_fd(
+        fd: OwnedFd,
+        name: String,
+        want_kind: Option<Kind>,
+        want_fp: Option<TypeFingerprint>,
+        timeout: Duration,
+        named: bool,
+    ) -> Result<Segment> {
+        let start = Instant::now();
+        let corrupted = |what: String| Error::Corrupted {
+            name: name.clone(),
+            what,
+        };
+        if !sys::is_regular_file(&fd) {
+            return Err(corrupted("not a regular file".into()));
+        }
+        // Wait (bounded) for a racing creator to size the file. The creator takes its
+        // lock before it sizes the file, so a non-empty file too small for its header
+        // whose creator lock is free will never grow: corrupted, at once. An *empty* one
+        // may belong to a creator between its O_EXCL create and its lock (microseconds):
+        // that one gets the whole timeout before it is called corrupted.
+        let size = loop {
+            let size = sys::file_size(&fd).map_err(|e| Error::from_io(&name, "fstat", e, 0))?;
+            if size >= HEADER_SIZE as u64 {
+                break size;
+            }
+            let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)
+                .map_err(|e| Error::from_io(&name, "fcntl", e, 0))?;
+            let small = || {
+                corrupted(format!(
+                    "the file is {size} bytes, smaller than the {HEADER_SIZE}-byte header, \
+                     and no creator is initialising it"
+                ))
+            };
+            if !creating && size > 0 {
+                return Err(small());
+            }
+            if start.elapsed() >= timeout {
+                return Err(if creating {
+                    Error::NotReady {
+                        name,
+                        waited: start.elapsed(),
+                    }
+                } else {
+                    small()
+                });
+            }
+            backoff(start);
+        };
+        let len = usize::try_from(size).map_err(|_| corrupted(format!("size {size} too large")))?;
+        let map = sys::Mapping::new(&fd, len).map_err(|e| Error::from_io(&name, "mmap", e, 0))?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so the
+        // `ready` word at READY_OFFSET is in bounds and 4-aligned; it lives as long as `map`.
+        let ready = unsafe { &*map.ptr().add(READY_OFFSET).cast::<OsAtomicU32>() };
+        // SYNC: Acquire, paired with the creator's Release store of READY in `init`.
+        while ready.load(OsOrdering::Acquire) != READY {
+            let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)
+                .map_err(|e| Error::from_io(&name, "fcntl", e, 0))?;
+            // The creator may have published and dropped the segment between our load
+            // of `ready` and our look at its lock: look at `ready` once more.
+            // SYNC: Acquire, as above.
+            if !creating && ready.load(OsOrdering::Acquire) == READY {
+                break;
+            }
+            if !creating {
+                // Either a creator that died mid-initialisation, or not a shmkit file.
+                // SAFETY: in bounds as above; a volatile copy of plain integers.
+                let magic = unsafe { std::ptr::read_volatile(map.ptr().cast::<u64>()) };
+                return Err(corrupted(if magic == header::MAGIC {
+                    "its creator died before publishing it (ready never set)".into()
+                } else if magic == 0 {
+                    "no header (zero bytes where it belongs): its creator died between \
+                     sizing the file and writing the header, or it is not a shmkit segment"
+                        .into()
+                } else {
+                    format!("not a shmkit segment (magic {magic:#018x})")
+                }));
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::NotReady {
+                    name,
+                    waited: start.elapsed(),
+                });
+            }
+            backoff(start);
+        }
+        // SAFETY: in bounds and aligned (page-aligned mapping, HEADER_SIZE bytes); Header
+        // is Pod, so any bytes a peer wrote form a valid value, checked field by field below.
+        let header = unsafe { std::ptr::read_volatile(map.ptr().cast::<Header>()) };
+        if header.magic != header::MAGIC {
+            return Err(corrupted(format!(
+                "not a shmkit segment (magic {:#018x}, expected {:#018x})",
+                header.magic,
+                header::MAGIC
+            )));
+        }
+        if header.version != header::LAYOUT_VERSION {
+            return Err(Error::Mismatch {
+                name,
+                expected: format!("layout version {}", header::LAYOUT_VERSION),
+                found: format!("layout version {}", header.version),
+            });
+        }
+        let Some(kind) = Kind::from_code(header.kind) else {
+            return Err(corrupted(format!("unknown kind code {}", header.kind)));
+        };
+        let available = len - HEADER_SIZE;
+        if header.payload_size > available as u64 {
+            return Err(corrupted(format!(
+                "header says {} payload bytes but the file holds only {available}",
+                header.payload_size
+            )));
+        }
+        if header.type_name_len as usize > kind::FP_NAME_LEN {
+            return Err(corrupted(format!(
+                "type name length {} exceeds {}",
+                header.type_name_len,
+                kind::FP_NAME_LEN
+            )));
+        }
+        let found_fp = header.fingerprint();
+        let describe = |k: Kind, fp: &TypeFingerprint| {
+            if fp.is_none() {
+                format!("kind {k} layout {}", header::LAYOUT_VERSION)
+            } else {
+                format!("kind {k}<{}> layout {}", fp, header::LAYOUT_VERSION)
+            }
+        };
+        let kind_bad = want_kind.is_some_and(|k| k != kind);
+        let fp_bad = want_fp.is_some_and(|fp| fp != found_fp);
+        if kind_bad || fp_bad {
+            let want = want_fp.unwrap_or(found_fp);
+            let (mut expected, mut found) = (
+                describe(want_kind.unwrap_or(kind), &want),
+                describe(kind, &found_fp),
+            );
+            if expected == found {
+                // Same name, size and alignment: only the hash of the full type path
+                // differs (a name cut at 48 bytes, or two crates' types of one name).
+                expected.push_str(&format!(", type hash {:#018x}", want.hash));
+                found.push_str(&format!(", type hash {:#018x}", found_fp.hash));
+            }
+            return Err(Error::Mismatch {
+                name,
+                expected,
+                found,
+            });
+        }
+        let location = if named {
+            Location::Named(name.clone())
+        } else {
+            // Not used to reopen: `handle()` of an opener names its own descriptor.
+            Location::Proc {
+                pid: header.creator_pid,
+                fd: -1,
+                start_time: header.creator_start,
+                file: (0, 0),
+            }
+        };
+        let fd = Arc::new(fd);
+        Ok(Segment {
+            name,
+            location,
+            header,
+            map,
+            locks: Locks::new(&fd),
+            fd,
+            creator: false,
+            unlink_on_drop: false,
+            forked: StdMutex::new(None),
+        })
+    }
+}
+
+fn backoff(start: Instant) {
+    if start.elapsed() < Duration::from_millis(1) {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
