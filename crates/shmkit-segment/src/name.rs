@@ -37,21 +37,40 @@ pub fn validate_name(name: &str) -> Result<()> {
         })
     };
     if name.is_empty() {
-        return bad("empty");
+        return bad("it is empty");
     }
     if name.len() > MAX_NAME_LEN {
-        return bad("longer than 200 bytes");
+        return bad("it is longer than 200 bytes");
     }
     if name == "." || name == ".." {
         return bad("'.' and '..' are not names");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return bad("only A-Z a-z 0-9 . _ - are allowed (no '/')");
+    match name.bytes().find(|&b| !allowed(b)) {
+        None => Ok(()),
+        Some(b) => bad(disallowed(b)),
     }
-    Ok(())
+}
+
+fn allowed(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// What is wrong with a name holding byte `b` (the first one not allowed): said in
+/// words, since the name itself is printed next to it.
+fn disallowed(b: u8) -> &'static str {
+    match b {
+        b'/' => "it contains '/': a name is one file in /dev/shm, not a path",
+        b if !b.is_ascii() => {
+            "it contains a non-ASCII character (only A-Z a-z 0-9 . _ - are allowed)"
+        }
+        b if b.is_ascii_whitespace() => {
+            "it contains whitespace (only A-Z a-z 0-9 . _ - are allowed)"
+        }
+        b if b.is_ascii_control() => {
+            "it contains a control character (only A-Z a-z 0-9 . _ - are allowed)"
+        }
+        _ => "it contains punctuation other than . _ - (only A-Z a-z 0-9 . _ - are allowed)",
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +100,28 @@ mod tests {
         let long = "n".repeat(MAX_NAME_LEN + 1);
         let err = validate_name(&long).unwrap_err();
         assert!(err.to_string().contains("longer than 200 bytes"), "{err}");
+    }
+
+    /// Issue 15: "ümlaut" was refused with "(no '/')", which says nothing about it.
+    #[test]
+    fn each_refusal_says_what_is_wrong_with_that_name() {
+        let reason = |name: &str| match validate_name(name) {
+            Err(Error::InvalidName { reason, .. }) => reason,
+            other => panic!("{name:?}: {other:?}"),
+        };
+        assert!(reason("ümlaut").starts_with("it contains a non-ASCII character"));
+        assert!(!reason("ümlaut").contains("'/'"));
+        assert!(reason("a/b").starts_with("it contains '/'"));
+        assert!(reason("sp ace").starts_with("it contains whitespace"));
+        assert!(reason("nul\0").starts_with("it contains a control character"));
+        assert!(reason("a:b").starts_with("it contains punctuation other than . _ -"));
+        assert_eq!(reason(""), "it is empty");
+        let err = validate_name("ümlaut").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid segment name \"ümlaut\": it contains a non-ASCII character \
+             (only A-Z a-z 0-9 . _ - are allowed)"
+        );
     }
 
     proptest! {

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use crate::handle::Location;
-use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET};
-use crate::kind;
+use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET, Wanted};
 use crate::liveness::{CREATOR_LOCK, Locks};
 use crate::primitive::os::{AtomicU32 as OsAtomicU32, Ordering as OsOrdering};
 use crate::{Error, Kind, Result, Segment, TypeFingerprint, sys};
@@ -43,7 +42,7 @@ impl Segment {
             let small = || {
                 corrupted(format!(
                     "the file is {size} bytes, smaller than the {HEADER_SIZE}-byte header, \
-                     and no creator is initialising it"
+                     and no creator is initialising it{NOT_OURS}"
                 ))
             };
             if !creating && size > 0 {
@@ -83,11 +82,13 @@ impl Segment {
                 return Err(corrupted(if magic == header::MAGIC {
                     "its creator died before publishing it (ready never set)".into()
                 } else if magic == 0 {
-                    "no header (zero bytes where it belongs): its creator died between \
-                     sizing the file and writing the header, or it is not a shmkit segment"
-                        .into()
+                    format!(
+                        "no header (zero bytes where it belongs): its creator died between \
+                         sizing the file and writing the header, or it is not a shmkit \
+                         segment{NOT_OURS}"
+                    )
                 } else {
-                    format!("not a shmkit segment (magic {magic:#018x})")
+                    format!("not a shmkit segment (magic {magic:#018x}){NOT_OURS}")
                 }));
             }
             if start.elapsed() >= timeout {
@@ -101,65 +102,15 @@ impl Segment {
         // SAFETY: in bounds and aligned (page-aligned mapping, HEADER_SIZE bytes); Header
         // is Pod, so any bytes a peer wrote form a valid value, checked field by field below.
         let header = unsafe { std::ptr::read_volatile(map.ptr().cast::<Header>()) };
-        if header.magic != header::MAGIC {
-            return Err(corrupted(format!(
-                "not a shmkit segment (magic {:#018x}, expected {:#018x})",
-                header.magic,
-                header::MAGIC
-            )));
-        }
-        if header.version != header::LAYOUT_VERSION {
-            return Err(Error::Mismatch {
-                name,
-                expected: format!("layout version {}", header::LAYOUT_VERSION),
-                found: format!("layout version {}", header.version),
-            });
-        }
-        let Some(kind) = Kind::from_code(header.kind) else {
-            return Err(corrupted(format!("unknown kind code {}", header.kind)));
-        };
-        let available = len - HEADER_SIZE;
-        if header.payload_size > available as u64 {
-            return Err(corrupted(format!(
-                "header says {} payload bytes but the file holds only {available}",
-                header.payload_size
-            )));
-        }
-        if header.type_name_len as usize > kind::FP_NAME_LEN {
-            return Err(corrupted(format!(
-                "type name length {} exceeds {}",
-                header.type_name_len,
-                kind::FP_NAME_LEN
-            )));
-        }
-        let found_fp = header.fingerprint();
-        let describe = |k: Kind, fp: &TypeFingerprint| {
-            if fp.is_none() {
-                format!("kind {k} layout {}", header::LAYOUT_VERSION)
-            } else {
-                format!("kind {k}<{}> layout {}", fp, header::LAYOUT_VERSION)
-            }
-        };
-        let kind_bad = want_kind.is_some_and(|k| k != kind);
-        let fp_bad = want_fp.is_some_and(|fp| fp != found_fp);
-        if kind_bad || fp_bad {
-            let want = want_fp.unwrap_or(found_fp);
-            let (mut expected, mut found) = (
-                describe(want_kind.unwrap_or(kind), &want),
-                describe(kind, &found_fp),
-            );
-            if expected == found {
-                // Same name, size and alignment: only the hash of the full type path
-                // differs (a name cut at 48 bytes, or two crates' types of one name).
-                expected.push_str(&format!(", type hash {:#018x}", want.hash));
-                found.push_str(&format!(", type hash {:#018x}", found_fp.hash));
-            }
-            return Err(Error::Mismatch {
-                name,
-                expected,
-                found,
-            });
-        }
+        header
+            .validate(
+                len,
+                Wanted {
+                    kind: want_kind,
+                    fingerprint: want_fp,
+                },
+            )
+            .map_err(|refusal| refusal.into_error(name.clone()))?;
         let location = if named {
             Location::Named(name.clone())
         } else {
@@ -185,6 +136,12 @@ impl Segment {
         })
     }
 }
+
+/// Said of a file with no shmkit header and no creator at work: most often a segment
+/// another runtime made — Python's `SharedMemory` writes no header — which
+/// `Segment::open_raw` maps as it is.
+const NOT_OURS: &str = "; if another program made it (Python's SharedMemory writes no \
+                        header), open it with Segment::open_raw";
 
 fn backoff(start: Instant) {
     if start.elapsed() < Duration::from_millis(1) {
