@@ -18,7 +18,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, mpsc};
 
 use crate::primitive::{AtomicPtr, Ordering};
-use crate::{CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV, StartMethod, sys};
+use crate::state::{CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV};
+use crate::{StartMethod, sys};
 
 /// The function and its encoded argument, for a Fork child: they are in the memory the
 /// child inherits, so nothing is sent.
@@ -191,7 +192,7 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
                     for (k, v) in &job.env {
                         sys::setenv_in_fork_child(k, v);
                     }
-                    crate::child_main(theirs, job.name, job.direct)
+                    crate::child::child_main(theirs, job.name, job.direct)
                 }
             }
         }
