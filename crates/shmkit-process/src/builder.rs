@@ -1,5 +1,6 @@
 //! Starting a child: [`StartMethod`], [`Builder`] and [`spawn`].
 
+use std::ffi::OsString;
 use std::os::fd::AsFd;
 
 use serde::Serialize;
@@ -132,16 +133,23 @@ impl Builder {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        // A Spawn child's command line: the parent's own, as Python's spawn carries
+        // `sys.argv` over (the child role travels in the environment, not in argv) —
+        // except in a test binary, where it is libtest's filter for the child-entry test.
         let exec_args = match (self.method, TEST_ENTRY.get()) {
             (StartMethod::Fork, _) => Vec::new(),
-            (StartMethod::Spawn, Some(module_path)) => vec![
-                test_entry_name(module_path),
-                "--exact".into(),
-                "--nocapture".into(),
-                "--test-threads=1".into(),
-                "-q".into(),
-            ],
-            (StartMethod::Spawn, None) if INITIALIZED.load(Ordering::Acquire) => Vec::new(),
+            (StartMethod::Spawn, Some(module_path)) => [
+                test_entry_name(module_path).as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+            (StartMethod::Spawn, None) if INITIALIZED.load(Ordering::Acquire) => {
+                std::env::args_os().skip(1).collect()
+            }
             (StartMethod::Spawn, None) => return Err(ProcessError::NotInitialized),
         };
         // Encode before anything starts, so a value that cannot be encoded starts nothing.

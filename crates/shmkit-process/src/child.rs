@@ -64,8 +64,9 @@ pub(crate) fn run_child_role_if_requested() {
 pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::Direct>) -> ! {
     sys::set_cloexec(sys::raw(&sock));
     // SYNC: Release, paired with the Acquire in `current_process`.
-    CURRENT_NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
+    CURRENT_NAME.store(Box::into_raw(Box::new(name.clone())), Ordering::Release);
     CHILD_SOCKET.store(sys::raw(&sock), Ordering::Release);
+    crate::current::show_name(&name);
     // A Fork child inherits these from a parent that may itself be a child.
     PANIC_SENT.store(false, Ordering::Release);
     RUNS_THE_FUNCTION.set(true);
