@@ -1,4 +1,4 @@
-//! Starting a child: [`StartMethod`], [`Builder`] and [`spawn`].
+//! Starting a child: [`StartMethod`], [`Builder`](crate::Builder) and [`spawn`](crate::spawn).
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -18,9 +18,11 @@ use crate::{Process, ProcessError, launcher, sys};
 /// How a child process starts, as in Python's `multiprocessing.set_start_method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
-    /// Re-execute the current binary (`/proc/self/exe`), which must call [`init`] first
-    /// thing in `main` (or contain [`test_support!()`](test_support)). The child starts
-    /// clean: safe whatever threads and locks the parent has. The default.
+    /// Re-execute the current binary (`/proc/self/exe`) with the parent's command-line
+    /// arguments, as Python's spawn carries `sys.argv` over; it must call
+    /// [`init`](crate::init) first thing in `main` (or contain
+    /// [`test_support!()`](crate::test_support)). The child starts clean: safe whatever
+    /// threads and locks the parent has. The default.
     #[default]
     Spawn,
     /// `fork()` the parent (from shmkit's launcher thread). Much faster, needs no
@@ -32,12 +34,12 @@ pub enum StartMethod {
     Fork,
 }
 
-/// Start `f(args)` in a child process with the default [`Builder`] (start method
+/// Start `f(args)` in a child process with the default [`Builder`](crate::Builder) (start method
 /// [`Spawn`](StartMethod::Spawn)). Like `Process(target=f, args=(args,)).start()`.
 ///
 /// `f` is a plain function or a non-capturing closure; `A` and `R` are serde types.
 /// Fails with [`ProcessError::NotInitialized`] if this binary cannot act as a child
-/// (no [`init`] in `main`, no [`test_support!()`](test_support) in a test binary).
+/// (no [`init`](crate::init) in `main`, no [`test_support!()`](crate::test_support) in a test binary).
 ///
 /// ```no_run
 /// fn greet(name: String) -> String {
@@ -90,14 +92,16 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// The process name (default `Process-N`), shown in errors and by
-    /// [`current_process`] in the child.
+    /// The process name (default `Process-N`), shown in errors, by
+    /// [`current_process`](crate::current_process) in the child, and in `ps`/`top` next
+    /// to the program's name where the kernel's 15 bytes allow (`demo:Process-3`;
+    /// otherwise the program's name alone). A pool names its workers `PoolWorker-N`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// The start method (default [`StartMethod::Spawn`]).
+    /// The start method (default [`StartMethod::Spawn`](crate::StartMethod::Spawn)).
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = method;
         self

@@ -1,4 +1,4 @@
-//! The child's side: [`init`] recognises a child, [`child_main`] runs its function and
+//! The child's side: [`init`](crate::init) recognises a child, [`child_main`] runs its function and
 //! sends the outcome back.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -13,7 +13,7 @@ use crate::state::{
 use crate::wire::{self, Message};
 use crate::{launcher, sys};
 
-/// Call this first thing in `main`. In a child started by [`StartMethod::Spawn`] it runs
+/// Call this first thing in `main`. In a child started by [`StartMethod::Spawn`](crate::StartMethod::Spawn) it runs
 /// the requested function and exits; in the parent it returns at once and enables
 /// `Spawn`.
 ///

@@ -1,4 +1,4 @@
-//! [`ProcessError`]: what happened to a child, said in terms of its name and pid.
+//! [`ProcessError`](crate::ProcessError): what happened to a child, said in terms of its name and pid.
 
 use std::time::Duration;
 

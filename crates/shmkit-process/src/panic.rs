@@ -1,5 +1,5 @@
 //! Panics: the hook that reports the requested function's panic to the parent, and
-//! [`catch_panic`] for worker loops that own their tasks' panics.
+//! [`catch_panic`](crate::catch_panic) for worker loops that own their tasks' panics.
 
 use crate::current_process;
 use crate::primitive::{AtomicBool, Ordering};
@@ -31,7 +31,7 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// Install (once per process) the panic hook that reports the requested function's
 /// panic to the parent: with its message and location, on the control socket. Every
 /// other panic — in the parent, or in a child's helper threads — goes to the hook that
-/// was installed before, unchanged; a panic inside [`catch_panic`] is only recorded.
+/// was installed before, unchanged; a panic inside [`catch_panic`](crate::catch_panic) is only recorded.
 pub(crate) fn install_panic_hook() {
     static INSTALLED: AtomicBool = AtomicBool::new(false);
     // A plain load first: `catch_panic` calls this once per task, and a read-only check

@@ -1,4 +1,4 @@
-//! [`Process`]: a running child, joined for its result, signalled through its pidfd,
+//! [`Process`](crate::Process): a running child, joined for its result, signalled through its pidfd,
 //! reaped whatever happens.
 
 use std::marker::PhantomData;
@@ -103,7 +103,7 @@ impl<R> Process<R> {
 }
 
 impl Process<()> {
-    /// A [`Builder`] for name, start method, environment and parent-death behaviour.
+    /// A [`Builder`](crate::Builder) for name, start method, environment and parent-death behaviour.
     pub fn builder() -> Builder {
         Builder::default()
     }

@@ -1,6 +1,6 @@
 //! `test_support!()`: children of `cargo test` binaries.
 
-/// Test support; use [`test_support!()`](test_support) rather than this.
+/// Test support; use [`test_support!()`](crate::test_support) rather than this.
 #[doc(hidden)]
 pub mod __private {
     pub use ctor;
@@ -18,7 +18,7 @@ pub mod __private {
     }
 }
 
-/// Lets a `cargo test` binary start children with [`StartMethod::Spawn`]: put it once at
+/// Lets a `cargo test` binary start children with [`StartMethod::Spawn`](crate::StartMethod::Spawn): put it once at
 /// the top level of each integration-test file (or test module) that spawns.
 ///
 /// It expands to a test named `__shmkit_child_entry` that does nothing in a normal run;
@@ -27,7 +27,7 @@ pub mod __private {
 /// string, nothing more).
 ///
 /// For libtest binaries (the default `harness = true`). A test target with
-/// `harness = false` has a `main` of its own: call [`init`] there instead.
+/// `harness = false` has a `main` of its own: call [`init`](crate::init) there instead.
 /// Calling `init()` inside a test is harmless; children still run the generated test.
 ///
 /// ```ignore

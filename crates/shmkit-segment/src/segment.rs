@@ -211,7 +211,7 @@ impl Segment {
     /// how the layers above build futex words and ring indices.
     ///
     /// Under `cfg(loom)` this returns an error: loom cannot model another process's
-    /// memory (see [`primitive`]).
+    /// memory (see [`primitive`](crate::primitive)).
     ///
     /// ```
     /// use shmkit_segment::primitive::Ordering;
