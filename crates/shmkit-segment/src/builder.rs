@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use crate::handle::Location;
-use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET};
+use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET, Wanted};
 use crate::liveness::{CREATOR_LOCK, Locks};
 use crate::primitive::os::Ordering as OsOrdering;
 use crate::{Error, Kind, Result, Segment, TypeFingerprint, sys, validate_name};
@@ -115,14 +115,11 @@ impl SegmentBuilder {
         let fp = (!self.fingerprint.is_none()).then_some(self.fingerprint);
         let fd = sys::open_existing(&sys::shm_path(&self.name), true)
             .map_err(|e| Error::from_io(&self.name, "open", e, 0))?;
-        let seg = Segment::open_fd(
-            fd,
-            self.name.clone(),
-            self.kind,
-            fp,
-            self.open_timeout,
-            true,
-        )?;
+        let wanted = Wanted {
+            kind: self.kind,
+            fingerprint: fp,
+        };
+        let seg = Segment::open_fd(fd, self.name.clone(), wanted, self.open_timeout, true)?;
         if self.size != 0 && seg.len() != self.size {
             return Err(Error::Mismatch {
                 name: self.name,

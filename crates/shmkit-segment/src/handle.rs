@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use serde::{Deserialize, Serialize};
 
 use crate::builder::DEFAULT_OPEN_TIMEOUT;
+use crate::header::Wanted;
 use crate::{Error, Kind, Result, Segment, sys};
 
 /// Where a segment can be reopened from; see [`SegmentHandle`].
@@ -79,7 +80,11 @@ impl SegmentHandle {
                 if sys::identity(fd.as_fd()).ok() != Some(*file) {
                     return Err(gone());
                 }
-                Segment::open_fd(fd, label, kind, None, DEFAULT_OPEN_TIMEOUT, false)?
+                let wanted = Wanted {
+                    kind,
+                    fingerprint: None,
+                };
+                Segment::open_fd(fd, label, wanted, DEFAULT_OPEN_TIMEOUT, false)?
             }
         };
         if self.type_hash != 0 && seg.header.type_hash != self.type_hash {

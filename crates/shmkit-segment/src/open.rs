@@ -8,14 +8,17 @@ use crate::handle::Location;
 use crate::header::{self, HEADER_SIZE, Header, READY, READY_OFFSET, Wanted};
 use crate::liveness::{CREATOR_LOCK, Locks};
 use crate::primitive::os::{AtomicU32 as OsAtomicU32, Ordering as OsOrdering};
-use crate::{Error, Kind, Result, Segment, TypeFingerprint, sys};
+use crate::{Error, Result, Segment, sys};
 
 impl Segment {
+    /// Open the segment whose file `fd` is: wait up to `timeout` for a creator still at
+    /// work, map it, and accept it only if its header passes [`Header::validate`] for
+    /// what is `wanted`. `named`: reached by a name in /dev/shm (else an anonymous
+    /// segment, reached through another process's descriptor).
     pub(crate) fn open_fd(
         fd: OwnedFd,
         name: String,
-        want_kind: Option<Kind>,
-        want_fp: Option<TypeFingerprint>,
+        wanted: Wanted,
         timeout: Duration,
         named: bool,
     ) -> Result<Segment> {
@@ -100,16 +103,10 @@ impl Segment {
             backoff(start);
         }
         // SAFETY: in bounds and aligned (page-aligned mapping, HEADER_SIZE bytes); Header
-        // is Pod, so any bytes a peer wrote form a valid value, checked field by field below.
+        // is Pod, so any bytes a peer wrote form a valid value, checked by `validate` below.
         let header = unsafe { std::ptr::read_volatile(map.ptr().cast::<Header>()) };
         header
-            .validate(
-                len,
-                Wanted {
-                    kind: want_kind,
-                    fingerprint: want_fp,
-                },
-            )
+            .validate(len, wanted)
             .map_err(|refusal| refusal.into_error(name.clone()))?;
         let location = if named {
             Location::Named(name.clone())
