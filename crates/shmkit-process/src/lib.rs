@@ -44,6 +44,10 @@
 //!   default, safe with threads) and [`StartMethod::Fork`] (faster; see its caveats).
 //! - Every child is reaped, also when its [`Process`] is dropped without `join`; a child
 //!   dies with its parent unless started with [`Builder::daemon`]`(false)`.
+//! - Children are ordinary processes: a `Spawn` child's `std::env::args()` are the
+//!   parent's (Python's spawn carries `sys.argv` over), and `ps`, `top` and `pgrep` show
+//!   it under the program's name — `demo:Process-3` where the kernel's 15 bytes allow
+//!   (see [`Builder::name`]).
 //! - In `cargo test` binaries, put [`test_support!()`](test_support) in the test file.
 //! - [`cpu_count`] and [`current_process`] as in Python.
 //!
