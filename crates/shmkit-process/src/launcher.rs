@@ -13,12 +13,14 @@
 //! own launcher and reaper if it spawns in turn (instead of queueing work for a thread
 //! that does not exist in it).
 
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, mpsc};
 
 use crate::primitive::{AtomicPtr, Ordering};
-use crate::{CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV, StartMethod, sys};
+use crate::state::{CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV};
+use crate::{StartMethod, sys};
 
 /// The function and its encoded argument, for a Fork child: they are in the memory the
 /// child inherits, so nothing is sent.
@@ -34,8 +36,9 @@ pub(crate) struct Direct {
 /// One child to start.
 pub(crate) struct Job {
     pub(crate) method: StartMethod,
-    /// Command-line arguments of a Spawn child (the test filter in a test binary).
-    pub(crate) args: Vec<String>,
+    /// Command-line arguments of a Spawn child after `argv[0]`: the parent's own, or
+    /// the test filter in a test binary.
+    pub(crate) args: Vec<OsString>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) name: String,
     pub(crate) die_with_parent: bool,
@@ -139,11 +142,17 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
         StartMethod::Spawn => {
             use std::os::unix::process::CommandExt;
             let child_fd = sys::raw(&theirs);
-            let exe = std::env::current_exe()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "shmkit-child".into());
+            // `argv[0]` as the parent got it, so the child's `std::env::args()` and
+            // /proc/PID/cmdline (`ps aux`, `pgrep -f`) read like the parent's. Its comm
+            // (`ps`, `top`, `pgrep`) is set by the child itself: exec of /proc/self/exe
+            // would show `exe` (see `current::show_name`).
+            let arg0 = std::env::args_os()
+                .next()
+                .filter(|a| !a.is_empty())
+                .or_else(|| std::env::current_exe().ok().map(Into::into))
+                .unwrap_or_else(|| "shmkit-child".into());
             let mut cmd = std::process::Command::new("/proc/self/exe");
-            cmd.arg0(exe)
+            cmd.arg0(arg0)
                 .args(&job.args)
                 .env(CHILD_FD_ENV, child_fd.to_string())
                 .env(CHILD_NAME_ENV, &job.name)
@@ -191,7 +200,7 @@ fn launch(job: Job) -> io::Result<(u32, OwnedFd)> {
                     for (k, v) in &job.env {
                         sys::setenv_in_fork_child(k, v);
                     }
-                    crate::child_main(theirs, job.name, job.direct)
+                    crate::child::child_main(theirs, job.name, job.direct)
                 }
             }
         }

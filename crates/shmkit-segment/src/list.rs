@@ -3,7 +3,8 @@
 use std::os::fd::OwnedFd;
 
 use crate::header::{self, HEADER_SIZE, Header};
-use crate::{CREATOR_LOCK, CreatorInfo, Kind, TypeFingerprint, sys};
+use crate::liveness::CREATOR_LOCK;
+use crate::{CreatorInfo, Kind, TypeFingerprint, sys};
 
 /// What [`list`] found out about one file in `/dev/shm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

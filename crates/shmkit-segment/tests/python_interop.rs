@@ -99,3 +99,26 @@ fn open_raw_reads_a_segment_python_created() {
     );
     raw.unlink().unwrap();
 }
+
+/// Issue 15: `Segment::open` of a segment Python made says to use `open_raw`.
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn segment_open_of_a_python_segment_points_to_open_raw() {
+    let Some(_) = python() else { return };
+    let name = format!("psm_shmkit_hint_{}", std::process::id());
+    let _c = Cleanup(name.clone());
+    run_python(&format!(
+        "from multiprocessing import shared_memory, resource_tracker\n\
+         shm = shared_memory.SharedMemory(name='{name}', create=True, size=1024)\n\
+         resource_tracker.unregister(shm._name, 'shared_memory')\n\
+         shm.buf[:11] = b'from python'\n\
+         shm.close()\n"
+    ));
+    let err = Segment::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(
+        err.to_string().contains("open it with Segment::open_raw"),
+        "{err}"
+    );
+    assert!(Segment::open_raw(&name).is_ok());
+}

@@ -240,6 +240,71 @@ fn a_foreign_file_is_corrupted_not_a_crash() {
     assert_eq!(shmkit_segment::inspect(&name).state, SegmentState::Foreign);
 }
 
+/// Issue 15: a headerless file (what Python's `SharedMemory` makes) is refused with a
+/// pointer to `open_raw`, whether it is smaller than a header, zero-filled, or holds data.
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_headerless_file_points_to_open_raw() {
+    for (tag, bytes) in [
+        ("hl-small", vec![0u8; 100]),
+        ("hl-zeros", vec![0u8; 4096]),
+        ("hl-data", b"from python".repeat(400)),
+    ] {
+        let name = unique(tag);
+        let _c = Cleanup(name.clone());
+        write_file(&name, &bytes);
+        let err = Segment::open(&name).unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{tag}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(&format!("segment '{name}'")), "{message}");
+        assert!(
+            message.contains("open it with Segment::open_raw"),
+            "{tag}: {message}"
+        );
+        assert_eq!(Segment::open_raw(&name).unwrap().len(), bytes.len());
+    }
+}
+
+/// Issue 15: opening a `Value<u64>` as an `Event` said "you asked for kind
+/// Event<u64 (8 bytes, align 8)>"; an Event has no type.
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_kind_mismatch_prints_no_type_the_opener_did_not_ask_for() {
+    let name = unique("value-as-event");
+    let _c = Cleanup(name.clone());
+    let _value = Segment::builder(&name)
+        .size(8)
+        .kind(Kind::Value)
+        .typed::<u64>()
+        .create()
+        .unwrap();
+    let err = Segment::builder(&name)
+        .kind(Kind::Event)
+        .fingerprint(TypeFingerprint::NONE)
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "segment '{name}' holds kind Value<u64 (8 bytes, align 8)> layout 2, \
+             you asked for kind Event layout 2"
+        )
+    );
+}
+
+/// Issue 15: a name refused for a non-ASCII character said "(no '/')".
+#[test]
+#[cfg_attr(miri, ignore)] // shared memory, files and processes
+fn a_refused_name_is_told_what_is_wrong_with_it() {
+    let err = Segment::create("caf\u{e9}-orders", 8).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("non-ASCII character"), "{message}");
+    assert!(!message.contains("'/'"), "{message}");
+    let err = Segment::open("jobs/1").unwrap_err().to_string();
+    assert!(err.contains("contains '/'"), "{err}");
+}
+
 /// The bytes `create` writes for a `Bytes` segment of `payload` bytes.
 fn valid_header_bytes(payload: usize) -> Vec<u8> {
     let name = unique("template");
