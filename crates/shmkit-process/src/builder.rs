@@ -165,9 +165,10 @@ impl Builder {
         let (to_send, in_memory) = match self.method {
             StartMethod::Spawn => (Some(wire::encode(&args).map_err(encode_error)?), None),
             StartMethod::Fork => {
-                let bytes =
-                    postcard::to_allocvec(&args).map_err(|e| encode_error(e.to_string()))?;
-                (None, Some(bytes))
+                let (bytes, fds) =
+                    shmkit_segment::collect_descriptors(|| postcard::to_allocvec(&args));
+                let bytes = bytes.map_err(|e| encode_error(e.to_string()))?;
+                (None, Some((bytes, fds)))
             }
         };
         drop(args);
@@ -179,10 +180,11 @@ impl Builder {
         if self.method == StartMethod::Fork {
             install_panic_hook(); // inherited by the child: it must not install it itself
         }
-        let direct = in_memory.map(|payload| launcher::Direct {
+        let direct = in_memory.map(|(payload, fds)| launcher::Direct {
             tramp,
             func,
             payload,
+            fds,
         });
         let (pid, sock) = launcher::start(launcher::Job {
             method: self.method,

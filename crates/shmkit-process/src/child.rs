@@ -80,7 +80,11 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
     // Spawn: the request arrives on the socket (arguments inline or in a sealed memfd).
     // Fork: it is already in this process's memory, copied by fork() itself.
     let work = match direct {
-        Some(d) => Some(Ok((d.tramp, d.func, wire::Payload::Bytes(d.payload)))),
+        Some(d) => Some(Ok((
+            d.tramp,
+            d.func,
+            wire::Payload::bytes(d.payload, d.fds),
+        ))),
         None => match wire::recv(sock.as_fd(), true) {
             Ok(Some((
                 Message::Request {
@@ -103,7 +107,7 @@ pub(crate) fn child_main(sock: OwnedFd, name: String, direct: Option<launcher::D
                     // Fork passes the address itself, Spawn its offset from `anchor`, which
                     // the re-executed binary (the same file) has at the same distance.
                     let t: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
-                    std::panic::catch_unwind(|| t(f, payload.as_slice()))
+                    std::panic::catch_unwind(move || t(f, payload))
                         .unwrap_or_else(|payload| Err(Failure::Panicked(panic_message(&*payload))))
                 });
             match outcome {

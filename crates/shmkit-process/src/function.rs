@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::wire;
 
-pub(crate) type Trampoline = fn(usize, &[u8]) -> Result<wire::Encoded, Failure>;
+pub(crate) type Trampoline = fn(usize, wire::Payload) -> Result<wire::Encoded, Failure>;
 
 /// Why a child could not return a result.
 pub(crate) enum Failure {
@@ -33,13 +33,15 @@ pub(crate) fn addr_of_offset(offset: i64) -> usize {
 
 pub(crate) fn trampoline<A: DeserializeOwned, R: Serialize>(
     f: usize,
-    input: &[u8],
+    input: wire::Payload,
 ) -> Result<wire::Encoded, Failure> {
     // SAFETY: `f` is the address of a `fn(A) -> R` in this binary: the parent computed
     // its offset from exactly such a function (`Builder::spawn`), monomorphised together
     // with this trampoline for the same `A` and `R`.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    let args: A = postcard::from_bytes(input).map_err(|e| Failure::Argument(e.to_string()))?;
+    let args: A = input
+        .decode()
+        .map_err(|e| Failure::Argument(e.to_string()))?;
     let result = f(args);
     wire::encode(&result).map_err(Failure::Result)
 }

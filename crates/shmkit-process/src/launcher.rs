@@ -31,6 +31,9 @@ pub(crate) struct Direct {
     pub(crate) func: usize,
     /// The postcard-encoded argument.
     pub(crate) payload: Vec<u8>,
+    /// Descriptors of the anonymous segments the argument names: the child inherits
+    /// them through fork (same numbers); the parent closes its copies with the job.
+    pub(crate) fds: Vec<std::os::fd::OwnedFd>,
 }
 
 /// One child to start.

@@ -178,13 +178,11 @@ impl<R: DeserializeOwned> Process<R> {
         self.joined = true;
         let status = self.status.get().copied().unwrap_or(ExitStatus::Exited(-1));
         match self.reply.take().unwrap_or(Reply::Nothing) {
-            Reply::Returned(payload) => {
-                postcard::from_bytes(payload.as_slice()).map_err(|e| ProcessError::Decode {
-                    name: self.name.clone(),
-                    what: format!("result {}", std::any::type_name::<R>()),
-                    reason: e.to_string(),
-                })
-            }
+            Reply::Returned(payload) => payload.decode().map_err(|e| ProcessError::Decode {
+                name: self.name.clone(),
+                what: format!("result {}", std::any::type_name::<R>()),
+                reason: e.to_string(),
+            }),
             Reply::Panicked(message) => Err(ProcessError::Panicked {
                 name: self.name.clone(),
                 pid: self.pid,

@@ -29,18 +29,24 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-/// Send one message, with a descriptor attached if given.
-pub(crate) fn send(
-    sock: BorrowedFd<'_>,
-    bytes: &[u8],
-    fd: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+/// The most descriptors one message carries (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Send one message, with descriptors attached (at most [`MAX_FDS`]).
+pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors in one message (at most {MAX_FDS})",
+                fds.len()
+            ),
+        ));
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(fd) = fd {
-        fds = [fd];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
+    if !fds.is_empty() {
+        control.push(SendAncillaryMessage::ScmRights(fds));
     }
     let n = rustix::net::sendmsg(
         sock,
@@ -61,7 +67,7 @@ pub(crate) fn send(
 pub(crate) fn recv(
     sock: BorrowedFd<'_>,
     wait: bool,
-) -> io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     let flags = if wait {
         RecvFlags::CMSG_CLOEXEC
     } else {
@@ -82,7 +88,7 @@ pub(crate) fn recv(
         return Ok(None);
     }
     let mut buf = vec![0u8; len];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {
         match rustix::net::recvmsg(sock, &mut [IoSliceMut::new(&mut buf)], &mut control, flags) {
@@ -92,15 +98,13 @@ pub(crate) fn recv(
             Err(e) => return Err(e.into()),
         }
     };
-    let mut fd = None;
+    let mut fds = Vec::new();
     for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = m {
-            for f in fds {
-                fd.get_or_insert(f); // keep the first; any extra descriptor is closed
-            }
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
         }
     }
-    if msg.bytes == 0 && fd.is_none() {
+    if msg.bytes == 0 && fds.is_empty() {
         return Ok(None);
     }
     if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
@@ -110,7 +114,7 @@ pub(crate) fn recv(
         ));
     }
     buf.truncate(msg.bytes);
-    Ok(Some((buf, fd)))
+    Ok(Some((buf, fds)))
 }
 
 /// A memfd filled by `fill` (through `write`, never a writable mapping: a Fork child

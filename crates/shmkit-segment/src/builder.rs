@@ -157,10 +157,7 @@ impl SegmentBuilder {
     }
 
     fn init(&self, fd: OwnedFd, total: usize, location: Location) -> Result<Segment> {
-        let name = match &location {
-            Location::Named(n) => n.clone(),
-            Location::Proc { pid, fd, .. } => format!("anonymous:{pid}:{fd}"),
-        };
+        let name = location.name();
         let io = |op, e| Error::from_io(&name, op, e, total as u64);
         // Hold the creator lock before the file has a size, so an opener that finds the
         // file too small can tell "still being created" from "creator died".

@@ -82,6 +82,7 @@ pub mod primitive;
 mod raw;
 mod segment;
 mod sys;
+mod travel;
 
 pub use builder::{DEFAULT_OPEN_TIMEOUT, SegmentBuilder};
 pub use error::{Error, Result};
@@ -93,3 +94,4 @@ pub use liveness::{LIVENESS_BASE, LivenessGuard};
 pub use name::{MAX_NAME_LEN, remove, validate_name};
 pub use raw::RawSegment;
 pub use segment::{CreatorInfo, Segment};
+pub use travel::{MAX_DESCRIPTORS, collect_descriptors, with_descriptors};

@@ -279,7 +279,7 @@ impl Segment {
             Location::Named(name) => {
                 sys::unlink(name).map_err(|e| Error::from_io(name, "unlink", e, 0))
             }
-            Location::Proc { .. } => Ok(()),
+            Location::Proc { .. } | Location::Held { .. } => Ok(()),
         }
     }
 
