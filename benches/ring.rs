@@ -128,7 +128,8 @@ fn throughput(c: &mut Criterion) {
 
         let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
         let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-        let child = shmkit_process::spawn(ring_sink, (rx, ack_tx)).expect("spawn");
+        let child =
+            shmkit_process::spawn(ring_sink, (rx.transfer(), ack_tx.transfer())).expect("spawn");
         let mut ack = Vec::new();
         g.bench_function(BenchmarkId::new("spsc_ring", &label), |b| {
             b.iter_custom(|iters| {
@@ -167,7 +168,8 @@ fn throughput(c: &mut Criterion) {
         // consumer reads in place, releasing many messages at once (`read_batch`).
         let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
         let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-        let child = shmkit_process::spawn(ring_sink_zero_copy, (rx, ack_tx)).expect("spawn");
+        let child = shmkit_process::spawn(ring_sink_zero_copy, (rx.transfer(), ack_tx.transfer()))
+            .expect("spawn");
         g.bench_function(BenchmarkId::new("spsc_zero_copy", &label), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
@@ -312,7 +314,7 @@ fn roundtrip(c: &mut Criterion) {
     child.join_timeout(LONG).expect("cacheline child stops");
 
     let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-    let child = shmkit_process::spawn(echo_spin, b).expect("spawn");
+    let child = shmkit_process::spawn(echo_spin, b.transfer()).expect("spawn");
     let mut buf = Vec::new();
     g.bench_function(BenchmarkId::new("ring_spin", "8B"), |bch| {
         bch.iter_custom(|iters| {
@@ -332,7 +334,7 @@ fn roundtrip(c: &mut Criterion) {
 
     let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
     a.set_spin_policy(SpinPolicy::NEVER);
-    let child = shmkit_process::spawn(echo_blocking, b).expect("spawn");
+    let child = shmkit_process::spawn(echo_blocking, b.transfer()).expect("spawn");
     g.bench_function(BenchmarkId::new("ring_blocking", "8B"), |bch| {
         bch.iter_custom(|iters| {
             let t0 = Instant::now();

@@ -8,24 +8,22 @@
 
 use std::time::Duration;
 
-use shmkit::sync::{Event, Handle};
+use shmkit::sync::Event;
 
-fn waiter(e: Handle<Event>) -> bool {
-    e.open()
-        .expect("open the event")
-        .wait_timeout(Duration::from_secs(30))
+fn waiter(e: Event) -> bool {
+    e.wait_timeout(Duration::from_secs(30))
 }
 
-fn setter(e: Handle<Event>) {
+fn setter(e: Event) {
     std::thread::sleep(Duration::from_millis(100));
-    e.open().expect("open the event").set();
+    e.set();
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
     let event = Event::anonymous()?;
-    let w = shmkit::process::spawn(waiter, event.handle())?;
-    let s = shmkit::process::spawn(setter, event.handle())?;
+    let w = shmkit::process::spawn(waiter, event.clone())?;
+    let s = shmkit::process::spawn(setter, event.clone())?;
     s.join()?;
     if w.join()? {
         println!("event seen");

@@ -7,12 +7,11 @@
 //! ```
 //! Run: `cargo run --release --example lock_counter` — prints `200000`.
 
-use shmkit::sync::{Handle, Mutex};
+use shmkit::sync::Mutex;
 
 const N: u64 = 100_000;
 
-fn work(counter: Handle<Mutex<u64>>) {
-    let counter = counter.open().expect("open the counter");
+fn work(counter: Mutex<u64>) {
     for _ in 0..N {
         *counter.lock().expect("lock") += 1;
     }
@@ -22,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
     let counter = Mutex::anonymous(0u64)?;
     let workers = (0..2)
-        .map(|_| shmkit::process::spawn(work, counter.handle()))
+        .map(|_| shmkit::process::spawn(work, counter.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     for w in workers {
         w.join()?;

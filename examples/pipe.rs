@@ -22,7 +22,7 @@ fn child(conn: Connection) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
     let (parent_end, child_end) = Pipe::new()?;
-    let p = spawn(child, child_end)?;
+    let p = spawn(child, child_end.transfer())?;
     let mut got: Vec<String> = Vec::new();
     loop {
         match parent_end.recv_timeout(std::time::Duration::from_secs(10)) {

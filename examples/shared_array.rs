@@ -8,10 +8,9 @@
 //! ```
 //! Run: `cargo run --example shared_array`
 
-use shmkit::sync::{Array, Handle};
+use shmkit::sync::Array;
 
-fn fill(a: Handle<Array<i32>>) {
-    let a = a.open().expect("open the array");
+fn fill(a: Array<i32>) {
     let mut elems = a.lock().expect("lock");
     for (i, e) in elems.iter_mut().enumerate() {
         *e = i as i32 * 2;
@@ -21,7 +20,7 @@ fn fill(a: Handle<Array<i32>>) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
     let arr = Array::<i32>::anonymous_zeroed(5)?;
-    shmkit::process::spawn(fill, arr.handle())?.join()?;
+    shmkit::process::spawn(fill, arr.clone())?.join()?;
     println!("{:?}", arr.to_vec()?);
     Ok(())
 }

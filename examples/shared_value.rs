@@ -7,16 +7,16 @@
 //! ```
 //! Run: `cargo run --example shared_value`
 
-use shmkit::sync::{Handle, Value};
+use shmkit::sync::Value;
 
-fn set_to_100(n: Handle<Value<i32>>) {
-    n.open().expect("open the value").set(100).expect("set");
+fn set_to_100(n: Value<i32>) {
+    n.set(100).expect("set");
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
     let num = Value::anonymous(0i32)?;
-    shmkit::process::spawn(set_to_100, num.handle())?.join()?;
+    shmkit::process::spawn(set_to_100, num.clone())?.join()?;
     println!("{}", num.get()?);
     Ok(())
 }

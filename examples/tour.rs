@@ -240,7 +240,7 @@ fn ring_tour() -> Result {
 
     section("Pipe (multiprocessing.Pipe)");
     let (parent, child) = Pipe::new()?;
-    let p = spawn(say_hello, child)?;
+    let p = spawn(say_hello, child.transfer())?;
     let mut words = Vec::new();
     while let Ok(w) = parent.recv::<String>() {
         words.push(w); // Err(Disconnected) once the child closed, like Python's EOFError
@@ -289,7 +289,7 @@ fn comparison_tour() -> Result {
     let n_ring = 2_000_000u64;
     let (mut tx, rx) = spsc::channel_anonymous(1 << 20)?;
     let t0 = Instant::now();
-    let sink = spawn(ring_sink, (rx, n_ring))?;
+    let sink = spawn(ring_sink, (rx.transfer(), n_ring))?;
     for _ in 0..n_ring {
         tx.send(&msg)?;
     }

@@ -434,6 +434,7 @@ fn measure(job: Job, per_run: Duration) -> Result<Measured, String> {
         (Mode::Throughput, Transport::SpscRing) => {
             let name = bench_name();
             let (mut tx, rx) = spsc::channel(&name, RING_CAPACITY).map_err(e)?;
+            let rx = rx.transfer();
             let wire = serde_json::to_string(&rx).map_err(|e| e.to_string())?;
             drop(rx);
             let mut peer = Peer::spawn("ring-sink", &wire, PeerIo::Control, deadline)?;
@@ -503,6 +504,7 @@ fn measure(job: Job, per_run: Duration) -> Result<Measured, String> {
             let (ping, pong) = (bench_name(), bench_name());
             let (mut tx, prx) = spsc::channel(&ping, cap).map_err(e)?;
             let (ptx, mut rx) = spsc::channel(&pong, cap).map_err(e)?;
+            let (prx, ptx) = (prx.transfer(), ptx.transfer());
             let wire = serde_json::to_string(&(&prx, &ptx)).map_err(|e| e.to_string())?;
             drop((prx, ptx));
             let mut peer = Peer::spawn("ring-echo", &wire, PeerIo::Control, deadline)?;

@@ -790,8 +790,8 @@ impl Shared {
         started.store(0, Ordering::Release);
         let args = WorkerArgs {
             slot: slot as u32,
-            tasks: rx,
-            results: result_tx,
+            tasks: rx.transfer(),
+            results: result_tx.transfer(),
             control: self.control.handle(),
             key: self.key,
             prefix: self.prefix.clone(),

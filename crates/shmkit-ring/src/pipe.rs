@@ -87,8 +87,9 @@ struct ConnWire {
 /// One end of a [`Pipe`]. Like `multiprocessing.connection.Connection`: `send`/`recv`
 /// of serde values (postcard), `send_bytes`/`recv_bytes`, `poll`, `close`. Methods take
 /// `&self` (a sending and a receiving thread may share one end); an end is not `Clone`.
-/// Serializing an end hands it to another process: this handle becomes closed, and
-/// the peer waits for the new holder rather than seeing a disconnection.
+/// An end moves to another process with [`transfer`](Connection::transfer): this handle
+/// becomes closed, and the peer waits for the new holder rather than seeing a
+/// disconnection.
 #[derive(Debug)]
 pub struct Connection {
     seg: Arc<Segment>,
@@ -97,6 +98,8 @@ pub struct Connection {
     tx: Mutex<Option<TxEnd>>,
     rx: Mutex<Option<RxEnd>>,
     guard: Mutex<Option<LivenessGuard>>,
+    /// Made ready to move to another process by `transfer`.
+    transferred: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,6 +137,7 @@ impl Connection {
             tx: Mutex::new(tx),
             rx: Mutex::new(rx),
             guard: Mutex::new(Some(guard)),
+            transferred: false,
         })
     }
 
@@ -231,6 +235,27 @@ impl Connection {
         drop(lock(&self.guard).take());
     }
 
+    /// Move this end to another process: pass what this returns as a
+    /// [`shmkit_process::spawn`](https://docs.rs/shmkit-process) argument (or serialize
+    /// it once) and take it as a `Connection` on the other side — Python's
+    /// `Process(target=f, args=(child_conn,))`.
+    ///
+    /// An end has one holder at a time, so moving it is this explicit call rather than a
+    /// side effect of serializing: from here on this handle is closed here, and the peer
+    /// waits for the new holder instead of seeing a disconnection. Serializing an end that
+    /// was not transferred is an error.
+    pub fn transfer(mut self) -> Self {
+        if let Some(tx) = lock(&self.tx).take() {
+            set_state(&tx.ring, true, STATE_NONE);
+        }
+        if let Some(rx) = lock(&self.rx).take() {
+            set_state(&rx.ring, false, STATE_NONE);
+        }
+        drop(lock(&self.guard).take());
+        self.transferred = true;
+        self
+    }
+
     /// Whether this end is closed (or was sent to another process).
     pub fn is_closed(&self) -> bool {
         lock(&self.tx).is_none() && lock(&self.rx).is_none()
@@ -254,21 +279,21 @@ impl Drop for Connection {
 }
 
 impl Serialize for Connection {
-    /// Hands this end over (see the type docs).
+    /// Writes the pipe's handle and this end's number, for an end made ready to move by
+    /// [`transfer`](Connection::transfer); any other is refused (two holders of one end).
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let wire = ConnWire {
+        if !self.transferred {
+            return Err(serde::ser::Error::custom(
+                "a pipe Connection has one holder: move it to another process with \
+                 `.transfer()` (e.g. spawn(f, conn.transfer()))",
+            ));
+        }
+        ConnWire {
             segment: self.seg.handle(),
             end: self.end,
             duplex: self.duplex,
-        };
-        if let Some(tx) = lock(&self.tx).take() {
-            set_state(&tx.ring, true, STATE_NONE);
         }
-        if let Some(rx) = lock(&self.rx).take() {
-            set_state(&rx.ring, false, STATE_NONE);
-        }
-        drop(lock(&self.guard).take());
-        wire.serialize(s)
+        .serialize(s)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Single-producer single-consumer byte channels over a shared-memory ring.
 //!
 //! [`channel`] creates a named ring and returns both roles; [`Producer::open`] and
-//! [`Consumer::open`] take a role by name from another process; both roles are also
-//! `Serialize`/`Deserialize`, so a role can be passed to a child as an argument
-//! (serializing hands the role over: the original handle becomes inert).
+//! [`Consumer::open`] take a role by name from another process; a role moves to a child
+//! process with [`Producer::transfer`] / [`Consumer::transfer`], passed as the child's
+//! argument (serializing a role that was not transferred is refused).
 //!
 //! ```
 //! let name = format!("shmkit-doc-spsc-{}", std::process::id());
@@ -503,20 +503,40 @@ impl std::ops::Deref for ReadGrant<'_> {
 }
 
 macro_rules! role_serde {
-    ($ty:ident, $is_producer:expr, $end:ident) => {
-        impl Serialize for $ty {
-            /// Hands the role over: this handle releases its liveness slot and becomes
-            /// inert (its operations return [`Error::Closed`]); the peer waits for the
-            /// role to be taken again instead of seeing a disconnection.
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                let wire = RoleWire {
-                    segment: self.$end.seg.handle(),
-                };
+    ($ty:ident, $is_producer:expr, $end:ident, $role:literal) => {
+        impl $ty {
+            #[doc = concat!("Move this ", $role, " role to another process: pass what this returns as a")]
+            /// [`shmkit_process::spawn`](https://docs.rs/shmkit-process) argument (or
+            /// serialize it once, by any means) and take it by type on the other side.
+            ///
+            /// A role has one holder at a time, so moving it is this explicit call rather
+            /// than a side effect of serializing: from here on this handle has given up its
+            /// liveness slot and its operations return [`Error::Closed`]; the peer waits
+            /// for the new holder instead of seeing a disconnection. Serializing a role
+            /// that was not transferred is an error.
+            pub fn transfer(self) -> Self {
                 if !self.transferred.replace(true) {
                     set_state(&self.$end.ring, $is_producer, STATE_NONE);
                     drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
                 }
-                wire.serialize(s)
+                self
+            }
+        }
+
+        impl Serialize for $ty {
+            /// Writes the ring's handle, for a role made ready to move by `transfer()`;
+            /// any other is refused (it would leave two holders of one role).
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                if !self.transferred.get() {
+                    return Err(serde::ser::Error::custom(concat!(
+                        "a ", $role, " is a single-owner role: move it to another process with ",
+                        "`.transfer()` (e.g. spawn(f, ", $role, ".transfer()))"
+                    )));
+                }
+                RoleWire {
+                    segment: self.$end.seg.handle(),
+                }
+                .serialize(s)
             }
         }
 
@@ -530,5 +550,5 @@ macro_rules! role_serde {
     };
 }
 
-role_serde!(Producer, true, tx);
-role_serde!(Consumer, false, rx);
+role_serde!(Producer, true, tx, "producer");
+role_serde!(Consumer, false, rx, "consumer");

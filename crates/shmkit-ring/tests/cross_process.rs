@@ -59,7 +59,7 @@ fn produce(args: (Producer, u64)) -> u64 {
 fn spsc_fifo_exactly_once_child_producer() {
     let name = unique("spsc");
     let (tx, mut rx) = spsc::channel(&name, 1 << 14).unwrap();
-    let child = shmkit_process::spawn(produce, (tx, MANY)).unwrap();
+    let child = shmkit_process::spawn(produce, (tx.transfer(), MANY)).unwrap();
     let mut buf = Vec::new();
     for i in 0..MANY {
         rx.recv_timeout(&mut buf, LONG).unwrap();
@@ -93,7 +93,7 @@ fn consume(args: (Consumer, u64)) -> u64 {
 fn spsc_child_consumer_batches_and_grants() {
     let (mut tx, rx) = spsc::channel_anonymous(1 << 12).unwrap();
     let n = MANY / 4;
-    let child = shmkit_process::spawn(consume, (rx, n)).unwrap();
+    let child = shmkit_process::spawn(consume, (rx.transfer(), n)).unwrap();
     let mut i = 0;
     while i < n {
         if i % 3 == 0 {
@@ -191,7 +191,7 @@ fn send_then_hang(mut tx: Producer) {
 #[test]
 fn spsc_consumer_sees_disconnect_when_producer_is_killed() {
     let (tx, mut rx) = spsc::channel_anonymous(1 << 12).unwrap();
-    let child = shmkit_process::spawn(send_then_hang, tx).unwrap();
+    let child = shmkit_process::spawn(send_then_hang, tx.transfer()).unwrap();
     let mut buf = Vec::new();
     for i in 0..3 {
         rx.recv_timeout(&mut buf, LONG).unwrap();
@@ -215,7 +215,7 @@ fn recv_one_then_hang(mut rx: Consumer) {
 #[test]
 fn spsc_producer_sees_disconnect_when_consumer_is_killed() {
     let (mut tx, rx) = spsc::channel_anonymous(256).unwrap();
-    let child = shmkit_process::spawn(recv_one_then_hang, rx).unwrap();
+    let child = shmkit_process::spawn(recv_one_then_hang, rx.transfer()).unwrap();
     // Fill the ring with 16-byte records, then wait (bounded) until the child has taken
     // one: only then does it hold the consumer role, so its death is a disconnection
     // (a role still in transit is waited for instead).
@@ -461,7 +461,7 @@ fn echo(conn: Connection) -> u32 {
 #[test]
 fn pipe_duplex_echo_and_disconnect() {
     let (a, b) = Pipe::new().unwrap();
-    let child = shmkit_process::spawn(echo, b).unwrap();
+    let child = shmkit_process::spawn(echo, b.transfer()).unwrap();
     for i in 0..1000u64 {
         a.send(&(i, format!("msg {i}"))).unwrap();
         assert_eq!(
@@ -485,7 +485,7 @@ fn say_and_close(conn: Connection) {
 #[test]
 fn pipe_one_way_then_eof() {
     let (reader, writer) = Pipe::one_way().unwrap();
-    let child = shmkit_process::spawn(say_and_close, writer).unwrap();
+    let child = shmkit_process::spawn(say_and_close, writer.transfer()).unwrap();
     let mut got = Vec::new();
     loop {
         match reader.recv_timeout::<String>(LONG) {
@@ -506,7 +506,7 @@ fn hang(_conn: Connection) {
 #[test]
 fn pipe_peer_killed_is_disconnected() {
     let (a, b) = Pipe::new().unwrap();
-    let child = shmkit_process::spawn(hang, b).unwrap();
+    let child = shmkit_process::spawn(hang, b.transfer()).unwrap();
     // Let the child take its end (bounded), then kill it.
     std::thread::sleep(Duration::from_millis(100));
     child.kill().unwrap();

@@ -45,6 +45,7 @@ mod mutex;
 pub mod primitive;
 mod rlock;
 mod semaphore;
+mod share;
 mod small;
 mod value;
 

@@ -98,7 +98,7 @@ pub fn roundtrip(c: &mut Criterion) {
     // shmkit ring, both sides spinning.
     {
         let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-        let mut child = shmkit_process::spawn(echo_spin, b).expect("spawn");
+        let mut child = shmkit_process::spawn(echo_spin, b.transfer()).expect("spawn");
         g.bench_function(BenchmarkId::new("ring_spin", "8B"), |bch| {
             bch.iter_custom(|iters| {
                 let t0 = Instant::now();
@@ -117,7 +117,7 @@ pub fn roundtrip(c: &mut Criterion) {
     {
         let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
         a.set_spin_policy(SpinPolicy::NEVER);
-        let mut child = shmkit_process::spawn(echo_blocking, b).expect("spawn");
+        let mut child = shmkit_process::spawn(echo_blocking, b.transfer()).expect("spawn");
         g.bench_function(BenchmarkId::new("ring_blocking", "8B"), |bch| {
             bch.iter_custom(|iters| {
                 let t0 = Instant::now();

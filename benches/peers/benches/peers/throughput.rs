@@ -103,7 +103,8 @@ pub fn throughput(c: &mut Criterion) {
         {
             let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
             let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-            let mut child = shmkit_process::spawn(ring_sink, (rx, ack_tx)).expect("spawn");
+            let mut child = shmkit_process::spawn(ring_sink, (rx.transfer(), ack_tx.transfer()))
+                .expect("spawn");
             let mut ack = Vec::new();
             g.bench_function(BenchmarkId::new("spsc_ring", &label), |b| {
                 b.iter_custom(|iters| {
@@ -125,7 +126,8 @@ pub fn throughput(c: &mut Criterion) {
             let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
             let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
             let mut child =
-                shmkit_process::spawn(ring_zero_copy_sink, (rx, ack_tx)).expect("spawn");
+                shmkit_process::spawn(ring_zero_copy_sink, (rx.transfer(), ack_tx.transfer()))
+                    .expect("spawn");
             let mut ack = Vec::new();
             g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", &label), |b| {
                 b.iter_custom(|iters| {
