@@ -77,3 +77,8 @@ pub mod prelude {
         Value,
     };
 }
+
+/// The README's Rust snippets, compiled by `cargo test --doc` so they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippets;

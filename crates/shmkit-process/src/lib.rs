@@ -51,11 +51,12 @@
 //! - In `cargo test` binaries, put [`test_support!()`](test_support) in the test file.
 //! - [`cpu_count`] and [`current_process`] as in Python.
 //!
-//! Handles of shmkit objects are serde values that reopen the same object in the child,
-//! so they are passed as ordinary arguments — e.g. a
-//! [`shmkit_segment::SegmentHandle`]: `spawn(worker, segment.handle())`, and the
-//! worker calls `handle.open()`. That is also the way to share big data without copying
-//! it: an argument is encoded and copied once into the child; a segment is mapped.
+//! shmkit objects are passed to a child as themselves: a shared one as a clone
+//! (`spawn(worker, segment.clone())`, the worker takes a `Segment`), a single-owner role
+//! with `transfer()`. Anonymous segments travel with the arguments as descriptors
+//! (`SCM_RIGHTS`), so they reach the child even if the parent dropped its own handle
+//! meanwhile. That is also the way to share big data without copying it: an argument is
+//! encoded and copied once into the child; a segment is mapped.
 //!
 //! Arguments and results travel on a Unix `SOCK_SEQPACKET` control socket inherited by
 //! the child: inline up to 64 KiB, above that in a sealed memfd (passed with

@@ -30,7 +30,7 @@
 //! use shmkit_segment::Segment;
 //!
 //! let seg = Segment::anonymous(64)?;
-//! let peer = seg.handle().open()?;              // as a child process would
+//! let peer = seg.try_clone()?;                  // as a child process would
 //! let me = peer.claim_liveness_slot(0..8)?;     // register: the first free slot
 //! assert!(seg.is_alive(me.slot())?);
 //! drop(me);                                     // or the process dies: the kernel frees it

@@ -12,7 +12,7 @@
 //! let in_another_process = Mutex::<u64>::open(&name)?;
 //! assert_eq!(*in_another_process.lock()?, 1);
 //!
-//! let ready = Event::anonymous()?;             // children open it through ready.handle()
+//! let ready = Event::anonymous()?;             // a child gets ready.clone()
 //! ready.set();
 //! assert!(ready.wait_timeout(std::time::Duration::from_secs(1)));
 //! # Ok::<(), shmkit_sync::Error>(())
@@ -25,8 +25,10 @@
 //!   [`Value`], [`Array`] or [`Dict`] lock is noticed by the next locker within ~10 ms
 //!   (its liveness rests on a kernel-released lock, never on a pid), which gets the lock
 //!   with `owner_died()` set and the data intact.
-//! - Pass any primitive to a child process as its [`Handle`] (a serde value) and
-//!   [`open`](Handle::open) it there.
+//! - Pass a primitive to a child process as itself: `spawn(f, event.clone())`, and the
+//!   child's function takes an `Event` ([`Event::try_clone`] is the clone that reports
+//!   errors).
+//!   A [`Handle`] is the plain serde value that travels.
 //!
 //! The layouts and the lock word are described in `docs/sync.md`.
 #![doc(html_root_url = "https://docs.rs/shmkit-sync/0.1.0/")]

@@ -11,7 +11,7 @@
 //! ```
 //! use shmkit_sync::Value;
 //! let v = Value::anonymous(7u32)?;
-//! let bytes = postcard::to_allocvec(&v.clone()).unwrap();   // what spawn(f, v.clone()) sends
+//! let bytes = postcard::to_allocvec(&v).unwrap();         // what spawn(f, v.clone()) sends
 //! let in_child: Value<u32> = postcard::from_bytes(&bytes).unwrap();
 //! in_child.set(8)?;
 //! assert_eq!(v.get()?, 8);                                   // the same value
