@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shmkit_process::{ExitStatus, Process, StartMethod};
 use shmkit_ring::spsc;
-use shmkit_segment::Segment;
+use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::futex::SpinPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -162,8 +162,13 @@ enum Payload {
         buf: Arc<Vec<u8>>,
         span: std::ops::Range<usize>,
     },
-    /// In a blob segment this pool created, held (and so removed) as long as the chunk.
-    Blob { _segment: Box<Segment>, len: u64 },
+    /// In an anonymous blob segment this pool created, held as long as the chunk (so a
+    /// worker can open it through this process's descriptor).
+    Blob {
+        _segment: Box<Segment>,
+        handle: SegmentHandle,
+        len: u64,
+    },
 }
 
 /// A run of consecutive tasks of one job, sent to one worker as one message.
@@ -245,10 +250,18 @@ struct Inbox {
     items: Vec<(u64, Option<Chunk>, Held)>,
 }
 
-/// An [`Outcome`] whose bytes lie in [`Inbox::bytes`].
+/// An [`Outcome`] whose bytes lie in [`Inbox::bytes`], or its result blob, opened.
 enum Held {
     Inline(std::ops::Range<usize>),
-    Blob(u64),
+    Blob(Box<shmkit_segment::Result<Segment>>, u64),
+    Failed(String),
+}
+
+/// An outcome as delivered to its job.
+enum Received<'a> {
+    Inline(&'a [u8]),
+    /// A result blob (opened when its outcome was read) and the length of its contents.
+    Blob(Box<shmkit_segment::Result<Segment>>, u64),
     Failed(String),
 }
 
@@ -266,28 +279,46 @@ impl Inbox {
         self.items.is_empty()
     }
 
-    fn push(&mut self, id: u64, chunk: Option<Chunk>, outcome: Outcome<'_>) {
+    /// Keep an outcome. A result blob is opened here, at once, through the worker's
+    /// descriptor (`worker`: its pid), and `taken` (the worker's word) then tells the
+    /// worker that it may let the blob go.
+    fn push(
+        &mut self,
+        id: u64,
+        chunk: Option<Chunk>,
+        outcome: Outcome<'_>,
+        worker: u32,
+        taken: Option<&AtomicU64>,
+    ) {
         let held = match outcome {
             Outcome::Inline(b) => {
                 let start = self.bytes.len();
                 self.bytes.extend_from_slice(b);
                 Held::Inline(start..self.bytes.len())
             }
-            Outcome::Blob { len } => Held::Blob(len),
+            Outcome::Blob { len, seq, blob } => {
+                let opened = wire::blob_open(&blob, worker);
+                if let Some(taken) = taken {
+                    // SYNC: Release, paired with the worker's Acquire load before it
+                    // drops its blobs: the blob is open here (or never will be).
+                    taken.store(seq, Ordering::Release);
+                }
+                Held::Blob(Box::new(opened), len)
+            }
             Outcome::Failed(m) => Held::Failed(m.into_owned()),
         };
         self.items.push((id, chunk, held));
     }
 
     /// Hand every outcome to `f`, emptying the inbox.
-    fn deliver(&mut self, mut f: impl FnMut(u64, Outcome<'_>, Option<Chunk>)) {
-        for (id, chunk, held) in self.items.drain(..) {
-            let outcome = match held {
-                Held::Inline(r) => Outcome::Inline(&self.bytes[r]),
-                Held::Blob(len) => Outcome::Blob { len },
-                Held::Failed(m) => Outcome::Failed(m.into()),
+    fn deliver(&mut self, mut f: impl FnMut(Received<'_>, Option<Chunk>)) {
+        for (_, chunk, held) in self.items.drain(..) {
+            let received = match held {
+                Held::Inline(r) => Received::Inline(&self.bytes[r]),
+                Held::Blob(seg, len) => Received::Blob(seg, len),
+                Held::Failed(m) => Received::Failed(m),
             };
-            f(id, outcome, chunk);
+            f(received, chunk);
         }
         self.bytes.clear();
         // A burst of large outcomes (up to 32 KiB each) should not stay allocated.
@@ -358,8 +389,9 @@ impl Pool {
         self.processes
     }
 
-    /// The name prefix of this pool's segments in `/dev/shm` (`shmkit-pool-PID-N`), as
-    /// `shmkit ls` shows them.
+    /// The pool's name, `shmkit-pool-PID-N`. Its segments (rings, control, blobs) are
+    /// anonymous: none of them appears in `/dev/shm`, so nothing is left there however
+    /// the program ends (Ctrl-C and `kill -9` included).
     pub fn prefix(&self) -> &str {
         &self.shared.prefix
     }
@@ -395,11 +427,9 @@ impl Pool {
             std::process::id(),
             NEXT_POOL.fetch_add(1, Ordering::Relaxed)
         );
-        // One line per worker, then the collector's doorbell.
-        let control = Segment::create(
-            &format!("{prefix}-control"),
-            worker::doorbell_offset(processes) + SLOT_BYTES,
-        )?;
+        // One line per worker, then the collector's doorbell. Anonymous, like every
+        // segment of the pool: nothing in /dev/shm outlives the processes using it.
+        let control = Segment::anonymous(worker::doorbell_offset(processes) + SLOT_BYTES)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             finished: Condvar::new(),
@@ -733,9 +763,9 @@ impl Pool {
                     span,
                 }
             } else {
-                let name = wire::input_blob(&shared.prefix, id);
-                let seg = wire::blob_create(&name, &buf[span])?;
+                let seg = wire::blob_create(&buf[span])?;
                 Payload::Blob {
+                    handle: seg.handle(),
                     _segment: Box::new(seg),
                     len: len as u64,
                 }
@@ -777,24 +807,23 @@ impl Shared {
     /// Start worker `slot` (again): a fresh task ring, a cleared "started" word.
     fn spawn_worker(&self, st: &mut State, slot: usize) -> Result<()> {
         let generation = st.workers[slot].generation + 1;
-        let ring = format!("{}-w{slot}.{generation}", self.prefix);
-        let (tx, rx) = spsc::channel(&ring, TASK_RING)?;
-        let (result_tx, result_rx) = spsc::channel(
-            &format!("{}-r{slot}.{generation}", self.prefix),
-            RESULT_RING,
-        )?;
-        let started = self
-            .control
-            .atomic_u64(worker::started_offset(slot as u32))?;
-        // SYNC: Release; the worker's own stores follow its start.
-        started.store(0, Ordering::Release);
+        // Anonymous rings: the worker opens them through this process's descriptors.
+        let (tx, rx) = spsc::channel_anonymous(TASK_RING)?;
+        let (result_tx, result_rx) = spsc::channel_anonymous(RESULT_RING)?;
+        for word in [
+            worker::started_offset(slot as u32),
+            worker::taken_offset(slot as u32),
+        ] {
+            // SYNC: Release; the worker's own stores follow its start.
+            self.control.atomic_u64(word)?.store(0, Ordering::Release);
+        }
         let args = WorkerArgs {
             slot: slot as u32,
             tasks: rx,
             results: result_tx,
             control: self.control.handle(),
             key: self.key,
-            prefix: self.prefix.clone(),
+            pool_pid: std::process::id(),
             max_tasks: self.max_tasks,
             init: self.init.clone(),
         };
@@ -857,7 +886,10 @@ impl Shared {
                     func: chunk.func,
                     body: match &chunk.payload {
                         Payload::Inline { buf, span } => Body::Inline(&buf[span.clone()]),
-                        Payload::Blob { len, .. } => Body::Blob { len: *len },
+                        Payload::Blob { len, handle, .. } => Body::Blob {
+                            len: *len,
+                            blob: handle.clone(),
+                        },
                     },
                 };
                 // Encoding integers and a byte slice into a Vec cannot fail.
@@ -933,10 +965,15 @@ impl Shared {
                 quick,
                 ..
             } = &mut *st;
-            for w in workers.iter_mut() {
+            for (slot, w) in workers.iter_mut().enumerate() {
                 let (Some(rx), sent) = (&mut w.rx, &mut w.sent) else {
                     continue;
                 };
+                let pid = w.process.as_ref().map_or(0, Process::pid);
+                let taken = self
+                    .control
+                    .atomic_u64(worker::taken_offset(slot as u32))
+                    .ok();
                 // Empty, or the worker is gone (`check_workers` sees to that); a
                 // message that does not decode is ignored (DESIGN rule 2).
                 let _ = rx.try_read_batch(64, |bytes| {
@@ -957,7 +994,13 @@ impl Shared {
                     } else if let Some(pos) = sent.iter().position(|&c| c == done.chunk) {
                         sent.remove(pos);
                     }
-                    inbox.push(done.chunk, running.remove(&done.chunk), done.outcome);
+                    inbox.push(
+                        done.chunk,
+                        running.remove(&done.chunk),
+                        done.outcome,
+                        pid,
+                        taken,
+                    );
                 });
             }
             if let Some(message) = &init_failed {
@@ -974,7 +1017,7 @@ impl Shared {
         // Also after a shutdown: these chunks left `running` above, so their outcomes
         // are theirs to deliver.
         let n = inbox.len();
-        inbox.deliver(|id, outcome, chunk| self.deliver(id, outcome, chunk));
+        inbox.deliver(deliver);
         n
     }
 
@@ -984,33 +1027,6 @@ impl Shared {
         st.workers
             .iter()
             .any(|w| w.rx.as_ref().is_some_and(|rx| !rx.is_empty()))
-    }
-
-    /// Hand one chunk's outcome to its job (`chunk`: `None` if it is not ours any more).
-    fn deliver(&self, id: u64, outcome: Outcome<'_>, chunk: Option<Chunk>) {
-        let Some(chunk) = chunk else {
-            if let Outcome::Blob { .. } = outcome {
-                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
-            }
-            return;
-        };
-        match outcome {
-            Outcome::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(bytes)),
-            Outcome::Blob { len } => {
-                let out_name = wire::output_blob(&self.prefix, id);
-                let read = wire::blob_read(&out_name, len);
-                let _ = shmkit_segment::remove(&out_name);
-                match read {
-                    Ok(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
-                    Err(e) => chunk.fail(Error::Failed {
-                        message: format!("could not read the results: {e}"),
-                    }),
-                }
-            }
-            Outcome::Failed(message) => chunk.fail(Error::Failed {
-                message: message.into_owned(),
-            }),
-        }
     }
 
     /// Replace dead workers; end the pool when closed and idle. `false`: stop collecting.
@@ -1054,7 +1070,6 @@ impl Shared {
                 .collect();
             drop(st);
             reap(processes);
-            self.remove_leftovers();
             let mut st = self.lock();
             st.finished = true;
             self.finished.notify_all();
@@ -1098,7 +1113,6 @@ impl Shared {
                 continue;
             };
             if last_started.is_some_and(|last| n <= last) {
-                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
                 chunk.fail(Error::WorkerDied {
                     pid,
                     cause: cause.clone(),
@@ -1152,23 +1166,11 @@ impl Shared {
         }
         reap(processes);
         for chunk in unfinished {
-            let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, chunk.id));
             chunk.fail(why.clone());
         }
-        self.remove_leftovers();
         let mut st = self.lock();
         st.finished = true;
         self.finished.notify_all();
-    }
-
-    /// Result blobs a dead worker left behind.
-    fn remove_leftovers(&self) {
-        let mine = format!("{}-out", self.prefix);
-        if let Ok(all) = shmkit_segment::list() {
-            for info in all.iter().filter(|i| i.name.starts_with(&mine)) {
-                let _ = shmkit_segment::remove(&info.name);
-            }
-        }
     }
 }
 
@@ -1181,5 +1183,22 @@ fn reap(processes: Vec<Process<()>>) {
         if p.join_timeout(left.max(Duration::from_millis(1))).is_err() && p.is_alive() {
             let _ = p.kill();
         }
+    }
+}
+
+/// Hand one chunk's outcome to its job (`chunk`: `None` if it is not ours any more).
+fn deliver(received: Received<'_>, chunk: Option<Chunk>) {
+    let Some(chunk) = chunk else {
+        return;
+    };
+    match received {
+        Received::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(bytes)),
+        Received::Blob(seg, len) => match (*seg).and_then(|seg| wire::blob_read(&seg, len)) {
+            Ok(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
+            Err(e) => chunk.fail(Error::Failed {
+                message: format!("could not read the results: {e}"),
+            }),
+        },
+        Received::Failed(message) => chunk.fail(Error::Failed { message }),
     }
 }
