@@ -27,7 +27,7 @@ fn square(x: u64) -> u64 {
 }
 
 fn pool(c: &mut Criterion) {
-    let shm = Pool::new(WORKERS).expect("pool");
+    let shm = Pool::with_processes(WORKERS).expect("pool");
     let mut pipes = PipePool::spawn(WORKERS);
     for (group, tasks, chunk) in [
         ("pool_chunksize1", TASKS_CHUNK1, Some(1)),

@@ -345,7 +345,8 @@ struct Shared {
 ///
 /// | Python | shmkit |
 /// |---|---|
-/// | `Pool(4)` | [`Pool::new(4)`](Self::new) |
+/// | `Pool()` (one worker per CPU) | [`Pool::new()`](Self::new) |
+/// | `Pool(4)` | [`Pool::with_processes(4)`](Self::with_processes) |
 /// | `pool.map(f, xs)`, `chunksize=` | [`map`](Self::map), [`map_chunked`](Self::map_chunked) |
 /// | `pool.imap(f, xs)`, `imap_unordered` | [`imap`](Self::imap), [`imap_unordered`](Self::imap_unordered) |
 /// | `pool.starmap(f, pairs)` | [`starmap`](Self::starmap) (or `map` over tuples) |
@@ -374,8 +375,24 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool of `processes` workers started with the default settings (`Spawn`).
-    pub fn new(processes: usize) -> Result<Pool> {
+    /// A pool of one worker per CPU ([`cpu_count`](shmkit_process::cpu_count)), started
+    /// with the default settings (`Spawn`) — Python's `Pool()`.
+    ///
+    /// ```no_run
+    /// fn main() -> Result<(), shmkit_pool::Error> {
+    ///     shmkit_process::init();
+    ///     let pool = shmkit_pool::Pool::new()?;
+    ///     assert_eq!(pool.processes(), shmkit_process::cpu_count());
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn new() -> Result<Pool> {
+        Pool::builder().build()
+    }
+
+    /// A pool of `processes` workers (1 to [`MAX_PROCESSES`]) started with the default
+    /// settings (`Spawn`) — Python's `Pool(processes)`.
+    pub fn with_processes(processes: usize) -> Result<Pool> {
         Pool::builder().processes(processes).build()
     }
 
@@ -409,7 +426,10 @@ impl Pool {
         if let Some(e) = b.init_error {
             return Err(e);
         }
-        let processes = b.processes.unwrap_or_else(shmkit_process::cpu_count);
+        // Python's `Pool()`: one worker per CPU (within the limit).
+        let processes = b
+            .processes
+            .unwrap_or_else(|| shmkit_process::cpu_count().min(MAX_PROCESSES));
         if processes == 0 || processes > MAX_PROCESSES {
             return Err(Error::Config(format!(
                 "processes must be 1..={MAX_PROCESSES}, got {processes}"
@@ -487,7 +507,7 @@ impl Pool {
     ///
     /// fn main() -> Result<(), shmkit_pool::Error> {
     ///     shmkit_process::init();
-    ///     let pool = shmkit_pool::Pool::new(4)?;
+    ///     let pool = shmkit_pool::Pool::with_processes(4)?;
     ///     assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
     ///     Ok(())
     /// }
@@ -607,7 +627,7 @@ impl Pool {
     ///
     /// fn main() -> Result<(), shmkit_pool::Error> {
     ///     shmkit_process::init();
-    ///     let pool = shmkit_pool::Pool::new(2)?;
+    ///     let pool = shmkit_pool::Pool::with_processes(2)?;
     ///     let pending: Vec<_> = (0..3).map(|i| pool.apply_async(hello, i)).collect::<Result<_, _>>()?;
     ///     pool.close();
     ///     pool.join()?;

@@ -38,7 +38,7 @@ fn die_on_three(x: u32) -> u32 {
 }
 
 fn pool(n: usize) -> Pool {
-    Pool::new(n).expect("pool starts")
+    Pool::with_processes(n).expect("pool starts")
 }
 
 /// The pool's segments are all gone (after drop).
@@ -369,9 +369,22 @@ fn a_hundred_thousand_tiny_tasks() {
     assert_eq!(got[19_999], 19_999 * 19_999);
 }
 
+/// `Pool::new()` without a count, like Python's `Pool()`: one worker per CPU.
+#[test]
+fn new_without_a_count_starts_one_worker_per_cpu() {
+    let p = Pool::new().expect("pool starts");
+    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES);
+    assert_eq!(p.processes(), cpus);
+    assert_eq!(p.worker_pids().len(), cpus);
+    assert_eq!(
+        p.map(square, 0..10).unwrap(),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn bad_settings_are_refused() {
-    assert!(matches!(Pool::new(0), Err(Error::Config(_))));
+    assert!(matches!(Pool::with_processes(0), Err(Error::Config(_))));
     assert!(matches!(
         Pool::builder().processes(1).prefetch(0).build(),
         Err(Error::Config(_))
