@@ -58,14 +58,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod builder;
+mod chunk;
+mod collector;
 mod error;
 mod func;
+mod inbox;
 mod job;
 mod pool;
 mod primitive;
+mod schedule;
 mod wire;
 mod worker;
 
+pub use builder::Builder;
 pub use error::{Error, Result};
 pub use job::{AsyncResult, IMap, MapResult};
-pub use pool::{Builder, DEFAULT_PREFETCH, MAX_PROCESSES, Pool, SLOW_CHUNK, SLOW_PREFETCH};
+pub use pool::{MAX_PROCESSES, Pool};

@@ -385,6 +385,15 @@ fn new_without_a_count_starts_one_worker_per_cpu() {
 #[test]
 fn bad_settings_are_refused() {
     assert!(matches!(Pool::with_processes(0), Err(Error::Config(_))));
+    // One limit for the number of processes across the crates.
+    assert_eq!(
+        shmkit_pool::MAX_PROCESSES,
+        shmkit_sync::MAX_PROCESSES as usize
+    );
+    match Pool::with_processes(shmkit_pool::MAX_PROCESSES + 1) {
+        Err(Error::Config(m)) => assert!(m.contains("1..=1024"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         Pool::builder().processes(1).prefetch(0).build(),
         Err(Error::Config(_))
