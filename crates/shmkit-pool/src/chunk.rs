@@ -37,6 +37,12 @@ pub(crate) struct Chunk {
     pub count: usize,
 }
 
+impl crate::schedule::Queued for Chunk {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Chunk {
     /// Every task of the chunk gets `e`.
     pub(crate) fn fail(self, e: Error) {
@@ -66,5 +72,5 @@ impl Hasher for IdHasher {
     }
 }
 
-/// The chunks not finished yet (pending or held by a worker), by id.
+/// Chunks held by a worker (sent, no outcome yet), by id.
 pub(crate) type ChunkMap = HashMap<u64, Chunk, BuildHasherDefault<IdHasher>>;

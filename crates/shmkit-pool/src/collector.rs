@@ -42,10 +42,10 @@ pub(crate) struct Worker {
 /// Everything the pool's threads share, under [`Shared::state`].
 pub(crate) struct State {
     pub workers: Vec<Worker>,
-    /// Which chunk goes where, and what a death means.
-    pub sched: Scheduler,
-    /// The chunks not finished: pending, or held by a worker.
-    pub chunks: ChunkMap,
+    /// Which chunk goes where, and what a death means; it queues the pending chunks.
+    pub sched: Scheduler<Chunk>,
+    /// The chunks workers hold (sent, no outcome yet).
+    running: ChunkMap,
     pub closed: bool,
     pub terminated: bool,
     /// The collector has stopped and every worker is reaped.
@@ -91,7 +91,7 @@ impl Shared {
             state: Mutex::new(State {
                 workers: Vec::with_capacity(s.processes),
                 sched: Scheduler::new(s.processes, s.prefetch, s.max_tasks),
-                chunks: ChunkMap::default(),
+                running: ChunkMap::default(),
                 closed: false,
                 terminated: false,
                 finished: false,
@@ -154,11 +154,7 @@ impl Shared {
         if st.closed {
             return Err(Error::Closed);
         }
-        let State {
-            sched, chunks: map, ..
-        } = &mut *st;
-        sched.submit(chunks.iter().map(|c| c.id));
-        map.extend(chunks.into_iter().map(|c| (c.id, c)));
+        st.sched.submit(chunks);
         self.dispatch(&mut st);
         Ok(())
     }
@@ -203,7 +199,7 @@ impl Shared {
         let State {
             workers,
             sched,
-            chunks,
+            running,
             scratch,
             ..
         } = st;
@@ -213,10 +209,7 @@ impl Shared {
             // Several chunks in one batch: one publication, at most one wake-up.
             scratch.clear();
             let mut count = 0;
-            for (k, id) in sched.front(send.count).enumerate() {
-                let Some(chunk) = chunks.get(&id) else {
-                    break; // cannot happen: a pending id's chunk is in the map
-                };
+            for (k, chunk) in sched.front(send.count).enumerate() {
                 let task = Task {
                     chunk: chunk.id,
                     func: chunk.func,
@@ -249,7 +242,9 @@ impl Shared {
                 // Gone: the collector will see it dead.
                 _ => 0,
             };
-            sched.sent(send, accepted);
+            sched.sent(send, accepted, |chunk| {
+                running.insert(chunk.id, chunk);
+            });
         }
     }
 
@@ -290,7 +285,7 @@ impl Shared {
             let State {
                 workers,
                 sched,
-                chunks,
+                running,
                 ..
             } = &mut *st;
             for (slot, w) in workers.iter_mut().enumerate() {
@@ -318,7 +313,7 @@ impl Shared {
                     let ran = Duration::from_micros(done.ran_us);
                     // Only a chunk this worker holds is its to answer.
                     let chunk = if sched.outcome(slot, done.chunk, ran) {
-                        chunks.remove(&done.chunk)
+                        running.remove(&done.chunk)
                     } else {
                         None
                     };
@@ -426,14 +421,21 @@ impl Shared {
             .map(|a| a.load(Ordering::Acquire))
             .unwrap_or(0);
         // The chunks it ran died with their outcomes; the others are pending again.
-        for id in st.sched.died(slot, started).failed {
-            if let Some(chunk) = st.chunks.remove(&id) {
+        let death = st.sched.died(slot, started);
+        for id in death.failed {
+            if let Some(chunk) = st.running.remove(&id) {
                 chunk.fail(Error::WorkerDied {
                     pid,
                     cause: cause.clone(),
                 });
             }
         }
+        let again = death
+            .again
+            .iter()
+            .filter_map(|id| st.running.remove(id))
+            .collect();
+        st.sched.requeue(again);
         let more_work = !st.closed || !st.sched.is_idle();
         if st.broken.is_none()
             && more_work
@@ -442,10 +444,8 @@ impl Shared {
             && st.workers.iter().all(|w| w.process.is_none())
         {
             st.broken = Some(e.clone());
-            for id in st.sched.take_pending() {
-                if let Some(chunk) = st.chunks.remove(&id) {
-                    chunk.fail(e.clone());
-                }
+            for chunk in st.sched.take_pending() {
+                chunk.fail(e.clone());
             }
         }
     }
@@ -469,11 +469,8 @@ impl Shared {
                 })
                 .collect();
             // Pending first, in order; then those the workers held.
-            let ids = st.sched.take_all();
-            let unfinished: Vec<Chunk> = ids
-                .into_iter()
-                .filter_map(|id| st.chunks.remove(&id))
-                .collect();
+            let (mut unfinished, held) = st.sched.take_all();
+            unfinished.extend(held.iter().filter_map(|id| st.running.remove(id)));
             (processes, unfinished)
         };
         for p in &processes {

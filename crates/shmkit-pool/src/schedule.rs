@@ -3,8 +3,10 @@
 //! sent again. The collector ([`crate::collector`]) does what this decides — encodes and
 //! sends, reads outcomes, buries workers — and tells it what happened.
 //!
-//! Chunks are known here by id only (the collector keeps the chunks themselves), so the
-//! rules can be checked against a model by property tests (at the end of this file).
+//! The scheduler queues the pending chunks themselves (anything with an id: [`Queued`])
+//! and knows the chunks a worker holds by id only; the collector keeps those in a map.
+//! So the rules can be checked against a model by property tests over plain ids (at the
+//! end of this file).
 //!
 //! The rules:
 //! - A worker holds at most a *window* of chunks (sent, no outcome yet): the pool's
@@ -37,6 +39,18 @@ pub(crate) const SLOW_CHUNK: Duration = Duration::from_micros(200);
 /// Most chunks sent to one worker in one batch (more delays the first of them).
 pub(crate) const SEND_BATCH: usize = 4;
 
+/// What the scheduler queues: something with a chunk id.
+pub(crate) trait Queued {
+    /// The chunk's id, unique in its pool.
+    fn id(&self) -> u64;
+}
+
+impl Queued for u64 {
+    fn id(&self) -> u64 {
+        *self
+    }
+}
+
 /// What the pool knows of one worker slot.
 #[derive(Debug, Default, Clone)]
 struct Load {
@@ -62,22 +76,23 @@ pub(crate) struct Send {
 pub(crate) struct Death {
     /// They ran (or were running): their outcomes died with the worker.
     pub failed: Vec<u64>,
-    /// They never started: back at the front of the pending chunks, in this order.
+    /// They never started: they go back to the front of the pending chunks, in this
+    /// order ([`Scheduler::requeue`]).
     pub again: Vec<u64>,
 }
 
 /// The decisions of one pool; see the module documentation for the rules.
 #[derive(Debug)]
-pub(crate) struct Scheduler {
+pub(crate) struct Scheduler<C> {
     prefetch: usize,
     max_tasks: Option<u64>,
     /// The last outcome says chunks are quick: workers may hold `prefetch`.
     quick: bool,
     workers: Vec<Load>,
-    pending: VecDeque<u64>,
+    pending: VecDeque<C>,
 }
 
-impl Scheduler {
+impl<C: Queued> Scheduler<C> {
     /// A pool of `workers` slots, none open yet.
     pub(crate) fn new(workers: usize, prefetch: usize, max_tasks: Option<u64>) -> Self {
         Scheduler {
@@ -90,8 +105,16 @@ impl Scheduler {
     }
 
     /// Chunks to run, after those already pending.
-    pub(crate) fn submit(&mut self, ids: impl IntoIterator<Item = u64>) {
-        self.pending.extend(ids);
+    pub(crate) fn submit(&mut self, chunks: impl IntoIterator<Item = C>) {
+        self.pending.extend(chunks);
+    }
+
+    /// Chunks a dead worker never started ([`Death::again`], in that order): they run
+    /// before every other pending chunk.
+    pub(crate) fn requeue(&mut self, chunks: Vec<C>) {
+        for c in chunks.into_iter().rev() {
+            self.pending.push_front(c);
+        }
     }
 
     /// A (new) worker in `slot` takes chunks; it holds none yet.
@@ -141,20 +164,22 @@ impl Scheduler {
         Some(Send { worker, count })
     }
 
-    /// The ids of the first `count` pending chunks (what a [`Send`] sends).
-    pub(crate) fn front(&self, count: usize) -> impl Iterator<Item = u64> + '_ {
-        self.pending.iter().take(count).copied()
+    /// The first `count` pending chunks (what a [`Send`] sends).
+    pub(crate) fn front(&self, count: usize) -> impl Iterator<Item = &C> + '_ {
+        self.pending.iter().take(count)
     }
 
     /// `send` went out and its worker's ring took the first `accepted` chunks: they are
-    /// that worker's now. Fewer than asked: the ring is full (or gone) for this round.
-    pub(crate) fn sent(&mut self, send: Send, accepted: usize) {
+    /// that worker's now, and `held` keeps each. Fewer than asked: the ring is full (or
+    /// gone) for this round.
+    pub(crate) fn sent(&mut self, send: Send, accepted: usize, mut held: impl FnMut(C)) {
         let w = &mut self.workers[send.worker];
         for _ in 0..accepted.min(send.count) {
-            let Some(id) = self.pending.pop_front() else {
+            let Some(chunk) = self.pending.pop_front() else {
                 break;
             };
-            w.sent.push_back(id);
+            w.sent.push_back(chunk.id());
+            held(chunk);
             if let Some(q) = &mut w.quota {
                 *q = q.saturating_sub(1);
             }
@@ -183,6 +208,7 @@ impl Scheduler {
 
     /// Worker `slot` died; `started` is its "started" word (the id + 1 of the chunk it
     /// began last, 0: none). Its slot takes nothing until [`started`](Self::started).
+    /// The caller requeues [`Death::again`] ([`requeue`](Self::requeue)).
     pub(crate) fn died(&mut self, slot: usize, started: u64) -> Death {
         let w = &mut self.workers[slot];
         w.open = false;
@@ -196,9 +222,6 @@ impl Scheduler {
                 death.again.push(id);
             }
         }
-        for &id in death.again.iter().rev() {
-            self.pending.push_front(id);
-        }
         death
     }
 
@@ -209,14 +232,15 @@ impl Scheduler {
         }
     }
 
-    /// Stop: forget every chunk; the ids of those pending or held by a worker.
-    pub(crate) fn take_all(&mut self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.pending.drain(..).collect();
+    /// Stop: forget every chunk; those pending, and the ids of those workers held.
+    pub(crate) fn take_all(&mut self) -> (Vec<C>, Vec<u64>) {
+        let pending = self.pending.drain(..).collect();
+        let mut held = Vec::new();
         for w in &mut self.workers {
             w.open = false;
-            all.extend(w.sent.drain(..));
+            held.extend(w.sent.drain(..));
         }
-        all
+        (pending, held)
     }
 
     /// Nothing pending and no worker holds a chunk.
@@ -230,8 +254,8 @@ impl Scheduler {
         self.pending.len()
     }
 
-    /// Fail every pending chunk (nothing would run them): their ids.
-    pub(crate) fn take_pending(&mut self) -> Vec<u64> {
+    /// Take every pending chunk (to fail them: nothing would run them).
+    pub(crate) fn take_pending(&mut self) -> Vec<C> {
         self.pending.drain(..).collect()
     }
 
@@ -277,7 +301,7 @@ mod tests {
     /// Every id ever submitted is in exactly one place: pending, held by one worker,
     /// answered, or failed.
     fn check_conservation(
-        s: &Scheduler,
+        s: &Scheduler<u64>,
         submitted: u64,
         answered: &BTreeSet<u64>,
         failed: &BTreeSet<u64>,
@@ -313,7 +337,7 @@ mod tests {
             max_tasks in prop::option::of(1u64..6),
             steps in prop::collection::vec(step(), 1..80),
         ) {
-            let mut s = Scheduler::new(workers, prefetch, max_tasks);
+            let mut s = Scheduler::<u64>::new(workers, prefetch, max_tasks);
             for w in 0..workers {
                 s.started(w);
             }
@@ -346,10 +370,12 @@ mod tests {
                                 }
                             }
                             let expected: Vec<u64> = s.pending.iter().take(send.count).copied().collect();
-                            prop_assert_eq!(s.front(send.count).collect::<Vec<_>>(), expected.clone());
+                            prop_assert_eq!(s.front(send.count).copied().collect::<Vec<_>>(), expected.clone());
                             let accepted = usize::from(takes[k % takes.len()]).min(send.count);
                             k += 1;
-                            s.sent(send, accepted);
+                            let mut kept = Vec::new();
+                            s.sent(send, accepted, |c| kept.push(c));
+                            prop_assert_eq!(&kept[..], &expected[..accepted]);
                             given[send.worker] += accepted as u64;
                             let held: Vec<u64> = s.held(send.worker).collect();
                             prop_assert!(held.ends_with(&expected[..accepted]));
@@ -384,6 +410,7 @@ mod tests {
                         let start = k.and_then(|k| held.get(usize::from(k)).copied());
                         let before: Vec<u64> = s.pending.iter().copied().collect();
                         let death = s.died(w, start.map_or(0, |id| id + 1));
+                        s.requeue(death.again.clone());
                         let cut = start.map_or(0, |id| held.iter().position(|&c| c == id).unwrap() + 1);
                         prop_assert_eq!(&death.failed[..], &held[..cut]);
                         prop_assert_eq!(&death.again[..], &held[cut..]);
@@ -405,16 +432,16 @@ mod tests {
                 check_conservation(&s, submitted, &answered, &failed);
             }
             // Stopping takes every chunk not answered or failed, once.
-            let rest = s.take_all();
+            let (pending, held) = s.take_all();
             prop_assert!(s.is_idle());
-            let all: BTreeSet<u64> = rest.iter().copied().chain(answered).chain(failed).collect();
+            let all: BTreeSet<u64> = pending.into_iter().chain(held).chain(answered).chain(failed).collect();
             prop_assert_eq!(all.len() as u64, submitted);
         }
     }
 
     #[test]
     fn slow_chunks_narrow_the_window_and_quick_ones_widen_it() {
-        let mut s = Scheduler::new(2, 16, None);
+        let mut s = Scheduler::<u64>::new(2, 16, None);
         s.started(0);
         s.started(1);
         assert_eq!(s.window(), SLOW_PREFETCH, "before the first outcome");
@@ -422,7 +449,7 @@ mod tests {
         s.begin_round();
         let mut sends = Vec::new();
         while let Some(send) = s.next_send() {
-            s.sent(send, send.count);
+            s.sent(send, send.count, drop);
             sends.push(send);
         }
         // Two each, spread evenly.
@@ -454,17 +481,17 @@ mod tests {
 
     #[test]
     fn a_full_ring_is_skipped_for_the_rest_of_the_round() {
-        let mut s = Scheduler::new(2, 16, None);
+        let mut s = Scheduler::<u64>::new(2, 16, None);
         s.started(0);
         s.started(1);
         s.submit(0..10);
         s.begin_round();
         let first = s.next_send().unwrap();
         assert_eq!(first.worker, 0);
-        s.sent(first, 0); // worker 0's ring is full
+        s.sent(first, 0, drop); // worker 0's ring is full
         let second = s.next_send().unwrap();
         assert_eq!(second.worker, 1);
-        s.sent(second, second.count);
+        s.sent(second, second.count, drop);
         assert_eq!(
             s.next_send(),
             None,
@@ -476,12 +503,12 @@ mod tests {
 
     #[test]
     fn death_fails_what_ran_and_resends_the_rest_first() {
-        let mut s = Scheduler::new(1, 16, None);
+        let mut s = Scheduler::<u64>::new(1, 16, None);
         s.started(0);
         s.submit(0..6);
         s.begin_round();
         let send = s.next_send().unwrap();
-        s.sent(send, 2); // holds 0, 1
+        s.sent(send, 2, drop); // holds 0, 1
         s.submit(6..7);
         let death = s.died(0, 1); // it started chunk 0 (the word is id + 1)
         assert_eq!(
@@ -491,13 +518,14 @@ mod tests {
                 again: vec![1]
             }
         );
-        assert_eq!(s.front(6).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        s.requeue(death.again);
+        assert_eq!(s.front(6).copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
         assert_eq!(s.next_send(), None, "a dead worker takes nothing");
         // Died before starting anything: all of it runs elsewhere.
         s.started(0);
         s.begin_round();
         let send = s.next_send().unwrap();
-        s.sent(send, 2);
+        s.sent(send, 2, drop);
         assert_eq!(
             s.died(0, 0),
             Death {
@@ -509,14 +537,14 @@ mod tests {
 
     #[test]
     fn the_quota_limits_what_a_worker_is_given() {
-        let mut s = Scheduler::new(1, 16, Some(3));
+        let mut s = Scheduler::<u64>::new(1, 16, Some(3));
         s.started(0);
         s.submit(0..10);
         assert!(!s.outcome(0, 99, Duration::ZERO));
         s.begin_round();
         let mut given = 0;
         while let Some(send) = s.next_send() {
-            s.sent(send, send.count);
+            s.sent(send, send.count, drop);
             given += send.count;
         }
         assert_eq!(given, 3);
