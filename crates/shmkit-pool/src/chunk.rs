@@ -18,11 +18,16 @@ pub(crate) enum Payload {
     },
     /// In an anonymous blob segment this pool created, held as long as the chunk (so a
     /// worker can open it through this process's descriptor).
-    Blob {
-        _segment: Box<Segment>,
-        handle: SegmentHandle,
-        len: u64,
-    },
+    /// (Boxed: the common inline chunk stays small.)
+    Blob(Box<InputBlob>),
+}
+
+/// A chunk's inputs in a blob segment: the segment, its handle for the worker, and the
+/// length of the inputs.
+pub(crate) struct InputBlob {
+    pub _segment: Segment,
+    pub handle: SegmentHandle,
+    pub len: u64,
 }
 
 /// A run of consecutive tasks of one job, sent to one worker as one message.

@@ -215,9 +215,9 @@ impl Shared {
                     func: chunk.func,
                     body: match &chunk.payload {
                         Payload::Inline { buf, span } => Body::Inline(&buf[span.clone()]),
-                        Payload::Blob { len, handle, .. } => Body::Blob {
-                            len: *len,
-                            blob: handle.clone(),
+                        Payload::Blob(b) => Body::Blob {
+                            len: b.len,
+                            blob: b.handle.clone(),
                         },
                     },
                 };

@@ -4,7 +4,7 @@
 //! outcomes.
 
 use crate::builder::Builder;
-use crate::chunk::{Chunk, Payload};
+use crate::chunk::{Chunk, InputBlob, Payload};
 use crate::collector::{Settings, Shared};
 use crate::error::{Error, Result};
 use crate::func::{self, ChunkFn, FnToken};
@@ -440,11 +440,11 @@ impl Pool {
                 }
             } else {
                 let seg = wire::blob_create(&buf[span])?;
-                Payload::Blob {
+                Payload::Blob(Box::new(InputBlob {
                     handle: seg.handle(),
-                    _segment: Box::new(seg),
+                    _segment: seg,
                     len: len as u64,
-                }
+                }))
             };
             let first = n * size;
             chunks.push(Chunk {
