@@ -14,10 +14,12 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use shmkit::pool::{DEFAULT_PREFETCH, Pool};
+use shmkit::pool::Pool;
 use support::PipePool;
 
 const WORKERS: usize = 2;
+/// Chunks in flight per worker of the pipe pool: the shmkit pool's default prefetch.
+const PIPE_WINDOW: usize = 16;
 /// Tasks per `map` with chunk size 1, and with the default chunk size.
 const TASKS_CHUNK1: u64 = 20_000;
 const TASKS_DEFAULT: u64 = 200_000;
@@ -27,7 +29,7 @@ fn square(x: u64) -> u64 {
 }
 
 fn pool(c: &mut Criterion) {
-    let shm = Pool::new(WORKERS).expect("pool");
+    let shm = Pool::with_processes(WORKERS).expect("pool");
     let mut pipes = PipePool::spawn(WORKERS);
     for (group, tasks, chunk) in [
         ("pool_chunksize1", TASKS_CHUNK1, Some(1)),
@@ -46,11 +48,7 @@ fn pool(c: &mut Criterion) {
         // Frames beyond a pipe's buffer allow one chunk in flight per worker: with more,
         // the pool would block writing the next chunk while that worker blocks writing
         // its answer (shmkit's pool puts big values in segments and never blocks).
-        let window = if chunk * 8 > 16 << 10 {
-            1
-        } else {
-            DEFAULT_PREFETCH
-        };
+        let window = if chunk * 8 > 16 << 10 { 1 } else { PIPE_WINDOW };
         assert_eq!(pipes.map_squares(&items, chunk, window), expected);
         g.bench_function(BenchmarkId::new("shmkit", tasks), |b| {
             b.iter(|| {

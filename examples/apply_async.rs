@@ -23,7 +23,7 @@ fn hello(i: u32) -> String {
 fn main() -> Result<(), shmkit::pool::Error> {
     shmkit::init();
 
-    let pool = Pool::new(2)?;
+    let pool = Pool::with_processes(2)?;
     let pending = (0..3)
         .map(|i| pool.apply_async(hello, i))
         .collect::<Result<Vec<_>, _>>()?;

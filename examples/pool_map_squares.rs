@@ -20,7 +20,7 @@ fn main() -> Result<(), shmkit::pool::Error> {
     // First line of main: the workers are this binary, re-executed.
     shmkit::init();
 
-    let pool = Pool::new(4)?;
+    let pool = Pool::with_processes(4)?;
     let results = pool.map(square, 0..5)?;
     println!("results: {results:?}");
     Ok(()) // dropping the pool stops and reaps its workers, like `with Pool(4) as p:`

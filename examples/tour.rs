@@ -260,7 +260,7 @@ fn square_or_die(x: u64) -> u64 {
 
 fn pool_tour() -> Result {
     section("Pool (multiprocessing.Pool): map, apply_async, a worker that dies");
-    let pool = Pool::new(4)?;
+    let pool = Pool::with_processes(4)?;
     println!("results: {:?}", pool.map(square, 0..5)?);
     let pending = (0..3)
         .map(|i| pool.apply_async(|i: u32| format!("hello {i}"), i))

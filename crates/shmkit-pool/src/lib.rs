@@ -35,7 +35,12 @@
 //! - **A panic is the task's error**, [`Error::Panicked`] with message and location; the
 //!   worker keeps serving.
 //! - **Every wait has a `_timeout` form**, and dropping the pool kills and reaps every
-//!   worker: no zombie, no orphan, no segment left in `/dev/shm`.
+//!   worker: no zombie, no orphan.
+//! - **Nothing left behind, whatever ends the program.** Every segment of a pool (its
+//!   rings, its control segment, the blobs of large arguments and results) is anonymous
+//!   (a memfd, opened by the other processes through its maker's descriptor), so Ctrl-C
+//!   or `kill -9` of the program leaves nothing in `/dev/shm`; the workers die with it
+//!   (`PR_SET_PDEATHSIG`).
 //!
 //! # How it works
 //! Each worker has its own pair of SPSC rings (`shmkit_ring::spsc`): tasks in, outcomes
@@ -45,7 +50,8 @@
 //! exactly which chunks each worker holds. A worker writes the id of the chunk it
 //! starts into a control segment; when it dies, that chunk fails with `WorkerDied` and
 //! the chunks it never started are sent to another worker. Inputs or outcomes above
-//! 32 KiB travel in a segment of their own, so a MiB argument never clogs a ring. A task
+//! 32 KiB travel in an anonymous segment of their own, so a MiB argument never clogs a
+//! ring; a worker holds its result blob until the pool has opened it. A task
 //! names its function by offset in the binary, signed with a key the pool gives its
 //! workers outside shared memory, so garbage in a ring cannot make a worker jump
 //! anywhere. `docs/architecture.md` has the picture.
@@ -53,14 +59,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod builder;
+mod chunk;
+mod collector;
 mod error;
 mod func;
+mod inbox;
 mod job;
 mod pool;
 mod primitive;
+mod schedule;
 mod wire;
 mod worker;
 
+pub use builder::Builder;
 pub use error::{Error, Result};
 pub use job::{AsyncResult, IMap, MapResult};
-pub use pool::{Builder, DEFAULT_PREFETCH, MAX_PROCESSES, Pool, SLOW_CHUNK, SLOW_PREFETCH};
+pub use pool::{MAX_PROCESSES, Pool};

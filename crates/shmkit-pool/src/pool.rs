@@ -1,53 +1,29 @@
-//! [`Pool`] and its [`Builder`]: the parent side — submitting chunks, the collector
-//! thread that receives outcomes, notices dead workers and replaces them.
+//! [`Pool`]: the user's side — starting the pool, the submit methods (`map`, `imap`,
+//! `apply_async`, ...) that cut work into chunks, `close` / `join` / `terminate`. The
+//! chunks go to the collector ([`crate::collector`]), which sends them and gathers the
+//! outcomes.
 
+use crate::builder::Builder;
+use crate::chunk::{Chunk, InputBlob, Payload};
+use crate::collector::{Settings, Shared};
 use crate::error::{Error, Result};
-use crate::func::{self, ChunkFn, FnToken, Key};
+use crate::func::{self, ChunkFn, FnToken};
 use crate::job::{AsyncResult, Deliver, IMap, Job, MapResult};
 use crate::primitive::{AtomicU64, Ordering};
-use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
-use crate::worker::{self, Doorbell, SLOT_BYTES, WorkerArgs};
+use crate::wire::{self, INLINE_MAX};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shmkit_process::{ExitStatus, Process, StartMethod};
-use shmkit_ring::spsc;
-use shmkit_segment::Segment;
-use shmkit_sync::futex::SpinPolicy;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use shmkit_process::Process;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Chunks a worker may hold at once by default (running plus queued in its ring) while
-/// chunks are quick: enough that it never waits for the pool between two small tasks.
-pub const DEFAULT_PREFETCH: usize = 16;
-
-/// Chunks a worker may hold at once while chunks are slow ([`SLOW_CHUNK`] or more):
-/// slow tasks then spread evenly over the workers instead of queueing behind one.
-pub const SLOW_PREFETCH: usize = 2;
-
-/// A chunk that runs this long or longer is slow (see [`SLOW_PREFETCH`]).
-pub const SLOW_CHUNK: Duration = Duration::from_micros(200);
-
-/// Most workers one pool can have (`dispatch` keeps one bit per worker in a `u64`).
-pub const MAX_PROCESSES: usize = 60;
-// `dispatch` keeps one bit per worker in a `u64`.
-const _: () = assert!(MAX_PROCESSES <= 64);
-
-/// Bytes of each worker's task ring.
-const TASK_RING: usize = 1 << 18;
-/// Bytes of each worker's result ring.
-const RESULT_RING: usize = 1 << 18;
-/// Most chunks sent to one worker in one batch (more delays the first of them).
-const SEND_BATCH: usize = 4;
-/// How often the collector looks for dead workers (and notices `close`).
-const CHECK_EVERY: Duration = Duration::from_millis(20);
-/// How long `terminate` and the end of `join` wait for a stopped worker to be reaped.
-const REAP_WAIT: Duration = Duration::from_secs(5);
+/// Most workers one pool can have: as many as a shmkit lock has process slots
+/// ([`shmkit_sync::MAX_PROCESSES`], the same number), so that every worker of a pool
+/// can share one `Lock`, `Value` or `Queue` with the others.
+pub const MAX_PROCESSES: usize = shmkit_sync::MAX_PROCESSES as usize;
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
-static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 
 /// Python's rule for `map`'s default chunk size: about four chunks per worker.
 pub(crate) fn default_chunksize(tasks: usize, processes: usize) -> usize {
@@ -55,266 +31,13 @@ pub(crate) fn default_chunksize(tasks: usize, processes: usize) -> usize {
     tasks.div_ceil(per).max(1)
 }
 
-type InitSpec = (ChunkFn, usize, Vec<u8>);
-
-/// Settings of a [`Pool`] — Python's `Pool(processes, initializer, initargs,
-/// maxtasksperchild)` plus the start method.
-///
-/// ```no_run
-/// use shmkit_pool::Pool;
-/// use shmkit_process::StartMethod;
-///
-/// fn setup(greeting: String) {
-///     eprintln!("{greeting} from {}", std::process::id());
-/// }
-///
-/// fn main() -> Result<(), shmkit_pool::Error> {
-///     shmkit_process::init();
-///     let pool = Pool::builder()
-///         .processes(2)
-///         .maxtasksperchild(100)
-///         .start_method(StartMethod::Spawn)
-///         .initializer(setup, "hello".to_string())
-///         .build()?;
-///     assert_eq!(pool.map(|x: u32| x + 1, [1, 2, 3])?, [2, 3, 4]);
-///     Ok(())
-/// }
-/// ```
-#[derive(Debug)]
-pub struct Builder {
-    processes: Option<usize>,
-    max_tasks: Option<u64>,
-    method: StartMethod,
-    prefetch: usize,
-    init: Option<InitSpec>,
-    init_error: Option<Error>,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            processes: None,
-            max_tasks: None,
-            method: StartMethod::Spawn,
-            prefetch: DEFAULT_PREFETCH,
-            init: None,
-            init_error: None,
-        }
-    }
-}
-
-impl Builder {
-    /// Number of worker processes (default: [`cpu_count`](shmkit_process::cpu_count)).
-    pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n);
-        self
-    }
-
-    /// A worker exits after this many tasks (chunks, as in Python) and is replaced by a
-    /// fresh one — for code that leaks. Default: never.
-    pub fn maxtasksperchild(mut self, n: u64) -> Self {
-        self.max_tasks = Some(n);
-        self
-    }
-
-    /// How workers start: [`StartMethod::Spawn`] (default; needs `init()` in `main`) or
-    /// [`StartMethod::Fork`].
-    pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.method = method;
-        self
-    }
-
-    /// Most chunks a worker holds at once (default [`DEFAULT_PREFETCH`]), which hides
-    /// the round trip to the pool between quick chunks. While chunks take
-    /// [`SLOW_CHUNK`] or longer, and before the first outcome, a worker holds at most
-    /// [`SLOW_PREFETCH`] (or this, if smaller), so slow tasks spread evenly.
-    pub fn prefetch(mut self, chunks: usize) -> Self {
-        self.prefetch = chunks;
-        self
-    }
-
-    /// Run `f(args)` in each worker when it starts. If it panics, the pool stops and
-    /// every pending task fails with [`Error::InitializerFailed`] (Python's pool keeps
-    /// restarting workers forever instead).
-    pub fn initializer<A: Serialize + DeserializeOwned>(mut self, f: fn(A), args: A) -> Self {
-        match postcard::to_allocvec(&args) {
-            Ok(bytes) => self.init = Some((func::init_call::<A>, f as usize, bytes)),
-            Err(e) => {
-                self.init_error = Some(Error::Encode {
-                    type_name: std::any::type_name::<A>(),
-                    reason: e.to_string(),
-                })
-            }
-        }
-        self
-    }
-
-    /// Start the workers.
-    pub fn build(self) -> Result<Pool> {
-        Pool::start(self)
-    }
-}
-
-/// A chunk's encoded inputs.
-enum Payload {
-    /// `buf[span]`: the buffer holds the inputs of every chunk of one map.
-    Inline {
-        buf: Arc<Vec<u8>>,
-        span: std::ops::Range<usize>,
-    },
-    /// In a blob segment this pool created, held (and so removed) as long as the chunk.
-    Blob { _segment: Box<Segment>, len: u64 },
-}
-
-/// A run of consecutive tasks of one job, sent to one worker as one message.
-struct Chunk {
-    id: u64,
-    func: FnToken,
-    payload: Payload,
-    job: Arc<dyn Deliver>,
-    first: usize,
-    count: usize,
-}
-
-impl Chunk {
-    fn fail(self, e: Error) {
-        self.job.deliver(self.first, self.count, Err(e));
-    }
-}
-
-struct Worker {
-    process: Option<Process<()>>,
-    tx: Option<spsc::Producer>,
-    /// Its result ring.
-    rx: Option<spsc::Consumer>,
-    generation: u32,
-    /// Ids of the chunks sent to it without an outcome yet, in the order sent.
-    sent: VecDeque<u64>,
-    /// Chunks it will still accept before it retires (`maxtasksperchild`).
-    quota: Option<u64>,
-}
-
-/// Hashes chunk ids (sequential `u64`s made by this process, never read from shared
-/// memory) with one multiply: SipHash's flood resistance buys nothing here and cost a
-/// measurable share of the collector's time per chunk.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type ChunkMap = HashMap<u64, Chunk, BuildHasherDefault<IdHasher>>;
-
-#[derive(Default)]
-struct State {
-    workers: Vec<Worker>,
-    pending: VecDeque<Chunk>,
-    running: ChunkMap,
-    closed: bool,
-    terminated: bool,
-    /// The collector has stopped and every worker is reaped.
-    finished: bool,
-    broken: Option<Error>,
-    /// The last batch of outcomes says chunks are quick: workers may hold `prefetch`.
-    quick: bool,
-    scratch: Vec<u8>,
-}
-
-/// Bytes the collector's [`Inbox`] keeps allocated between polls.
-const INBOX_KEEP: usize = 1 << 20;
-
-/// Outcomes read under the state lock and delivered after it, kept by the collector
-/// from one poll to the next (no allocation per chunk once warm): their bytes copied out
-/// of the result rings into one buffer.
-#[derive(Default)]
-struct Inbox {
-    bytes: Vec<u8>,
-    items: Vec<(u64, Option<Chunk>, Held)>,
-}
-
-/// An [`Outcome`] whose bytes lie in [`Inbox::bytes`].
-enum Held {
-    Inline(std::ops::Range<usize>),
-    Blob(u64),
-    Failed(String),
-}
-
-impl Inbox {
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.items.clear();
-    }
-
-    fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn push(&mut self, id: u64, chunk: Option<Chunk>, outcome: Outcome<'_>) {
-        let held = match outcome {
-            Outcome::Inline(b) => {
-                let start = self.bytes.len();
-                self.bytes.extend_from_slice(b);
-                Held::Inline(start..self.bytes.len())
-            }
-            Outcome::Blob { len } => Held::Blob(len),
-            Outcome::Failed(m) => Held::Failed(m.into_owned()),
-        };
-        self.items.push((id, chunk, held));
-    }
-
-    /// Hand every outcome to `f`, emptying the inbox.
-    fn deliver(&mut self, mut f: impl FnMut(u64, Outcome<'_>, Option<Chunk>)) {
-        for (id, chunk, held) in self.items.drain(..) {
-            let outcome = match held {
-                Held::Inline(r) => Outcome::Inline(&self.bytes[r]),
-                Held::Blob(len) => Outcome::Blob { len },
-                Held::Failed(m) => Outcome::Failed(m.into()),
-            };
-            f(id, outcome, chunk);
-        }
-        self.bytes.clear();
-        // A burst of large outcomes (up to 32 KiB each) should not stay allocated.
-        self.bytes.shrink_to(INBOX_KEEP);
-    }
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when `finished` turns true.
-    finished: Condvar,
-    key: Key,
-    prefix: String,
-    control: Segment,
-    next_chunk: AtomicU64,
-    method: StartMethod,
-    prefetch: usize,
-    max_tasks: Option<u64>,
-    init: Option<(FnToken, Vec<u8>)>,
-}
-
 /// A pool of worker processes — Python's
 /// [`multiprocessing.Pool`](https://docs.python.org/3/library/multiprocessing.html#module-multiprocessing.pool).
 ///
 /// | Python | shmkit |
 /// |---|---|
-/// | `Pool(4)` | [`Pool::new(4)`](Self::new) |
+/// | `Pool()` (one worker per CPU) | [`Pool::new()`](Self::new) |
+/// | `Pool(4)` | [`Pool::with_processes(4)`](Self::with_processes) |
 /// | `pool.map(f, xs)`, `chunksize=` | [`map`](Self::map), [`map_chunked`](Self::map_chunked) |
 /// | `pool.imap(f, xs)`, `imap_unordered` | [`imap`](Self::imap), [`imap_unordered`](Self::imap_unordered) |
 /// | `pool.starmap(f, pairs)` | [`starmap`](Self::starmap) (or `map` over tuples) |
@@ -343,8 +66,24 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool of `processes` workers started with the default settings (`Spawn`).
-    pub fn new(processes: usize) -> Result<Pool> {
+    /// A pool of one worker per CPU ([`cpu_count`](shmkit_process::cpu_count)), started
+    /// with the default settings (`Spawn`) — Python's `Pool()`.
+    ///
+    /// ```no_run
+    /// fn main() -> Result<(), shmkit_pool::Error> {
+    ///     shmkit_process::init();
+    ///     let pool = shmkit_pool::Pool::new()?;
+    ///     assert_eq!(pool.processes(), shmkit_process::cpu_count());
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn new() -> Result<Pool> {
+        Pool::builder().build()
+    }
+
+    /// A pool of `processes` workers (1 to [`MAX_PROCESSES`]) started with the default
+    /// settings (`Spawn`) — Python's `Pool(processes)`.
+    pub fn with_processes(processes: usize) -> Result<Pool> {
         Pool::builder().processes(processes).build()
     }
 
@@ -358,8 +97,9 @@ impl Pool {
         self.processes
     }
 
-    /// The name prefix of this pool's segments in `/dev/shm` (`shmkit-pool-PID-N`), as
-    /// `shmkit ls` shows them.
+    /// The pool's name, `shmkit-pool-PID-N`. Its segments (rings, control, blobs) are
+    /// anonymous: none of them appears in `/dev/shm`, so nothing is left there however
+    /// the program ends (Ctrl-C and `kill -9` included).
     pub fn prefix(&self) -> &str {
         &self.shared.prefix
     }
@@ -373,11 +113,14 @@ impl Pool {
             .collect()
     }
 
-    fn start(b: Builder) -> Result<Pool> {
+    pub(crate) fn start(b: Builder) -> Result<Pool> {
         if let Some(e) = b.init_error {
             return Err(e);
         }
-        let processes = b.processes.unwrap_or_else(shmkit_process::cpu_count);
+        // Python's `Pool()`: one worker per CPU (within the limit).
+        let processes = b
+            .processes
+            .unwrap_or_else(|| shmkit_process::cpu_count().min(MAX_PROCESSES));
         if processes == 0 || processes > MAX_PROCESSES {
             return Err(Error::Config(format!(
                 "processes must be 1..={MAX_PROCESSES}, got {processes}"
@@ -389,56 +132,19 @@ impl Pool {
         if b.max_tasks == Some(0) {
             return Err(Error::Config("maxtasksperchild must be at least 1".into()));
         }
-        let key = Key::random();
         let prefix = format!(
             "shmkit-pool-{}-{}",
             std::process::id(),
             NEXT_POOL.fetch_add(1, Ordering::Relaxed)
         );
-        // One line per worker, then the collector's doorbell.
-        let control = Segment::create(
-            &format!("{prefix}-control"),
-            worker::doorbell_offset(processes) + SLOT_BYTES,
-        )?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            finished: Condvar::new(),
-            init: b
-                .init
-                .map(|(tramp, f, bytes)| (FnToken::new(&key, tramp, f), bytes)),
-            key,
-            prefix,
-            control,
-            next_chunk: AtomicU64::new(0),
+        let (shared, collector) = Shared::start(Settings {
+            processes,
             method: b.method,
             prefetch: b.prefetch,
             max_tasks: b.max_tasks,
-        });
-        {
-            let mut st = shared.lock();
-            for slot in 0..processes {
-                st.workers.push(Worker {
-                    process: None,
-                    tx: None,
-                    rx: None,
-                    generation: 0,
-                    sent: VecDeque::new(),
-                    quota: None,
-                });
-                if let Err(e) = shared.spawn_worker(&mut st, slot) {
-                    drop(st);
-                    shared.shut_down(Error::Terminated);
-                    return Err(e);
-                }
-            }
-        }
-        let collector = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("shmkit-pool-collector".into())
-                .spawn(move || shared.collect())
-                .map_err(|e| Error::Config(format!("could not start the collector thread: {e}")))?
-        };
+            init: b.init,
+            prefix,
+        })?;
         Ok(Pool {
             shared,
             collector: Mutex::new(Some(collector)),
@@ -457,7 +163,7 @@ impl Pool {
     ///
     /// fn main() -> Result<(), shmkit_pool::Error> {
     ///     shmkit_process::init();
-    ///     let pool = shmkit_pool::Pool::new(4)?;
+    ///     let pool = shmkit_pool::Pool::with_processes(4)?;
     ///     assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
     ///     Ok(())
     /// }
@@ -577,7 +283,7 @@ impl Pool {
     ///
     /// fn main() -> Result<(), shmkit_pool::Error> {
     ///     shmkit_process::init();
-    ///     let pool = shmkit_pool::Pool::new(2)?;
+    ///     let pool = shmkit_pool::Pool::with_processes(2)?;
     ///     let pending: Vec<_> = (0..3).map(|i| pool.apply_async(hello, i)).collect::<Result<_, _>>()?;
     ///     pool.close();
     ///     pool.join()?;
@@ -733,12 +439,12 @@ impl Pool {
                     span,
                 }
             } else {
-                let name = wire::input_blob(&shared.prefix, id);
-                let seg = wire::blob_create(&name, &buf[span])?;
-                Payload::Blob {
-                    _segment: Box::new(seg),
+                let seg = wire::blob_create(&buf[span])?;
+                Payload::Blob(Box::new(InputBlob {
+                    handle: seg.handle(),
+                    _segment: seg,
                     len: len as u64,
-                }
+                }))
             };
             let first = n * size;
             chunks.push(Chunk {
@@ -750,15 +456,7 @@ impl Pool {
                 count: size.min(items.len() - first),
             });
         }
-        let mut st = shared.lock();
-        if let Some(e) = &st.broken {
-            return Err(e.clone());
-        }
-        if st.closed {
-            return Err(Error::Closed);
-        }
-        st.pending.extend(chunks);
-        shared.dispatch(&mut st);
+        shared.submit(chunks)?;
         Ok(job)
     }
 }
@@ -766,420 +464,5 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.terminate();
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Start worker `slot` (again): a fresh task ring, a cleared "started" word.
-    fn spawn_worker(&self, st: &mut State, slot: usize) -> Result<()> {
-        let generation = st.workers[slot].generation + 1;
-        let ring = format!("{}-w{slot}.{generation}", self.prefix);
-        let (tx, rx) = spsc::channel(&ring, TASK_RING)?;
-        let (result_tx, result_rx) = spsc::channel(
-            &format!("{}-r{slot}.{generation}", self.prefix),
-            RESULT_RING,
-        )?;
-        let started = self
-            .control
-            .atomic_u64(worker::started_offset(slot as u32))?;
-        // SYNC: Release; the worker's own stores follow its start.
-        started.store(0, Ordering::Release);
-        let args = WorkerArgs {
-            slot: slot as u32,
-            tasks: rx.transfer(),
-            results: result_tx.transfer(),
-            control: self.control.handle(),
-            key: self.key,
-            prefix: self.prefix.clone(),
-            max_tasks: self.max_tasks,
-            init: self.init.clone(),
-        };
-        let name = format!("PoolWorker-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed));
-        let process = Process::builder()
-            .name(name)
-            .start_method(self.method)
-            .spawn(worker::worker_main, args)?;
-        let w = &mut st.workers[slot];
-        w.process = Some(process);
-        w.tx = Some(tx);
-        w.rx = Some(result_rx);
-        w.generation = generation;
-        w.sent.clear();
-        w.quota = self.max_tasks;
-        Ok(())
-    }
-
-    /// Send pending chunks to the least-loaded workers with room. Never blocks.
-    fn dispatch(&self, st: &mut State) {
-        let State {
-            workers,
-            pending,
-            running,
-            scratch,
-            quick,
-            ..
-        } = st;
-        let window = if *quick {
-            self.prefetch
-        } else {
-            self.prefetch.min(SLOW_PREFETCH)
-        };
-        // Workers whose ring is full (or gone) this round; `MAX_PROCESSES` <= 64.
-        let mut skip = 0u64;
-        let mut ends = [0usize; SEND_BATCH];
-        while !pending.is_empty() {
-            let candidate = workers
-                .iter()
-                .enumerate()
-                .filter(|(i, w)| {
-                    skip & (1 << *i) == 0
-                        && w.tx.is_some()
-                        && w.sent.len() < window
-                        && w.quota.is_none_or(|q| q > 0)
-                })
-                .min_by_key(|(_, w)| w.sent.len())
-                .map(|(i, _)| i);
-            let Some(i) = candidate else { break };
-            let w = &mut workers[i];
-            // Several chunks in one batch: one publication, at most one wake-up.
-            let room = (window - w.sent.len())
-                .min(w.quota.map_or(usize::MAX, |q| q as usize))
-                .min(pending.len())
-                .min(SEND_BATCH);
-            scratch.clear();
-            for (k, chunk) in pending.iter().take(room).enumerate() {
-                let task = Task {
-                    chunk: chunk.id,
-                    func: chunk.func,
-                    body: match &chunk.payload {
-                        Payload::Inline { buf, span } => Body::Inline(&buf[span.clone()]),
-                        Payload::Blob { len, .. } => Body::Blob { len: *len },
-                    },
-                };
-                // Encoding integers and a byte slice into a Vec cannot fail.
-                *scratch = postcard::to_extend(&task, std::mem::take(scratch))
-                    .expect("a Task always encodes");
-                ends[k] = scratch.len();
-            }
-            let mut msgs: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
-            let mut start = 0;
-            for (m, &end) in msgs.iter_mut().zip(&ends).take(room) {
-                *m = &scratch[start..end];
-                start = end;
-            }
-            let msgs = &msgs[..room];
-            let sent = match w.tx.as_mut().map(|tx| tx.try_send_batch(msgs)) {
-                Some(Ok(n)) => n,
-                // Gone: the collector will see it dead.
-                _ => 0,
-            };
-            for _ in 0..sent {
-                let Some(chunk) = pending.pop_front() else {
-                    break;
-                };
-                w.sent.push_back(chunk.id);
-                if let Some(q) = &mut w.quota {
-                    *q -= 1;
-                }
-                running.insert(chunk.id, chunk);
-            }
-            if sent < room {
-                skip |= 1 << i; // its ring is full (or it is gone): try the others
-            }
-        }
-    }
-
-    /// The collector thread: outcomes in, dead workers out, until the pool ends.
-    fn collect(self: Arc<Self>) {
-        let bell = match Doorbell::of(&self.control) {
-            Ok(b) => b,
-            Err(e) => {
-                self.shut_down(Error::from(e));
-                return;
-            }
-        };
-        let mut inbox = Inbox::default();
-        let mut last_check = Instant::now();
-        loop {
-            if self.poll_results(&mut inbox) == 0
-                && !SpinPolicy::DEFAULT.spin_until(|| self.any_results())
-            {
-                bell.sleep(CHECK_EVERY, || self.any_results());
-            }
-            if last_check.elapsed() >= CHECK_EVERY {
-                last_check = Instant::now();
-                if !self.check_workers(&mut inbox) {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Take what every worker's result ring holds now: under one lock, decode each
-    /// outcome in place, settle the bookkeeping and refill the workers' task rings;
-    /// then, outside the lock, hand the outcomes to their jobs. How many there were.
-    fn poll_results(&self, inbox: &mut Inbox) -> usize {
-        inbox.clear();
-        let mut init_failed = None;
-        {
-            let mut st = self.lock();
-            let State {
-                workers,
-                running,
-                quick,
-                ..
-            } = &mut *st;
-            for w in workers.iter_mut() {
-                let (Some(rx), sent) = (&mut w.rx, &mut w.sent) else {
-                    continue;
-                };
-                // Empty, or the worker is gone (`check_workers` sees to that); a
-                // message that does not decode is ignored (DESIGN rule 2).
-                let _ = rx.try_read_batch(64, |bytes| {
-                    let Ok(done) = postcard::from_bytes::<Done<'_>>(bytes) else {
-                        return;
-                    };
-                    if done.chunk == INIT_FAILED {
-                        init_failed = Some(match done.outcome {
-                            Outcome::Failed(m) => m.into_owned(),
-                            _ => "no reason given".into(),
-                        });
-                        return;
-                    }
-                    *quick = done.ran_us < SLOW_CHUNK.as_micros() as u64;
-                    // The worker answers in the order sent: nearly always the front.
-                    if sent.front() == Some(&done.chunk) {
-                        sent.pop_front();
-                    } else if let Some(pos) = sent.iter().position(|&c| c == done.chunk) {
-                        sent.remove(pos);
-                    }
-                    inbox.push(done.chunk, running.remove(&done.chunk), done.outcome);
-                });
-            }
-            if let Some(message) = &init_failed {
-                st.broken = Some(Error::InitializerFailed {
-                    message: message.clone(),
-                });
-            } else if !inbox.is_empty() {
-                self.dispatch(&mut st);
-            }
-        }
-        if let Some(message) = init_failed {
-            self.shut_down(Error::InitializerFailed { message });
-        }
-        // Also after a shutdown: these chunks left `running` above, so their outcomes
-        // are theirs to deliver.
-        let n = inbox.len();
-        inbox.deliver(|id, outcome, chunk| self.deliver(id, outcome, chunk));
-        n
-    }
-
-    /// Whether some result ring holds a message.
-    fn any_results(&self) -> bool {
-        let st = self.lock();
-        st.workers
-            .iter()
-            .any(|w| w.rx.as_ref().is_some_and(|rx| !rx.is_empty()))
-    }
-
-    /// Hand one chunk's outcome to its job (`chunk`: `None` if it is not ours any more).
-    fn deliver(&self, id: u64, outcome: Outcome<'_>, chunk: Option<Chunk>) {
-        let Some(chunk) = chunk else {
-            if let Outcome::Blob { .. } = outcome {
-                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
-            }
-            return;
-        };
-        match outcome {
-            Outcome::Inline(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(bytes)),
-            Outcome::Blob { len } => {
-                let out_name = wire::output_blob(&self.prefix, id);
-                let read = wire::blob_read(&out_name, len);
-                let _ = shmkit_segment::remove(&out_name);
-                match read {
-                    Ok(bytes) => chunk.job.deliver(chunk.first, chunk.count, Ok(&bytes)),
-                    Err(e) => chunk.fail(Error::Failed {
-                        message: format!("could not read the results: {e}"),
-                    }),
-                }
-            }
-            Outcome::Failed(message) => chunk.fail(Error::Failed {
-                message: message.into_owned(),
-            }),
-        }
-    }
-
-    /// Replace dead workers; end the pool when closed and idle. `false`: stop collecting.
-    fn check_workers(&self, inbox: &mut Inbox) -> bool {
-        let dead: Vec<usize> = {
-            let st = self.lock();
-            if st.terminated {
-                return false;
-            }
-            st.workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.process.as_ref().is_some_and(|p| !p.is_alive()))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        if !dead.is_empty() {
-            // Everything a dead worker committed is in its ring now: take it first, so
-            // that only what it never answered counts as lost.
-            while self.poll_results(inbox) > 0 {}
-            let mut st = self.lock();
-            for slot in dead {
-                self.bury(&mut st, slot);
-            }
-            self.dispatch(&mut st);
-        }
-        let mut st = self.lock();
-        if st.terminated {
-            return false;
-        }
-        if st.closed && st.pending.is_empty() && st.running.is_empty() {
-            // close() + all done: let the workers drain and exit, then reap them.
-            let processes: Vec<Process<()>> = st
-                .workers
-                .iter_mut()
-                .filter_map(|w| {
-                    w.tx = None;
-                    w.rx = None;
-                    w.process.take()
-                })
-                .collect();
-            drop(st);
-            reap(processes);
-            self.remove_leftovers();
-            let mut st = self.lock();
-            st.finished = true;
-            self.finished.notify_all();
-            return false;
-        }
-        true
-    }
-
-    /// Worker `slot` died: fail the chunk it was running, send the others again,
-    /// start a successor.
-    fn bury(&self, st: &mut State, slot: usize) {
-        let w = &mut st.workers[slot];
-        let Some(process) = w.process.take() else {
-            return;
-        };
-        w.tx = None;
-        w.rx = None;
-        let sent: Vec<u64> = w.sent.drain(..).collect();
-        let pid = process.pid();
-        let cause = match process.exit_status() {
-            Some(ExitStatus::Signaled(sig)) => {
-                format!("killed by {}", shmkit_process::signal_name(sig))
-            }
-            Some(ExitStatus::Exited(code)) => format!("exited with code {code}"),
-            None => "gone".into(),
-        };
-        drop(process); // reaped already (`is_alive` was false), or in the background
-        let started = self
-            .control
-            .atomic_u64(worker::started_offset(slot as u32))
-            // SYNC: Acquire, paired with the worker's Release store.
-            .map(|a| a.load(Ordering::Acquire))
-            .unwrap_or(0);
-        // The worker runs its chunks in the order sent. Those up to the one it started
-        // last have run (their outcomes, unsent, died with it): `WorkerDied`. Those
-        // after it never started: another worker runs them.
-        let last_started = sent.iter().position(|&id| started == id.wrapping_add(1));
-        let mut again = Vec::new();
-        for (n, id) in sent.into_iter().enumerate() {
-            let Some(chunk) = st.running.remove(&id) else {
-                continue;
-            };
-            if last_started.is_some_and(|last| n <= last) {
-                let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, id));
-                chunk.fail(Error::WorkerDied {
-                    pid,
-                    cause: cause.clone(),
-                });
-            } else {
-                again.push(chunk);
-            }
-        }
-        for chunk in again.into_iter().rev() {
-            st.pending.push_front(chunk);
-        }
-        let more_work = !st.closed || !st.pending.is_empty() || !st.running.is_empty();
-        if st.broken.is_none()
-            && more_work
-            && let Err(e) = self.spawn_worker(st, slot)
-            // Cannot replace it: if no worker is left, nothing would run the rest.
-            && st.workers.iter().all(|w| w.process.is_none())
-        {
-            st.broken = Some(e.clone());
-            for chunk in st.pending.drain(..) {
-                chunk.fail(e.clone());
-            }
-        }
-    }
-
-    /// Terminate: kill every worker, fail what is unfinished with `why`, reap.
-    fn shut_down(&self, why: Error) {
-        let (processes, unfinished) = {
-            let mut st = self.lock();
-            if st.terminated {
-                return;
-            }
-            st.terminated = true;
-            st.closed = true;
-            let processes: Vec<Process<()>> = st
-                .workers
-                .iter_mut()
-                .filter_map(|w| {
-                    w.tx = None;
-                    w.rx = None;
-                    w.sent.clear();
-                    w.process.take()
-                })
-                .collect();
-            let mut unfinished: Vec<Chunk> = st.pending.drain(..).collect();
-            unfinished.extend(st.running.drain().map(|(_, c)| c));
-            (processes, unfinished)
-        };
-        for p in &processes {
-            let _ = p.kill();
-        }
-        reap(processes);
-        for chunk in unfinished {
-            let _ = shmkit_segment::remove(&wire::output_blob(&self.prefix, chunk.id));
-            chunk.fail(why.clone());
-        }
-        self.remove_leftovers();
-        let mut st = self.lock();
-        st.finished = true;
-        self.finished.notify_all();
-    }
-
-    /// Result blobs a dead worker left behind.
-    fn remove_leftovers(&self) {
-        let mine = format!("{}-out", self.prefix);
-        if let Ok(all) = shmkit_segment::list() {
-            for info in all.iter().filter(|i| i.name.starts_with(&mine)) {
-                let _ = shmkit_segment::remove(&info.name);
-            }
-        }
-    }
-}
-
-/// Wait (bounded) for stopped workers to exit; one still running after the wait is
-/// killed, and reaped in the background when it goes.
-fn reap(processes: Vec<Process<()>>) {
-    let deadline = Instant::now() + REAP_WAIT;
-    for mut p in processes {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if p.join_timeout(left.max(Duration::from_millis(1))).is_err() && p.is_alive() {
-            let _ = p.kill();
-        }
     }
 }

@@ -1,9 +1,14 @@
 //! Messages between the pool and its workers, and the blob segments that carry
 //! arguments or results too large to travel inline.
+//!
+//! Every segment of a pool is anonymous (a memfd): a blob travels as the
+//! [`SegmentHandle`] of its maker's descriptor, which the other side opens through
+//! `/proc/<pid>/fd/<n>` while the maker holds it. Nothing has a name in `/dev/shm`, so
+//! nothing is left there however the pool or a worker ends.
 
 use crate::func::FnToken;
 use serde::{Deserialize, Serialize};
-use shmkit_segment::Segment;
+use shmkit_segment::{Segment, SegmentHandle};
 use std::borrow::Cow;
 
 /// Encoded chunk inputs or outcomes above this size travel in a segment of their own
@@ -26,9 +31,11 @@ pub(crate) struct Task<'a> {
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Body<'a> {
     Inline(&'a [u8]),
-    /// In the blob segment `input_blob(prefix, chunk)` (never a name read from the ring).
+    /// In an anonymous blob segment the pool holds until the chunk is done; opened only
+    /// if it is a descriptor of the pool's own process ([`blob_open`]).
     Blob {
         len: u64,
+        blob: SegmentHandle,
     },
 }
 
@@ -50,37 +57,49 @@ pub(crate) struct Done<'a> {
 pub(crate) enum Outcome<'a> {
     /// The encoded `Vec<Result<R, String>>`.
     Inline(&'a [u8]),
-    /// In the blob segment `output_blob(prefix, chunk)`, which the pool removes.
-    Blob { len: u64 },
+    /// In an anonymous blob segment of the worker's, which the worker holds until the
+    /// pool has opened it: the pool then writes `seq` to the worker's "taken" word.
+    Blob {
+        len: u64,
+        seq: u64,
+        blob: SegmentHandle,
+    },
     /// It could not run (its function token did not verify, its arguments or results
     /// could not be read or stored).
     Failed(#[serde(borrow)] Cow<'a, str>),
 }
 
-pub(crate) fn input_blob(prefix: &str, chunk: u64) -> String {
-    format!("{prefix}-in{chunk}")
-}
-
-pub(crate) fn output_blob(prefix: &str, chunk: u64) -> String {
-    format!("{prefix}-out{chunk}")
-}
-
-/// Create blob `name` holding `bytes`.
-pub(crate) fn blob_create(name: &str, bytes: &[u8]) -> shmkit_segment::Result<Segment> {
-    let seg = Segment::builder(name).size(bytes.len().max(1)).create()?;
+/// Create an anonymous blob holding `bytes`.
+pub(crate) fn blob_create(bytes: &[u8]) -> shmkit_segment::Result<Segment> {
+    let seg = Segment::anonymous(bytes.len().max(1))?;
     seg.write_bytes(0, bytes)?;
     Ok(seg)
 }
 
-/// The first `len` bytes of blob `name` (bounds-checked by the segment).
-pub(crate) fn blob_read(name: &str, len: u64) -> shmkit_segment::Result<Vec<u8>> {
-    let seg = Segment::open(name)?;
+/// Open the blob `handle` (read from a ring: untrusted), but only if it is a descriptor
+/// of process `maker`, the one that should have made it: a handle read from a ring
+/// never makes this process open another process's files.
+pub(crate) fn blob_open(handle: &SegmentHandle, maker: u32) -> shmkit_segment::Result<Segment> {
+    // `SegmentHandle::name` is documented as `anonymous:<pid>:<fd>` for an anonymous
+    // segment: the pid whose descriptor the open goes through.
+    let name = handle.name();
+    if !name.starts_with(&format!("anonymous:{maker}:")) {
+        return Err(shmkit_segment::Error::Corrupted {
+            name,
+            what: format!("a pool blob must be an anonymous segment of process {maker}"),
+        });
+    }
+    handle.open()
+}
+
+/// The first `len` bytes of `seg` (bounds-checked by the segment).
+pub(crate) fn blob_read(seg: &Segment, len: u64) -> shmkit_segment::Result<Vec<u8>> {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     let mut bytes = vec![0; len.min(seg.len())];
     seg.read_bytes(0, &mut bytes)?;
     if bytes.len() != len {
         return Err(shmkit_segment::Error::Corrupted {
-            name: name.to_owned(),
+            name: seg.name().to_owned(),
             what: format!("blob holds {} bytes, the message says {len}", seg.len()),
         });
     }

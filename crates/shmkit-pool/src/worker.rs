@@ -2,12 +2,13 @@
 //! worker's own result ring.
 
 use crate::func::{ChunkFn, FnToken, Key};
-use crate::primitive::{Ordering, fence};
+use crate::primitive::{AtomicU64, Ordering, fence};
 use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
 use serde::{Deserialize, Serialize};
 use shmkit_ring::spsc;
-use shmkit_segment::SegmentHandle;
-use std::time::Instant;
+use shmkit_segment::{Segment, SegmentHandle};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// Bytes per worker slot in the control segment (one cache line each).
 pub(crate) const SLOT_BYTES: usize = 64;
@@ -19,6 +20,18 @@ pub(crate) const SLOT_BYTES: usize = 64;
 pub(crate) fn started_offset(slot: u32) -> usize {
     slot as usize * SLOT_BYTES
 }
+
+/// Offset of worker `slot`'s "taken" word: the `seq` of the last result blob of this
+/// worker that the pool has opened (or given up on). The worker holds each result blob
+/// (an anonymous segment, gone with its last descriptor) until the pool has taken it.
+pub(crate) fn taken_offset(slot: u32) -> usize {
+    started_offset(slot) + 8
+}
+
+/// How long a worker that retires (`maxtasksperchild`) waits for the pool to take its
+/// last result blobs before it exits anyway (the pool takes them within microseconds
+/// unless it is gone).
+const TAKEN_WAIT: Duration = Duration::from_secs(10);
 
 /// The collector's doorbell, on the line after the workers' slots in the control
 /// segment: `seq` (a futex word) and `sleeping`. A worker rings after publishing an
@@ -82,7 +95,8 @@ pub(crate) struct WorkerArgs {
     pub results: spsc::Producer,
     pub control: SegmentHandle,
     pub key: Key,
-    pub prefix: String,
+    /// The pool's process: input blobs are its descriptors, and only its.
+    pub pool_pid: u32,
     /// Exit after this many chunks (`maxtasksperchild`).
     pub max_tasks: Option<u64>,
     pub init: Option<(FnToken, Vec<u8>)>,
@@ -96,12 +110,15 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         mut results,
         control,
         key,
-        prefix,
+        pool_pid,
         max_tasks,
         init,
     } = args;
     let Ok(control) = control.open() else { return };
-    let Ok(started) = control.atomic_u64(started_offset(slot)) else {
+    let (Ok(started), Ok(taken)) = (
+        control.atomic_u64(started_offset(slot)),
+        control.atomic_u64(taken_offset(slot)),
+    ) else {
         return;
     };
     let Ok(bell) = Doorbell::of(&control) else {
@@ -137,7 +154,9 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let mut out = Vec::new();
     let mut done = 0u64;
     let mut verified = None;
+    let mut blobs = Blobs::default();
     loop {
+        blobs.release_taken(taken);
         // Disconnected: the pool dropped this worker's ring (close + join, terminate) or
         // died; Corrupted: nothing sensible left to do. Either way, exit.
         let Ok(grant) = tasks.read() else { return };
@@ -148,7 +167,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // SYNC: Release; the pool reads it (Acquire) only after this process died.
         started.store(chunk.wrapping_add(1), Ordering::Release);
         let t0 = Instant::now();
-        let outcome = run(&task, &key, &mut verified, &prefix, &mut out);
+        let outcome = run(&task, &key, &mut verified, pool_pid, &mut blobs, &mut out);
         let ran_us = t0.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
         grant.release();
         // Each outcome goes out at once: batching them saves ~15% per tiny task but a
@@ -160,8 +179,56 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             outcome,
         });
         done += 1;
-        if !sent || max_tasks.is_some_and(|max| done >= max) {
+        if !sent {
             return;
+        }
+        if max_tasks.is_some_and(|max| done >= max) {
+            // Our result blobs die with us: stay until the pool has taken them.
+            blobs.wait_taken(taken, &tasks);
+            return;
+        }
+    }
+}
+
+/// The result blobs this worker made and the pool has not opened yet, oldest first.
+#[derive(Default)]
+struct Blobs {
+    held: VecDeque<(u64, Segment)>,
+    last_seq: u64,
+}
+
+impl Blobs {
+    /// Hold `seg` until the pool takes it; its sequence number.
+    fn hold(&mut self, seg: Segment) -> u64 {
+        self.last_seq += 1;
+        self.held.push_back((self.last_seq, seg));
+        self.last_seq
+    }
+
+    /// Drop the blobs the pool has opened (`taken` is the last one's `seq`).
+    fn release_taken(&mut self, taken: &AtomicU64) {
+        if self.held.is_empty() {
+            return;
+        }
+        // SYNC: Acquire, paired with the pool's Release store once it opened the blob.
+        let upto = taken.load(Ordering::Acquire);
+        while self.held.front().is_some_and(|(seq, _)| *seq <= upto) {
+            self.held.pop_front();
+        }
+    }
+
+    /// Before exiting: wait (bounded) until the pool has taken every held blob, or is
+    /// gone (our task ring disconnected).
+    fn wait_taken(&mut self, taken: &AtomicU64, tasks: &spsc::Consumer) {
+        let deadline = Instant::now() + TAKEN_WAIT;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            self.release_taken(taken);
+            if self.held.is_empty() || tasks.is_disconnected() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 }
@@ -171,7 +238,8 @@ fn run<'o>(
     task: &Task<'_>,
     key: &Key,
     verified: &mut Option<(FnToken, ChunkFn, usize)>,
-    prefix: &str,
+    pool_pid: u32,
+    blobs: &mut Blobs,
     out: &'o mut Vec<u8>,
 ) -> Outcome<'o> {
     // The tag check costs a SipHash: once per function, not per task.
@@ -188,13 +256,15 @@ fn run<'o>(
                 .into(),
         );
     };
-    let blob;
+    let from_blob;
     let input: &[u8] = match task.body {
         Body::Inline(bytes) => bytes,
-        Body::Blob { len } => match wire::blob_read(&wire::input_blob(prefix, task.chunk), len) {
+        Body::Blob { len, ref blob } => match wire::blob_open(blob, pool_pid)
+            .and_then(|seg| wire::blob_read(&seg, len))
+        {
             Ok(bytes) => {
-                blob = bytes;
-                &blob
+                from_blob = bytes;
+                &from_blob
             }
             Err(e) => return Outcome::Failed(format!("could not read the arguments: {e}").into()),
         },
@@ -205,11 +275,13 @@ fn run<'o>(
     if out.len() <= INLINE_MAX {
         return Outcome::Inline(out);
     }
-    match wire::blob_create(&wire::output_blob(prefix, task.chunk), out) {
-        Ok(mut seg) => {
-            seg.set_unlink_on_drop(false); // the pool reads it, then removes it
+    match wire::blob_create(out) {
+        Ok(seg) => {
+            let blob = seg.handle();
             Outcome::Blob {
                 len: out.len() as u64,
+                seq: blobs.hold(seg),
+                blob,
             }
         }
         Err(e) => {

@@ -47,7 +47,7 @@ fn workers_killed_at_random_during_a_map_of_10000_tasks() {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(20, |n| (n / 10).max(1));
-    let p = Pool::new(2).unwrap();
+    let p = Pool::with_processes(2).unwrap();
     let prefix = p.prefix().to_owned();
     let mut seen_pids = std::collections::HashSet::new();
     let mut killed = std::collections::HashSet::new();

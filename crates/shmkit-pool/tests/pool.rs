@@ -38,7 +38,7 @@ fn die_on_three(x: u32) -> u32 {
 }
 
 fn pool(n: usize) -> Pool {
-    Pool::new(n).expect("pool starts")
+    Pool::with_processes(n).expect("pool starts")
 }
 
 /// The pool's segments are all gone (after drop).
@@ -269,6 +269,27 @@ fn maxtasksperchild_recycles_workers() {
     assert!(pids[0] != pids[2] && pids[2] != pids[4], "{pids:?}");
 }
 
+/// A result above 32 KiB travels in a blob segment of the worker's own, which dies with
+/// the worker: a worker retiring right after it (`maxtasksperchild`) must stay until the
+/// pool has taken it.
+#[test]
+fn a_retiring_worker_hands_over_its_large_results() {
+    let p = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let prefix = p.prefix().to_owned();
+    let inputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 40_000]).collect();
+    let got = p.map_chunked(measure, inputs, 1).unwrap();
+    for (i, (len, out)) in got.into_iter().enumerate() {
+        assert_eq!(len, 40_000, "task {i}");
+        assert_eq!(out.len(), 80_000, "task {i}");
+    }
+    drop(p);
+    assert_clean(&prefix);
+}
+
 static GREETING: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 fn set_greeting(g: String) {
@@ -348,9 +369,31 @@ fn a_hundred_thousand_tiny_tasks() {
     assert_eq!(got[19_999], 19_999 * 19_999);
 }
 
+/// `Pool::new()` without a count, like Python's `Pool()`: one worker per CPU.
+#[test]
+fn new_without_a_count_starts_one_worker_per_cpu() {
+    let p = Pool::new().expect("pool starts");
+    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES);
+    assert_eq!(p.processes(), cpus);
+    assert_eq!(p.worker_pids().len(), cpus);
+    assert_eq!(
+        p.map(square, 0..10).unwrap(),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn bad_settings_are_refused() {
-    assert!(matches!(Pool::new(0), Err(Error::Config(_))));
+    assert!(matches!(Pool::with_processes(0), Err(Error::Config(_))));
+    // One limit for the number of processes across the crates.
+    assert_eq!(
+        shmkit_pool::MAX_PROCESSES,
+        shmkit_sync::MAX_PROCESSES as usize
+    );
+    match Pool::with_processes(shmkit_pool::MAX_PROCESSES + 1) {
+        Err(Error::Config(m)) => assert!(m.contains("1..=1024"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         Pool::builder().processes(1).prefetch(0).build(),
         Err(Error::Config(_))
