@@ -24,6 +24,11 @@ pub(crate) struct Registered {
     addr: usize,
     /// Whether it takes two arguments (`starmap`).
     star: bool,
+    /// `type_name` of its argument (a tuple for two) and of its result: a task says
+    /// which types it encoded, and a mismatch fails the task instead of decoding one
+    /// type's bytes as another (postcard does not describe its types).
+    pub(crate) arg_type: &'static str,
+    pub(crate) ret_type: &'static str,
     call: Call,
 }
 
@@ -101,6 +106,8 @@ where
         Registered {
             addr: f as usize,
             star: false,
+            arg_type: std::any::type_name::<A>(),
+            ret_type: std::any::type_name::<R>(),
             call: Box::new(move |input| each(input, |a: A| f(a))),
         },
     );
@@ -118,6 +125,8 @@ where
         Registered {
             addr: f as usize,
             star: true,
+            arg_type: std::any::type_name::<(A, B)>(),
+            ret_type: std::any::type_name::<R>(),
             call: Box::new(move |input| each(input, |(a, b): (A, B)| f(a, b))),
         },
     );

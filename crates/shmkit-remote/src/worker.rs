@@ -172,10 +172,24 @@ fn run_task(keys: &Keys, task: &Entry) -> Option<(String, u64, Vec<u8>)> {
     let seq = task.number("s")?;
     let outcome = match (task.text("f"), task.field("a")) {
         (Some(name), Some(args)) => match func::lookup(name) {
-            Some(f) => match f.call(args) {
-                Ok(items) => Outcome::Done(items),
-                Err(m) => Outcome::Failed(m),
-            },
+            Some(f) => {
+                let (ta, tr) = (
+                    task.text("ta").unwrap_or("?"),
+                    task.text("tr").unwrap_or("?"),
+                );
+                if ta != f.arg_type || tr != f.ret_type {
+                    Outcome::Failed(format!(
+                        "function {name:?} is registered here as {} -> {}; the task was \
+                         submitted as {ta} -> {tr}",
+                        f.arg_type, f.ret_type
+                    ))
+                } else {
+                    match f.call(args) {
+                        Ok(items) => Outcome::Done(items),
+                        Err(m) => Outcome::Failed(m),
+                    }
+                }
+            }
             None => Outcome::Unknown(name.to_owned()),
         },
         _ => Outcome::Failed(format!(
