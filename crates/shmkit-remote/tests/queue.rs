@@ -358,3 +358,48 @@ fn a_lost_connection_is_typed_and_the_next_call_reconnects() {
     q.put(&3).unwrap();
     assert_eq!(q.get_timeout(LONG).unwrap(), 3);
 }
+
+/// An ACL user limited to shmkit's keys (the rules docs/remote.md recommends) can use a
+/// queue; its wrong password is `Auth`; a key outside its pattern is `Server` (NOPERM).
+#[test]
+fn acl_users_with_the_documented_rules() {
+    let Some(srv) = support::server() else { return };
+    let mut raw = srv.raw();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("shmkit")
+        .arg("on")
+        .arg(">pw-1")
+        .arg("~shmkit:*")
+        .arg("+@stream")
+        .arg("+@hash")
+        .arg("+get")
+        .arg("+set")
+        .arg("+del")
+        .arg("+eval")
+        .arg("+ping")
+        .arg("+multi")
+        .arg("+exec")
+        .query::<()>(&mut raw)
+        .unwrap();
+    let url = format!("redis://shmkit:pw-1@127.0.0.1:{}", srv.port);
+    let q = Queue::<u32>::builder(&url, &unique("acl"))
+        .maxsize(10)
+        .connect()
+        .unwrap();
+    q.put(&1).unwrap();
+    q.put_many(&[2, 3]).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    q.task_done().unwrap();
+    assert_eq!(q.get_many(5, LONG).unwrap(), [2, 3]);
+    let bad = format!("redis://shmkit:nope@127.0.0.1:{}", srv.port);
+    assert!(matches!(
+        Queue::<u32>::connect(&bad, "x"),
+        Err(Error::Auth { .. })
+    ));
+    // Pools work under the same rules.
+    let pool = shmkit_remote::Pool::connect(&url, &unique("acl-pool")).unwrap();
+    pool.stop_workers().unwrap();
+    pool.resume_workers().unwrap();
+    assert!(pool.dead_letters().unwrap().is_empty());
+}
