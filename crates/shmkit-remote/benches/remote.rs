@@ -56,7 +56,10 @@ fn remote_queue_pair(url: &str, name: &str, n: u64, batch: usize) -> Duration {
             q.get().expect("get");
             got += 1;
         } else {
-            got += q.get_many(batch, Duration::from_secs(10)).expect("get_many").len() as u64;
+            got += q
+                .get_many(batch, Duration::from_secs(10))
+                .expect("get_many")
+                .len() as u64;
         }
     }
     producer.join().expect("producer");
@@ -103,13 +106,27 @@ fn bare_pair(url: &str, key: &str, n: u64) -> Duration {
             .query(&mut c)
             .expect("xreadgroup");
         // [[key, [[id, [f, v]]]]]
-        let redis::Value::Array(streams) = v else { continue };
-        let redis::Value::Array(kv) = &streams[0] else { panic!("shape") };
-        let redis::Value::Array(entries) = &kv[1] else { panic!("shape") };
-        let redis::Value::Array(e) = &entries[0] else { panic!("shape") };
-        let redis::Value::BulkString(id) = &e[0] else { panic!("shape") };
-        let redis::Value::Array(fields) = &e[1] else { panic!("shape") };
-        let redis::Value::BulkString(d) = &fields[1] else { panic!("shape") };
+        let redis::Value::Array(streams) = v else {
+            continue;
+        };
+        let redis::Value::Array(kv) = &streams[0] else {
+            panic!("shape")
+        };
+        let redis::Value::Array(entries) = &kv[1] else {
+            panic!("shape")
+        };
+        let redis::Value::Array(e) = &entries[0] else {
+            panic!("shape")
+        };
+        let redis::Value::BulkString(id) = &e[0] else {
+            panic!("shape")
+        };
+        let redis::Value::Array(fields) = &e[1] else {
+            panic!("shape")
+        };
+        let redis::Value::BulkString(d) = &fields[1] else {
+            panic!("shape")
+        };
         let _: u64 = postcard::from_bytes(d).expect("decode");
         let _: i64 = redis::cmd("XACK")
             .arg(key)
@@ -155,13 +172,16 @@ fn queue(c: &mut Criterion, url: &str) {
                 .sum()
         })
     });
-    g.bench_function(BenchmarkId::new("shmkit_remote_batch64", QUEUE_ITEMS), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| remote_queue_pair(url, &fresh("qb"), QUEUE_ITEMS, 64))
-                .sum()
-        })
-    });
+    g.bench_function(
+        BenchmarkId::new("shmkit_remote_batch64", QUEUE_ITEMS),
+        |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| remote_queue_pair(url, &fresh("qb"), QUEUE_ITEMS, 64))
+                    .sum()
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("redis_bare", QUEUE_ITEMS), |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -173,7 +193,10 @@ fn queue(c: &mut Criterion, url: &str) {
         b.iter_custom(|iters| (0..iters).map(|_| local_pair(QUEUE_ITEMS)).sum())
     });
     g.finish();
-    let mut raw = redis::Client::open(url).expect("url").get_connection().expect("c");
+    let mut raw = redis::Client::open(url)
+        .expect("url")
+        .get_connection()
+        .expect("c");
     let _: () = redis::cmd("FLUSHALL").query(&mut raw).expect("flush");
 }
 
@@ -192,10 +215,14 @@ fn pool(c: &mut Criterion, url: &str) {
             let name = format!("bench-pool-{workers}-{}", std::process::id());
             let pool = Pool::connect(url, &name).expect("pool");
             let procs: Vec<_> = (0..workers)
-                .map(|_| shmkit_process::spawn(serve, (url.to_owned(), name.clone())).expect("spawn"))
+                .map(|_| {
+                    shmkit_process::spawn(serve, (url.to_owned(), name.clone())).expect("spawn")
+                })
                 .collect();
             let map = |p: &Pool| match chunk {
-                Some(c) => p.map_chunked(square, items.iter().copied(), c).expect("map"),
+                Some(c) => p
+                    .map_chunked(square, items.iter().copied(), c)
+                    .expect("map"),
                 None => p.map(square, items.iter().copied()).expect("map"),
             };
             assert_eq!(map(&pool)[3], 9);
@@ -210,7 +237,9 @@ fn pool(c: &mut Criterion, url: &str) {
         }
         g.bench_function(BenchmarkId::new("local_2w", tasks), |b| {
             b.iter(|| match chunk {
-                Some(c) => local.map_chunked(square, items.iter().copied(), c).expect("map"),
+                Some(c) => local
+                    .map_chunked(square, items.iter().copied(), c)
+                    .expect("map"),
                 None => local.map(square, items.iter().copied()).expect("map"),
             })
         });

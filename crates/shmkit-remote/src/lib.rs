@@ -27,6 +27,7 @@
 
 mod error;
 mod func;
+pub mod inspect;
 pub mod keys;
 mod link;
 mod pool;

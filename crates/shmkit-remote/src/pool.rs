@@ -650,6 +650,22 @@ struct Job<R> {
     _r: PhantomData<fn() -> R>,
 }
 
+impl<R> Drop for Job<R> {
+    fn drop(&mut self) {
+        // Outcomes nobody will ask for any more: forget them (and ignore them if they
+        // arrive later), so an abandoned call does not grow the driver's tables.
+        let mut d = self.shared.driver();
+        for &(seq, _) in &self.chunks {
+            d.waiting.remove(&seq);
+            d.done.remove(&seq);
+        }
+        if !d.arrivals.is_empty() {
+            let mine: HashSet<u64> = self.chunks.iter().map(|c| c.0).collect();
+            d.arrivals.retain(|s| !mine.contains(s));
+        }
+    }
+}
+
 impl<R: DeserializeOwned> Job<R> {
     fn into_map(self) -> MapResult<R> {
         MapResult {

@@ -82,7 +82,7 @@ impl Worker {
         let mut last_check = Instant::now() - Duration::from_secs(60);
         loop {
             if self.max_tasks.is_some_and(|m| served >= m) {
-                return Ok(served);
+                return Ok(leave(&mut link, &keys, &consumer, served));
             }
             let give_up = Instant::now() + self.reconnect_for;
             // Every second (and when idle): the stop flag, the settings, silent workers.
@@ -92,7 +92,7 @@ impl Worker {
                     l.query(&keys.stop, redis::cmd("GET").arg(&keys.stop))
                 })?;
                 if stop.is_some() {
-                    return Ok(served);
+                    return Ok(leave(&mut link, &keys, &consumer, served));
                 }
                 settings = link.persist(give_up, |l| Settings::load(l, &keys))?;
                 beat.set_settings(settings);
@@ -163,6 +163,19 @@ impl Worker {
             served += 1;
         }
     }
+}
+
+/// A clean exit: remove this worker's (empty) consumer from the group, so stopped
+/// workers do not pile up in `XINFO CONSUMERS`.
+fn leave(link: &mut Link, keys: &Keys, consumer: &str, served: u64) -> u64 {
+    let mut c = redis::cmd("XGROUP");
+    c.arg("DELCONSUMER")
+        .arg(&keys.tasks)
+        .arg(GROUP)
+        .arg(consumer);
+    // Best effort: a consumer left behind only shows up in XINFO.
+    let _ = link.query::<i64>(&keys.tasks, &c);
+    served
 }
 
 /// Run one task: `(reply stream, seq, encoded outcome)`, or `None` for an entry that is

@@ -403,3 +403,36 @@ fn acl_users_with_the_documented_rules() {
     pool.resume_workers().unwrap();
     assert!(pool.dead_letters().unwrap().is_empty());
 }
+
+/// `inspect::list` finds queues and pools with their depth, pending entries per
+/// consumer, and dead letters.
+#[test]
+fn list_shows_depth_pending_and_dead_letters() {
+    use shmkit_remote::inspect::{self, Kind};
+    let Some(srv) = support::server() else { return };
+    let qname = unique("listed");
+    let q = Queue::<u32>::connect(&srv.url(), &qname).unwrap();
+    q.put_many(&[1, 2, 3]).unwrap();
+    let lease = q.take(LONG).unwrap();
+    redis::cmd("XADD")
+        .arg(q.key())
+        .arg("*")
+        .arg("junk")
+        .arg("1")
+        .query::<String>(&mut srv.raw())
+        .unwrap();
+    let pname = unique("listed-pool");
+    let _pool = shmkit_remote::Pool::connect(&srv.url(), &pname).unwrap();
+    let s = inspect::inspect(&srv.url(), Kind::Queue, &qname).unwrap();
+    assert_eq!(s.depth, 4);
+    assert_eq!(s.pending, vec![(q.consumer().to_owned(), 1)]);
+    q.ack(lease).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+    assert_eq!(q.get().unwrap(), 3);
+    assert!(matches!(q.get(), Err(Error::Corrupt { .. })));
+    let all = inspect::list(&srv.url()).unwrap();
+    let qs = all.iter().find(|s| s.name == qname).unwrap();
+    assert_eq!((qs.kind, qs.depth, qs.dead_letters), (Kind::Queue, 0, 1));
+    let ps = all.iter().find(|s| s.name == pname).unwrap();
+    assert_eq!((ps.kind, ps.depth, ps.dead_letters), (Kind::Pool, 0, 0));
+}
