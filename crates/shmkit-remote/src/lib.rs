@@ -31,6 +31,7 @@ pub mod inspect;
 pub mod keys;
 mod link;
 mod pool;
+mod primitive;
 mod queue;
 mod wire;
 mod worker;

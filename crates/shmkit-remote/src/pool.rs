@@ -15,13 +15,13 @@ use crate::error::{Error, Result};
 use crate::func::{self, Item};
 use crate::keys::{self, DEFAULT_RECLAIM_AFTER, Keys, Outcome, Settings};
 use crate::link::{Link, check_name};
+use crate::primitive::{AtomicBool, Ordering};
 use crate::queue::consumer_name;
 use crate::wire;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 

@@ -16,12 +16,12 @@
 
 use crate::error::{Error, Result};
 use crate::link::{Link, check_name};
+use crate::primitive::{AtomicBool, Ordering};
 use crate::wire::{self, Entry};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The consumer group every queue handle reads through.

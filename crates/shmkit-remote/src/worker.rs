@@ -4,9 +4,9 @@ use crate::error::{Error, Result};
 use crate::func;
 use crate::keys::{self, GROUP, Keys, Outcome, Settings};
 use crate::link::{Link, check_name};
+use crate::primitive::{AtomicBool, Ordering};
 use crate::queue::consumer_name;
 use crate::wire::{self, Entry};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

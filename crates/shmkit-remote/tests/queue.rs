@@ -290,6 +290,11 @@ fn wrong_url_server_down_and_wrong_password_fail_at_once() {
         Queue::<u32>::connect("not a url", "x"),
         Err(Error::InvalidUrl { .. })
     ));
+    #[cfg(not(feature = "tls"))]
+    match Queue::<u32>::connect("rediss://127.0.0.1:1", "x") {
+        Err(Error::InvalidUrl { reason, .. }) => assert!(reason.contains("TLS"), "{reason}"),
+        other => panic!("expected InvalidUrl for rediss:// without the tls feature, got {other:?}"),
+    }
     // Nothing listens on a port we just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
