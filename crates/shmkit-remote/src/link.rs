@@ -112,7 +112,14 @@ impl Link {
     /// Sort an error of a call on `key`; drop the connection if it is no longer usable.
     fn classify(&mut self, e: RedisError, key: &str) -> Error {
         let reason = e.to_string();
-        if e.is_io_error()
+        // A server that restarts answers `LOADING` until its data set is back in memory:
+        // as transient as a refused connection, and retried the same way.
+        let loading = e.kind() == ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+            || e.code() == Some("LOADING")
+            || reason.contains("BusyLoading")
+            || reason.contains("LOADING");
+        if loading
+            || e.is_io_error()
             || e.is_connection_dropped()
             || e.is_timeout()
             || e.is_unrecoverable_error()
@@ -220,6 +227,25 @@ mod tests {
         assert_eq!(redact("redis://:secret@h"), "redis://:***@h");
         assert_eq!(redact("redis://h:6379"), "redis://h:6379");
         assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    /// A restarted server answers `LOADING` while it reads its append-only file; that
+    /// must be retried like a lost connection (it once failed a worker mid-map in
+    /// `server_killed_and_restarted_mid_map`), while other server errors are not.
+    #[test]
+    fn loading_is_a_transient_error() {
+        let mut link = Link {
+            client: Client::open("redis://127.0.0.1:1").unwrap(),
+            url: "redis://127.0.0.1:1".to_owned(),
+            conn: None,
+        };
+        let loading = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::BusyLoading),
+            "LOADING Redis is loading the dataset in memory",
+        ));
+        assert!(link.classify(loading, "k").is_connection_error());
+        let other = RedisError::from((ErrorKind::Server(redis::ServerErrorKind::NoPerm), "NOPERM"));
+        assert!(matches!(link.classify(other, "k"), Error::Server { .. }));
     }
 
     #[test]

@@ -172,6 +172,9 @@ fn item_of_a_killed_consumer_is_redelivered() {
         .unwrap();
     q.put(&"precious".to_owned()).unwrap();
     let flag = format!("{name}-taken");
+    // The child's read happens after this instant, and re-delivery comes at least
+    // `reclaim_after` after that read.
+    let spawned_at = Instant::now();
     let child =
         shmkit_process::spawn(take_and_hang, (url.clone(), name.clone(), flag.clone())).unwrap();
     let mut raw = srv.raw();
@@ -186,11 +189,10 @@ fn item_of_a_killed_consumer_is_redelivered() {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
-    let killed_at = Instant::now();
     assert_eq!(q.len().unwrap(), 1, "still pending, not lost");
     assert_eq!(q.get_timeout(LONG).unwrap(), "precious");
     assert!(
-        killed_at.elapsed() >= Duration::from_millis(300),
+        spawned_at.elapsed() >= Duration::from_millis(400),
         "re-delivered before the idle time"
     );
     assert!(matches!(q.try_get(), Err(Error::Empty)));
