@@ -79,6 +79,7 @@ impl Worker {
         let mut settings = Settings::load(&mut link, &keys)?;
         let beat = Heartbeat::start(link.try_clone()?, keys.clone(), consumer.clone(), settings);
         let mut served = 0u64;
+        let mut own_first = false;
         let mut last_check = Instant::now() - Duration::from_secs(60);
         loop {
             if self.max_tasks.is_some_and(|m| served >= m) {
@@ -99,26 +100,35 @@ impl Worker {
                 let reaper = format!("reaper-{consumer}");
                 link.persist(give_up, |l| keys::reap(l, &keys, settings, &reaper))?;
             }
+            // After a failed read, first re-read this worker's own pending entries (id
+            // `0`): the server may have delivered a task whose reply the broken
+            // connection lost; without this it would sit unclaimed until reclaimed as
+            // `WorkerDied` although this worker is alive.
             let mut c = redis::cmd("XREADGROUP");
-            c.arg("GROUP")
-                .arg(GROUP)
-                .arg(&consumer)
-                .arg("COUNT")
-                .arg(1)
-                .arg("BLOCK")
-                .arg(SLICE.as_millis() as u64)
-                .arg("STREAMS")
+            c.arg("GROUP").arg(GROUP).arg(&consumer).arg("COUNT").arg(1);
+            if !own_first {
+                c.arg("BLOCK").arg(SLICE.as_millis() as u64);
+            }
+            c.arg("STREAMS")
                 .arg(&keys.tasks)
-                .arg(">");
-            let v: redis::Value =
-                link.persist(give_up, |l| l.run(&keys.tasks, SLICE, |conn| c.query(conn)))?;
+                .arg(if own_first { "0" } else { ">" });
+            let mut failed = false;
+            let v: redis::Value = link.persist(give_up, |l| {
+                let r = l.run(&keys.tasks, SLICE, |conn| c.query(conn));
+                failed |= r.is_err();
+                r
+            })?;
             let entries = wire::read_reply(&v).ok_or_else(|| Error::Corrupt {
                 stream: keys.tasks.clone(),
                 id: "-".to_owned(),
                 what: format!("unexpected XREADGROUP reply shape: {v:?}"),
             })?;
+            let was_own = own_first;
+            own_first = failed || (was_own && !entries.is_empty());
             let Some(task) = entries.into_iter().next() else {
-                last_check = Instant::now() - Duration::from_secs(60);
+                if !was_own {
+                    last_check = Instant::now() - Duration::from_secs(60);
+                }
                 continue;
             };
             beat.running(Some(task.id.clone()));
