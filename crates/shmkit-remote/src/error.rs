@@ -150,6 +150,10 @@ pub enum Error {
         /// What the worker reported.
         message: String,
     },
+    /// The pool handle was terminated ([`Pool::terminate`](crate::Pool::terminate))
+    /// before this task was answered.
+    #[error("the pool was terminated before this task finished")]
+    Terminated,
     /// The result was already taken by an earlier `get`.
     #[error("the result was already taken by an earlier get")]
     Taken,

@@ -65,6 +65,8 @@ pub(crate) enum Outcome {
         idle_ms: u64,
         attempts: u32,
     },
+    /// Given up by the caller's `Pool::terminate` (never sent by a worker).
+    Terminated,
 }
 
 impl Outcome {
@@ -86,6 +88,7 @@ impl Outcome {
                 idle_ms: *idle_ms,
                 attempts: *attempts,
             }),
+            Outcome::Terminated => Some(Error::Terminated),
         }
     }
 }

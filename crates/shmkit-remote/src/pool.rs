@@ -89,6 +89,8 @@ struct Driver {
     done: HashMap<u64, Outcome>,
     /// Chunks answered, in arrival order (for `imap_unordered`).
     arrivals: VecDeque<u64>,
+    /// Task stream entry id of each chunk not yet answered (for `terminate`).
+    task_ids: HashMap<u64, String>,
     last_reap: Instant,
 }
 
@@ -214,6 +216,7 @@ impl Pool {
                     waiting: HashSet::new(),
                     done: HashMap::new(),
                     arrivals: VecDeque::new(),
+                    task_ids: HashMap::new(),
                     last_reap: Instant::now(),
                 }),
             }),
@@ -419,11 +422,12 @@ impl Pool {
                     .arg("s")
                     .arg(seq)
                     .arg("n")
-                    .arg(1)
-                    .ignore();
+                    .arg(1);
             }
-            d.link
-                .persist(give_up, |l| l.pipe::<()>(&sh.keys.tasks, &p))?;
+            let ids: Vec<String> = d.link.persist(give_up, |l| l.pipe(&sh.keys.tasks, &p))?;
+            for (j, id) in ids.into_iter().enumerate() {
+                d.task_ids.insert(first_seq + (i * 1024 + j) as u64, id);
+            }
         }
         let seqs: Vec<u64> = (first_seq..first_seq + counts.len() as u64).collect();
         d.waiting.extend(seqs.iter().copied());
@@ -438,6 +442,34 @@ impl Pool {
     /// Take no new tasks (Python's `close`).
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Take no new tasks and give up on the ones submitted (Python's `terminate`): the
+    /// chunks no worker has started are deleted from the task stream, and every task of
+    /// this handle not yet answered is answered [`Error::Terminated`] at once. Chunks
+    /// already running finish in their workers; their answers are ignored. Workers keep
+    /// serving other calls (use [`stop_workers`](Self::stop_workers) to end them).
+    pub fn terminate(&self) -> Result<()> {
+        self.close();
+        let sh = &self.shared;
+        let mut d = sh.driver();
+        let ids: Vec<String> = d.task_ids.values().cloned().collect();
+        if !ids.is_empty() {
+            // An entry a worker holds is deleted too: its pending entry then shows as
+            // deleted, and the worker's answer goes to a call that no longer waits.
+            for batch in ids.chunks(1024) {
+                let mut c = redis::cmd("XDEL");
+                c.arg(&sh.keys.tasks).arg(batch);
+                d.link.query::<()>(&sh.keys.tasks, &c)?;
+            }
+        }
+        d.task_ids.clear();
+        let waiting: Vec<u64> = d.waiting.drain().collect();
+        for seq in waiting {
+            d.done.insert(seq, Outcome::Terminated);
+            d.arrivals.push_back(seq);
+        }
+        Ok(())
     }
 
     /// After [`close`](Self::close), wait until every task this handle submitted has
@@ -585,6 +617,7 @@ impl Shared {
         d.last_id = last.id.clone();
         for e in &entries {
             let Some(seq) = e.number("s") else { continue };
+            d.task_ids.remove(&seq);
             if !d.waiting.remove(&seq) {
                 continue; // a second answer (a slow worker after a reclaim): ignored
             }
@@ -658,6 +691,7 @@ impl<R> Drop for Job<R> {
         for &(seq, _) in &self.chunks {
             d.waiting.remove(&seq);
             d.done.remove(&seq);
+            d.task_ids.remove(&seq);
         }
         if !d.arrivals.is_empty() {
             let mine: HashSet<u64> = self.chunks.iter().map(|c| c.0).collect();

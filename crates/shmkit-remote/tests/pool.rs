@@ -398,3 +398,42 @@ fn stop_workers_ends_them() {
     assert_eq!(served, 1);
     w.procs.clear();
 }
+
+/// `terminate` answers every task not yet answered with `Terminated` at once, removes
+/// the chunks nobody started from the task stream, and the workers keep serving.
+#[test]
+fn terminate_gives_up_on_pending_tasks() {
+    let Some(srv) = support::server() else { return };
+    register_all();
+    let name = unique("terminate");
+    let pool = Pool::connect(&srv.url(), &name).unwrap();
+    let _w = Workers::start(&srv.url(), &name, 1);
+    let pending = pool
+        .map_async(nap, std::iter::repeat_n(2000u64, 4))
+        .unwrap();
+    wait_until_running(&srv, &pool);
+    let t = Instant::now();
+    pool.terminate().unwrap();
+    let each = pending.get_each();
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        each.iter().all(|r| matches!(r, Err(Error::Terminated))),
+        "{each:?}"
+    );
+    let left: u64 = redis::cmd("XLEN")
+        .arg(pool.tasks_key())
+        .query(&mut srv.raw())
+        .unwrap();
+    assert_eq!(left, 0, "chunks nobody started were deleted");
+    assert!(matches!(pool.apply(square, 2), Err(Error::Closed)));
+    let other = Pool::connect(&srv.url(), &name).unwrap();
+    assert_eq!(
+        other.apply(square, 4).unwrap(),
+        16,
+        "the worker still serves"
+    );
+}
