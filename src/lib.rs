@@ -10,6 +10,7 @@
 //! | [`sync`] | `shmkit-sync` | `Lock`, `RLock`, `Condition`, `Event`, `Semaphore`, `Barrier`, `Value`, `Array`, `Manager().dict()` |
 //! | [`ring`] | `shmkit-ring` | `Queue`, `JoinableQueue`, `Pipe` |
 //! | [`pool`] | `shmkit-pool` | `Pool` (`map`, `imap`, `apply_async`, ...) |
+//! | `remote` (feature `remote`) | `shmkit-remote` | `managers` queues, Ray's `Pool`: `Queue` and `Pool` across hosts over Redis Streams |
 //!
 //! ```no_run
 //! use shmkit::prelude::*;
@@ -37,6 +38,11 @@ pub use shmkit_process as process;
 pub use shmkit_ring as ring;
 pub use shmkit_segment as segment;
 pub use shmkit_sync as sync;
+
+/// Queue and Pool beyond one machine, over Redis Streams (the `shmkit-remote` crate).
+/// Behind the `remote` feature: `shmkit = { version = "0.1", features = ["remote"] }`.
+#[cfg(feature = "remote")]
+pub use shmkit_remote as remote;
 
 /// Call first thing in `main`: in a child started with [`process::StartMethod::Spawn`]
 /// it runs the requested function and exits; in the parent it returns at once.

@@ -47,6 +47,7 @@
 mod bench;
 mod inspect;
 mod procfs;
+mod remote;
 mod report;
 mod watch;
 
@@ -92,6 +93,10 @@ enum Command {
         /// Print JSON (an array of objects) instead of a table.
         #[arg(long)]
         json: bool,
+        /// List the remote queues and pools (shmkit-remote) on this Redis server
+        /// instead: depth, entries held by consumers or workers, dead letters.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Show one segment: its header field by field, then its payload.
     ///
@@ -108,6 +113,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Show the remote queue or pool NAME on this Redis server instead.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Watch a ring live: messages/s, bytes/s and depth, refreshed like `top`.
     ///
@@ -326,8 +334,14 @@ fn rm(names: &[String], stale: bool, dry_run: bool) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse(); // exits with 2 on bad usage (clap's convention)
     let result = match &cli.command {
-        Command::Ls { all, json } => ls(*all, *json),
-        Command::Inspect { name, json } => inspect::run(name, *json),
+        Command::Ls { all, json, url } => match url {
+            Some(url) => remote::ls(url, *json),
+            None => ls(*all, *json),
+        },
+        Command::Inspect { name, json, url } => match url {
+            Some(url) => remote::show(url, name, *json),
+            None => inspect::run(name, *json),
+        },
         Command::Watch {
             name,
             interval,
