@@ -1,4 +1,4 @@
-//! `shmkit report`: turn criterion's output into the tables and plots of
+//! `cargo xtask report`: turn criterion's output into the tables and plots of
 //! docs/benchmarks.md — a markdown table per group (median, 95 % interval, throughput,
 //! ratio to the pipe baseline) and an SVG per group (throughput against message size on
 //! log-log axes, one line per transport; or a bar per transport for groups without sizes).
@@ -111,6 +111,15 @@ fn load(criterion_dir: &Path) -> Result<BTreeMap<String, Vec<Point>>, String> {
     Ok(groups)
 }
 
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1}G", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1}M", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1}K", n as f64 / 1024.0),
+        n => format!("{n}B"),
+    }
+}
+
 fn time(ns: f64) -> String {
     match ns {
         n if n >= 1e9 => format!("{:.2} s", n / 1e9),
@@ -214,7 +223,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
             .configure_mesh()
             .x_desc("message size (bytes)")
             .y_desc("bytes / second")
-            .x_label_formatter(&|x| crate::human_bytes(*x as u64))
+            .x_label_formatter(&|x| human_bytes(*x as u64))
             .y_label_formatter(&|y| format!("{:.0e}", y))
             .draw()
             .map_err(|e| err(&e))?;
@@ -303,7 +312,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
 }
 
 /// Print the markdown tables and write one SVG per group into `out_dir`.
-pub fn run(criterion_dir: &Path, out_dir: &Path) -> Result<(), String> {
+pub(crate) fn run(criterion_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let groups = load(criterion_dir)?;
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     for (group, points) in &groups {
