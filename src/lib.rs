@@ -55,3 +55,24 @@ pub mod prelude {
         Array, Barrier, Condvar, Dict, Event, Handle, Mutex, RLock, Semaphore, Value,
     };
 }
+
+/// The README of every crate, run as doc tests, so that the example a user of
+/// `cargo add shmkit-ring` sees first keeps compiling and passing. (Only under
+/// `cfg(doctest)`: the packaged crate never reads these files.)
+#[cfg(doctest)]
+mod readmes {
+    #[doc = include_str!("../README.md")]
+    struct Shmkit;
+    #[doc = include_str!("../crates/shmkit-segment/README.md")]
+    struct Segment;
+    #[doc = include_str!("../crates/shmkit-process/README.md")]
+    struct Process;
+    #[doc = include_str!("../crates/shmkit-sync/README.md")]
+    struct Sync;
+    #[doc = include_str!("../crates/shmkit-ring/README.md")]
+    struct Ring;
+    #[doc = include_str!("../crates/shmkit-pool/README.md")]
+    struct Pool;
+    #[doc = include_str!("../crates/shmkit-cli/README.md")]
+    struct Cli;
+}
