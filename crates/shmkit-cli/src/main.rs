@@ -44,6 +44,7 @@
 //! cause); **2** bad usage (unknown command or option, missing or malformed argument).
 
 mod bench;
+mod frame;
 mod inspect;
 mod procfs;
 mod watch;
