@@ -10,6 +10,9 @@
 //! Exit codes: **0** success; **1** the task failed (the message says why); **2** bad
 //! usage.
 
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
 mod report;
 
 use std::path::PathBuf;

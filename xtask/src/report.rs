@@ -111,13 +111,15 @@ fn load(criterion_dir: &Path) -> Result<BTreeMap<String, Vec<Point>>, String> {
     Ok(groups)
 }
 
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1}G", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1}M", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1}K", n as f64 / 1024.0),
-        n => format!("{n}B"),
+/// An axis label in the units of the bench ids (`8B`, `64KiB`, `1MiB`).
+fn axis_bytes(x: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let (mut v, mut unit) = (x, 0);
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
     }
+    format!("{v:.0}{}", UNITS[unit])
 }
 
 fn time(ns: f64) -> String {
@@ -223,7 +225,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
             .configure_mesh()
             .x_desc("message size (bytes)")
             .y_desc("bytes / second")
-            .x_label_formatter(&|x| human_bytes(*x as u64))
+            .x_label_formatter(&|x| axis_bytes(*x))
             .y_label_formatter(&|y| format!("{:.0e}", y))
             .draw()
             .map_err(|e| err(&e))?;

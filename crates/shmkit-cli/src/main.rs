@@ -43,6 +43,9 @@
 //! found or removed, is corrupted, or a benchmark failed (the message names it and the
 //! cause); **2** bad usage (unknown command or option, missing or malformed argument).
 
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
 mod bench;
 mod frame;
 mod inspect;
