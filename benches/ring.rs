@@ -26,7 +26,7 @@ use shmkit_ring::spsc::{Consumer, Producer};
 use shmkit_ring::{Error, Queue};
 use std::time::Instant;
 use support::shm::{self, Cacheline, LONG, RingEcho, RingStream};
-use support::{Baseline, Role, Transport, size_label};
+use support::{Baseline, Role, Transport};
 
 const SIZES: [usize; 5] = [8, 64, 1024, 64 * 1024, 1 << 20];
 const RING: usize = 8 << 20;
@@ -100,32 +100,27 @@ fn queue_sink(args: (Queue<Blob>, Queue<u8>)) {
 }
 
 fn throughput(c: &mut Criterion) {
-    let mut g = c.benchmark_group("throughput");
-    for size in SIZES {
-        let msg = vec![0x5au8; size];
-        let label = size_label(size);
-        g.throughput(Throughput::Bytes(size as u64));
-
-        shm::bench_spsc_ring(&mut g, &label, &msg, RING);
+    shm::throughput_group(c, &SIZES, |g, size, label, msg| {
+        shm::bench_spsc_ring(g, label, msg, RING);
         if size <= 1024 {
             // The same stream through the batch API: 32 messages per publication.
             let mut ring = RingStream::spawn(shm::ring_sink, RING);
-            g.bench_function(BenchmarkId::new("spsc_ring_batch32", &label), |b| {
-                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, &msg, iters)))
+            g.bench_function(BenchmarkId::new("spsc_ring_batch32", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, msg, iters)))
             });
         }
 
         // Zero-copy both ways: the producer writes in place (`reserve`/`commit`), the
         // consumer reads in place, releasing many messages at once (`read_batch`).
         let mut ring = RingStream::spawn(ring_sink_zero_copy, RING);
-        g.bench_function(BenchmarkId::new("spsc_zero_copy", &label), |b| {
-            b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, &msg, iters)))
+        g.bench_function(BenchmarkId::new("spsc_zero_copy", label), |b| {
+            b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
         });
         if size <= 1024 {
             // Batches at both ends: `send_batch` (32 per publication) into a consumer
             // that reads in place and releases many per store (`read_batch`).
-            g.bench_function(BenchmarkId::new("spsc_batch", &label), |b| {
-                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, &msg, iters)))
+            g.bench_function(BenchmarkId::new("spsc_batch", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, msg, iters)))
             });
         }
         drop(ring);
@@ -133,8 +128,8 @@ fn throughput(c: &mut Criterion) {
         let q = Queue::<Blob>::anonymous(RING).expect("queue");
         let ack_q = Queue::<u8>::anonymous(4096).expect("ack queue");
         let child = shmkit_process::spawn(queue_sink, (q.clone(), ack_q.clone())).expect("spawn");
-        let blob = Blob(msg.clone());
-        g.bench_function(BenchmarkId::new("mpmc", &label), |b| {
+        let blob = Blob(msg.to_vec());
+        g.bench_function(BenchmarkId::new("mpmc", label), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
                 for _ in 0..iters {
@@ -154,12 +149,11 @@ fn throughput(c: &mut Criterion) {
             ("unix_socket", Transport::UnixSocket),
         ] {
             let mut base = Baseline::spawn(transport, Role::Sink);
-            g.bench_function(BenchmarkId::new(id, &label), |b| {
-                b.iter_custom(|iters| base.stream(iters, &msg))
+            g.bench_function(BenchmarkId::new(id, label), |b| {
+                b.iter_custom(|iters| base.stream(iters, msg))
             });
         }
-    }
-    g.finish();
+    });
 }
 
 /// `iters` messages through `send_batch`, 32 per publication.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use shmkit_process::Process;
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, Queue};
@@ -120,6 +120,22 @@ impl Drop for RingStream {
         let _ = self.tx.send_timeout(STOP, LONG);
         stop_child(&mut self.child, "the ring sink");
     }
+}
+
+/// The `throughput` group, ids `throughput/<transport>/<size>`: for each of `sizes`,
+/// `add` gets the group (bytes per message set), the size, its label and a message of
+/// that size, and adds one bench per transport.
+pub fn throughput_group(
+    c: &mut Criterion,
+    sizes: &[usize],
+    mut add: impl FnMut(&mut BenchmarkGroup<'_, WallTime>, usize, &str, &[u8]),
+) {
+    let mut g = c.benchmark_group("throughput");
+    for &size in sizes {
+        g.throughput(Throughput::Bytes(size as u64));
+        add(&mut g, size, &size_label(size), &vec![0x5au8; size]);
+    }
+    g.finish();
 }
 
 /// `throughput/spsc_ring/<label>`: `msg` copied in with `send` and out with `recv` by

@@ -23,7 +23,7 @@ use shmkit_ring::{Error, Queue};
 use crate::framed::{self, LocalSocket};
 use crate::ipc;
 use crate::support::shm::{self, RingStream};
-use crate::support::{Baseline, Role, Transport, size_label};
+use crate::support::{Baseline, Role, Transport};
 use crate::{LONG, iox};
 
 const SIZES: [usize; 4] = [8, 64, 1024, 64 * 1024];
@@ -77,20 +77,17 @@ fn stream(iters: u64, mut send: impl FnMut(), sync: impl FnOnce()) -> std::time:
 }
 
 pub fn throughput(c: &mut Criterion) {
-    let mut g = c.benchmark_group("throughput");
-    for size in SIZES {
-        let msg = vec![0x5au8; size];
-        let label = size_label(size);
-        g.throughput(Throughput::Bytes(size as u64));
-
+    shm::throughput_group(c, &SIZES, |g, size, label, msg| {
+        // `Queue<Vec<u8>>` and `IpcSender<Vec<u8>>` take the message as a `Vec`.
+        let msg = &msg.to_vec();
         // shmkit SPSC ring, copying (`benches/support/shm.rs`, as in `benches/ring.rs`).
-        shm::bench_spsc_ring(&mut g, &label, &msg, RING);
+        shm::bench_spsc_ring(g, label, msg, RING);
 
         // shmkit SPSC ring, zero-copy: reserve / write in place / commit.
         {
             let mut ring = RingStream::spawn(ring_zero_copy_sink, RING);
-            g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", &label), |b| {
-                b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, &msg, iters)))
+            g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
             });
         }
 
@@ -100,11 +97,11 @@ pub fn throughput(c: &mut Criterion) {
             let ack = Queue::<u8>::anonymous(4096).expect("ack queue");
             let mut child =
                 shmkit_process::spawn(queue_sink, (q.clone(), ack.clone())).expect("spawn");
-            g.bench_function(BenchmarkId::new("queue_vec", &label), |b| {
+            g.bench_function(BenchmarkId::new("queue_vec", label), |b| {
                 b.iter_custom(|iters| {
                     stream(
                         iters,
-                        || q.put(&msg).expect("put"),
+                        || q.put(msg).expect("put"),
                         || {
                             q.put(&Vec::new()).expect("sync");
                             ack.get_timeout(LONG).expect("ack");
@@ -121,15 +118,15 @@ pub fn throughput(c: &mut Criterion) {
         {
             let buffer = (RING / size).clamp(64, 1024);
             let s = iox::Stream::spawn(size, buffer);
-            g.bench_function(BenchmarkId::new("iceoryx2", &label), |b| {
-                b.iter_custom(|iters| stream(iters, || s.send(&msg), || s.sync()))
+            g.bench_function(BenchmarkId::new("iceoryx2", label), |b| {
+                b.iter_custom(|iters| stream(iters, || s.send(msg), || s.sync()))
             });
         }
 
         // ipc-channel IpcSender<Vec<u8>>.
         {
             let p = ipc::Peer::<Vec<u8>, u64>::sink();
-            g.bench_function(BenchmarkId::new("ipc_channel", &label), |b| {
+            g.bench_function(BenchmarkId::new("ipc_channel", label), |b| {
                 b.iter_custom(|iters| stream(iters, || p.send(msg.clone()), || p.sync()))
             });
         }
@@ -137,18 +134,17 @@ pub fn throughput(c: &mut Criterion) {
         // interprocess local socket and a pipe, length-prefixed frames.
         {
             let mut s = LocalSocket::spawn(framed::sink);
-            g.bench_function(BenchmarkId::new("local_socket", &label), |b| {
-                b.iter_custom(|iters| s.stream_for(iters, &msg))
+            g.bench_function(BenchmarkId::new("local_socket", label), |b| {
+                b.iter_custom(|iters| s.stream_for(iters, msg))
             });
         }
         {
             let mut base = Baseline::spawn(Transport::Pipe, Role::Sink);
-            g.bench_function(BenchmarkId::new("pipe", &label), |b| {
-                b.iter_custom(|iters| base.stream(iters, &msg))
+            g.bench_function(BenchmarkId::new("pipe", label), |b| {
+                b.iter_custom(|iters| base.stream(iters, msg))
             });
         }
-    }
-    g.finish();
+    });
 }
 
 pub fn queue_u64(c: &mut Criterion) {
