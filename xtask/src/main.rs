@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 
 /// Developer tasks of the shmkit workspace (not installed with shmkit).
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", about, long_about = None)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
