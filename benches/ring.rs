@@ -22,36 +22,16 @@ mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, Queue};
-use shmkit_segment::primitive::Ordering;
-use shmkit_segment::{Segment, SegmentHandle};
-use shmkit_sync::SpinPolicy;
-use std::time::{Duration, Instant};
-use support::{Baseline, Role, Transport, size_label};
+use shmkit_ring::spsc::{Consumer, Producer};
+use shmkit_ring::{Error, Queue};
+use std::time::Instant;
+use support::shm::{self, Cacheline, LONG, RingEcho, RingStream};
+use support::{Baseline, Role, Transport};
 
 const SIZES: [usize; 5] = [8, 64, 1024, 64 * 1024, 1 << 20];
 const RING: usize = 8 << 20;
-const LONG: Duration = Duration::from_secs(60);
-/// Control messages are shorter than every payload: 0 bytes = sync, 1 byte = stop.
-const SYNC: &[u8] = &[];
-const STOP: &[u8] = &[0];
 
 // --- throughput ---------------------------------------------------------------------
-
-fn ring_sink(args: (Consumer, Producer)) {
-    let (mut rx, mut ack) = args;
-    let mut buf = Vec::with_capacity(1 << 20);
-    loop {
-        match rx.recv_timeout(&mut buf, LONG) {
-            Ok(()) if buf.is_empty() => ack.send(b"k").expect("ack"),
-            Ok(()) if buf.len() == 1 => return,
-            Ok(()) => {}
-            Err(Error::Disconnected) => return,
-            Err(e) => panic!("ring sink: {e}"),
-        }
-    }
-}
 
 /// The zero-copy sink: reads messages in place, many per release (`read_batch`).
 fn ring_sink_zero_copy(args: (Consumer, Producer)) {
@@ -120,97 +100,36 @@ fn queue_sink(args: (Queue<Blob>, Queue<u8>)) {
 }
 
 fn throughput(c: &mut Criterion) {
-    let mut g = c.benchmark_group("throughput");
-    for size in SIZES {
-        let msg = vec![0x5au8; size];
-        let label = size_label(size);
-        g.throughput(Throughput::Bytes(size as u64));
-
-        let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
-        let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-        let child =
-            shmkit_process::spawn(ring_sink, (rx.transfer(), ack_tx.transfer())).expect("spawn");
-        let mut ack = Vec::new();
-        g.bench_function(BenchmarkId::new("spsc_ring", &label), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    tx.send(&msg).expect("send");
-                }
-                tx.send(SYNC).expect("sync");
-                ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                t0.elapsed()
-            })
-        });
+    shm::throughput_group(c, &SIZES, |g, size, label, msg| {
+        shm::bench_spsc_ring(g, label, msg, RING);
         if size <= 1024 {
             // The same stream through the batch API: 32 messages per publication.
-            let batch = vec![msg.clone(); 32];
-            g.bench_function(BenchmarkId::new("spsc_ring_batch32", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    let mut left = iters as usize;
-                    while left > 0 {
-                        let n = left.min(batch.len());
-                        tx.send_batch(&batch[..n]).expect("send batch");
-                        left -= n;
-                    }
-                    tx.send(SYNC).expect("sync");
-                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                    t0.elapsed()
-                })
+            let mut ring = RingStream::spawn(shm::ring_sink, RING);
+            g.bench_function(BenchmarkId::new("spsc_ring_batch32", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, msg, iters)))
             });
         }
-        tx.send(STOP).expect("stop");
-        let mut child = child;
-        child.join_timeout(LONG).expect("ring sink stops");
 
         // Zero-copy both ways: the producer writes in place (`reserve`/`commit`), the
         // consumer reads in place, releasing many messages at once (`read_batch`).
-        let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
-        let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-        let child = shmkit_process::spawn(ring_sink_zero_copy, (rx.transfer(), ack_tx.transfer()))
-            .expect("spawn");
-        g.bench_function(BenchmarkId::new("spsc_zero_copy", &label), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    let mut grant = tx.reserve(size).expect("reserve");
-                    grant.as_mut_slice().copy_from_slice(&msg);
-                    grant.commit();
-                }
-                tx.send(SYNC).expect("sync");
-                ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                t0.elapsed()
-            })
+        let mut ring = RingStream::spawn(ring_sink_zero_copy, RING);
+        g.bench_function(BenchmarkId::new("spsc_zero_copy", label), |b| {
+            b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
         });
         if size <= 1024 {
             // Batches at both ends: `send_batch` (32 per publication) into a consumer
             // that reads in place and releases many per store (`read_batch`).
-            let batch = vec![msg.clone(); 32];
-            g.bench_function(BenchmarkId::new("spsc_batch", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    let mut left = iters as usize;
-                    while left > 0 {
-                        let n = left.min(batch.len());
-                        tx.send_batch(&batch[..n]).expect("send batch");
-                        left -= n;
-                    }
-                    tx.send(SYNC).expect("sync");
-                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                    t0.elapsed()
-                })
+            g.bench_function(BenchmarkId::new("spsc_batch", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| send_batches(tx, msg, iters)))
             });
         }
-        tx.send(STOP).expect("stop");
-        let mut child = child;
-        child.join_timeout(LONG).expect("zero-copy ring sink stops");
+        drop(ring);
 
         let q = Queue::<Blob>::anonymous(RING).expect("queue");
         let ack_q = Queue::<u8>::anonymous(4096).expect("ack queue");
         let child = shmkit_process::spawn(queue_sink, (q.clone(), ack_q.clone())).expect("spawn");
-        let blob = Blob(msg.clone());
-        g.bench_function(BenchmarkId::new("mpmc", &label), |b| {
+        let blob = Blob(msg.to_vec());
+        g.bench_function(BenchmarkId::new("mpmc", label), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
                 for _ in 0..iters {
@@ -230,125 +149,44 @@ fn throughput(c: &mut Criterion) {
             ("unix_socket", Transport::UnixSocket),
         ] {
             let mut base = Baseline::spawn(transport, Role::Sink);
-            g.bench_function(BenchmarkId::new(id, &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        base.send(&msg);
-                    }
-                    base.sync();
-                    t0.elapsed()
-                })
+            g.bench_function(BenchmarkId::new(id, label), |b| {
+                b.iter_custom(|iters| base.stream(iters, msg))
             });
         }
+    });
+}
+
+/// `iters` messages through `send_batch`, 32 per publication.
+fn send_batches(tx: &mut Producer, msg: &[u8], iters: u64) {
+    let batch = vec![msg; 32];
+    let mut left = iters as usize;
+    while left > 0 {
+        let n = left.min(batch.len());
+        tx.send_batch(&batch[..n]).expect("send batch");
+        left -= n;
     }
-    g.finish();
 }
 
 // --- round trip ----------------------------------------------------------------------
-
-fn cacheline_child(h: SegmentHandle) {
-    let seg = h.open().expect("open");
-    let word = seg.atomic_u64(0).expect("word");
-    let mut seen = 0;
-    loop {
-        let v = word.load(Ordering::Acquire);
-        if v == u64::MAX {
-            return;
-        }
-        if v != seen && v % 2 == 1 {
-            word.store(v + 1, Ordering::Release);
-            seen = v + 1;
-        }
-        std::hint::spin_loop();
-    }
-}
-
-fn echo_spin(conn: Connection) {
-    let mut buf = Vec::new();
-    loop {
-        match conn.try_recv_bytes(&mut buf) {
-            Ok(()) if buf.len() == 1 => return,
-            Ok(()) => while conn.try_send_bytes(&buf).is_err() {},
-            Err(Error::Empty) => std::hint::spin_loop(),
-            Err(e) => panic!("echo: {e}"),
-        }
-    }
-}
-
-fn echo_blocking(conn: Connection) {
-    conn.set_spin_policy(SpinPolicy::NEVER);
-    let mut buf = Vec::new();
-    loop {
-        match conn.recv_bytes_into(&mut buf) {
-            Ok(()) if buf.len() == 1 => return,
-            Ok(()) => conn.send_bytes(&buf).expect("echo"),
-            Err(e) => panic!("echo: {e}"),
-        }
-    }
-}
 
 fn roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("roundtrip");
     let msg = [7u8; 8];
 
-    let seg = Segment::anonymous(128).expect("segment");
-    let child = shmkit_process::spawn(cacheline_child, seg.handle()).expect("spawn");
-    let word = seg.atomic_u64(0).expect("word");
-    let mut next = 1u64;
+    let mut cacheline = Cacheline::spawn();
     g.bench_function(BenchmarkId::new("cacheline", "8B"), |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for _ in 0..iters {
-                word.store(next, Ordering::Release);
-                while word.load(Ordering::Acquire) != next + 1 {
-                    std::hint::spin_loop();
-                }
-                next += 2;
-            }
-            t0.elapsed()
-        })
+        b.iter_custom(|iters| cacheline.timed(iters))
     });
-    word.store(u64::MAX, Ordering::Release);
-    let mut child = child;
-    child.join_timeout(LONG).expect("cacheline child stops");
+    drop(cacheline);
 
-    let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-    let child = shmkit_process::spawn(echo_spin, b.transfer()).expect("spawn");
+    for (id, spin) in [("ring_spin", true), ("ring_blocking", false)] {
+        let mut echo = RingEcho::spawn(spin);
+        g.bench_function(BenchmarkId::new(id, "8B"), |b| {
+            b.iter_custom(|iters| echo.timed(iters, &msg))
+        });
+    }
+
     let mut buf = Vec::new();
-    g.bench_function(BenchmarkId::new("ring_spin", "8B"), |bch| {
-        bch.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for _ in 0..iters {
-                a.try_send_bytes(&msg).expect("send");
-                while a.try_recv_bytes(&mut buf).is_err() {
-                    std::hint::spin_loop();
-                }
-            }
-            t0.elapsed()
-        })
-    });
-    a.send_bytes(STOP).expect("stop");
-    let mut child = child;
-    child.join_timeout(LONG).expect("spin echo stops");
-
-    let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-    a.set_spin_policy(SpinPolicy::NEVER);
-    let child = shmkit_process::spawn(echo_blocking, b.transfer()).expect("spawn");
-    g.bench_function(BenchmarkId::new("ring_blocking", "8B"), |bch| {
-        bch.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for _ in 0..iters {
-                a.send_bytes(&msg).expect("send");
-                a.recv_bytes_into(&mut buf).expect("recv");
-            }
-            t0.elapsed()
-        })
-    });
-    a.send_bytes(STOP).expect("stop");
-    let mut child = child;
-    child.join_timeout(LONG).expect("blocking echo stops");
-
     for (id, transport) in [
         ("pipe", Transport::Pipe),
         ("unix_socket", Transport::UnixSocket),
@@ -363,38 +201,10 @@ fn roundtrip(c: &mut Criterion) {
 
 // --- Queue<u64> vs Python ------------------------------------------------------------
 
-fn u64_sink(args: (Queue<u64>, Queue<u8>)) {
-    let (q, ack) = args;
-    loop {
-        match q.get_timeout(LONG) {
-            Ok(u64::MAX) => ack.put(&1).expect("ack"),
-            Ok(v) if v == u64::MAX - 1 => return,
-            Ok(_) => {}
-            Err(e) => panic!("u64 sink: {e}"),
-        }
-    }
-}
-
 fn queue_u64(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_u64");
     g.throughput(Throughput::Elements(1));
-    let q = Queue::<u64>::anonymous(1 << 20).expect("queue");
-    let ack = Queue::<u8>::anonymous(4096).expect("ack");
-    let child = shmkit_process::spawn(u64_sink, (q.clone(), ack.clone())).expect("spawn");
-    g.bench_function(BenchmarkId::new("shmkit", "items"), |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for i in 0..iters {
-                q.put(&i).expect("put");
-            }
-            q.put(&u64::MAX).expect("sync");
-            ack.get_timeout(LONG).expect("ack");
-            t0.elapsed()
-        })
-    });
-    q.put(&(u64::MAX - 1)).expect("stop");
-    let mut child = child;
-    child.join_timeout(LONG).expect("u64 sink stops");
+    shm::bench_queue_u64(&mut g);
     g.finish();
 }
 

@@ -6,50 +6,12 @@
 
 mod support;
 
-use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use shmkit_segment::Segment;
+use support::shm::{self, unique_name};
 use support::{Baseline, Role, Transport, size_label};
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn unique_name(tag: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("shmkit-bench-{tag}-{}-{n}", std::process::id())
-}
-
-fn lifecycle(c: &mut Criterion) {
-    let mut g = c.benchmark_group("segment_lifecycle");
-    for size in [4096usize, 1 << 20] {
-        let label = size_label(size);
-        g.bench_with_input(BenchmarkId::new("shmkit", &label), &size, |b, &size| {
-            b.iter(|| {
-                let seg = Segment::create(&unique_name("life"), size).expect("create");
-                black_box(seg.as_ptr());
-                // Drop unmaps and, as creator, unlinks.
-            })
-        });
-        g.bench_with_input(
-            BenchmarkId::new("shared_memory", &label),
-            &size,
-            |b, &size| {
-                b.iter(|| {
-                    let shm = shared_memory::ShmemConf::new()
-                        .size(size)
-                        .os_id(unique_name("life-sm"))
-                        .create()
-                        .expect("shared_memory create");
-                    black_box(shm.as_ptr());
-                    // Drop unmaps and, as owner, unlinks.
-                })
-            },
-        );
-    }
-    g.finish();
-}
 
 fn touch_all(ptr: *mut u8, len: usize) {
     // SAFETY: `ptr` is the payload base of a segment this process created and nobody
@@ -100,7 +62,7 @@ fn first_touch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lifecycle, first_touch);
+criterion_group!(benches, shm::segment_lifecycle, first_touch);
 
 fn main() {
     support::dispatch_child_role();

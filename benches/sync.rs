@@ -11,13 +11,14 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use raw_sync::locks::LockInit;
 use shmkit_process::spawn;
-use shmkit_sync::{Event, Handle, Mutex, SpinPolicy, Value};
+use shmkit_sync::{Handle, Mutex, SpinPolicy};
+use support::shm::EventPingPong;
 use support::{Baseline, Role, Transport};
 
 fn lock_uncontended(c: &mut Criterion) {
@@ -95,77 +96,21 @@ fn lock_handoff(c: &mut Criterion) {
     g.finish();
 }
 
-fn spin_policy(spins: u32) -> SpinPolicy {
-    SpinPolicy {
-        spins,
-        yields: if spins == 0 {
-            0
-        } else {
-            SpinPolicy::DEFAULT.yields
-        },
-    }
-}
-
-/// Child side of the ping-pong: wait for ping, answer pong, until told to stop.
-fn pong_child(args: (Handle<Event>, Handle<Event>, Handle<Value<u32>>, u32)) {
-    let (ping, pong, stop) = (
-        args.0.open().expect("ping").with_spin(spin_policy(args.3)),
-        args.1.open().expect("pong"),
-        args.2.open().expect("stop"),
-    );
-    loop {
-        if !ping.wait_timeout(Duration::from_secs(1)) {
-            if stop.load() != 0 {
-                return;
-            }
-            continue;
-        }
-        ping.clear();
-        if stop.load() != 0 {
-            return;
-        }
-        pong.set();
-    }
-}
-
 /// The blocking round trip for several spin budgets (both sides spin the same): this is
 /// the measurement behind `SpinPolicy::DEFAULT` (docs/sync.md). `spin0` is a pure futex
 /// sleep/wake each way.
 fn event_pingpong(c: &mut Criterion) {
     let mut g = c.benchmark_group("event_pingpong");
     for spins in [0u32, 10, 100, 2000] {
-        let ping = Event::anonymous().expect("ping");
-        let pong = Event::anonymous()
-            .expect("pong")
-            .with_spin(spin_policy(spins));
-        let stop = Value::anonymous(0u32).expect("stop");
-        let child = spawn(
-            pong_child,
-            (ping.handle(), pong.handle(), stop.handle(), spins),
-        )
-        .expect("spawn");
+        let pingpong = EventPingPong::spawn(spins);
         let id = if spins == SpinPolicy::DEFAULT.spins {
             "shmkit".to_string()
         } else {
             format!("shmkit_spin{spins}")
         };
         g.bench_function(BenchmarkId::new(id, "round_trip"), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    ping.set();
-                    pong.wait();
-                    pong.clear();
-                }
-                t0.elapsed()
-            })
+            b.iter_custom(|iters| pingpong.timed(iters))
         });
-        stop.store(1);
-        ping.set();
-        let mut child = child;
-        child
-            .join_timeout(Duration::from_secs(10))
-            .expect("child stops");
     }
 
     let mut pipe = Baseline::spawn(Transport::Pipe, Role::Echo);

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // One machine.
-    let pool = Pool::new(2)?;
+    let pool = Pool::with_processes(2)?;
     println!("local:  {:?}", pool.map(square, 0..10)?);
 
     // Any number of machines: the same calls.

@@ -84,7 +84,23 @@ pub mod prelude {
     };
 }
 
-/// The README's Rust snippets, compiled by `cargo test --doc` so they keep up with the API.
+/// The README of every crate, run as doc tests, so that the example a user of
+/// `cargo add shmkit-ring` sees first keeps compiling and passing. (Only under
+/// `cfg(doctest)`: the packaged crate never reads these files.)
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeSnippets;
+mod readmes {
+    #[doc = include_str!("../README.md")]
+    struct Shmkit;
+    #[doc = include_str!("../crates/shmkit-segment/README.md")]
+    struct Segment;
+    #[doc = include_str!("../crates/shmkit-process/README.md")]
+    struct Process;
+    #[doc = include_str!("../crates/shmkit-sync/README.md")]
+    struct Sync;
+    #[doc = include_str!("../crates/shmkit-ring/README.md")]
+    struct Ring;
+    #[doc = include_str!("../crates/shmkit-pool/README.md")]
+    struct Pool;
+    #[doc = include_str!("../crates/shmkit-cli/README.md")]
+    struct Cli;
+}

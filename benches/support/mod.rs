@@ -7,12 +7,18 @@
 //! no descriptor bookkeeping is needed and the child sees EOF (and exits) when the
 //! parent goes away.
 //!
-//! Frames are `u32` little-endian length + payload, written with one `write_all` of a
-//! reused buffer (header and payload in one syscall where the pipe allows it), and read
-//! through a 64 KiB `BufReader` — the way a careful pipe user would write it, so the
-//! baseline is not a straw man. A length of `u32::MAX` is a sync frame: the sink answers
-//! it with one byte, which is how a throughput measurement knows every byte arrived.
+//! Frames are those of [`frame`] (`crates/shmkit-cli/src/frame.rs`, shared by path with
+//! `shmkit bench` and `benches/peers`): `u32` little-endian length + payload, written with
+//! one `write_all` of a reused buffer, and read through a 64 KiB `BufReader` — the way a
+//! careful pipe user would write it, so the baseline is not a straw man. A length of
+//! `u32::MAX` is a sync frame: the sink answers it with one byte, which is how a
+//! throughput measurement knows every byte arrived.
 #![allow(dead_code)] // each bench binary uses a different part of this module
+
+/// Length-prefixed frames: the one definition of the format.
+#[path = "../../crates/shmkit-cli/src/frame.rs"]
+pub mod frame;
+pub mod shm;
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::fd::OwnedFd;
@@ -76,37 +82,28 @@ pub fn dispatch_child_role() {
     std::process::exit(0);
 }
 
-fn read_len(r: &mut impl Read) -> std::io::Result<u32> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    Ok(u32::from_le_bytes(len))
-}
-
 fn run_sink(stdin: impl Read, mut stdout: impl Write) -> std::io::Result<()> {
-    let mut r = BufReader::with_capacity(1 << 16, stdin);
+    let mut r = BufReader::with_capacity(frame::BUF_CAPACITY, stdin);
     let mut buf = Vec::new();
     loop {
-        let len = read_len(&mut r)?;
+        let len = frame::read_len(&mut r)?;
         if len == SYNC {
             stdout.write_all(&[1])?;
             stdout.flush()?;
             continue;
         }
-        buf.resize(len as usize, 0);
-        r.read_exact(&mut buf)?;
+        frame::read_payload(&mut r, len, &mut buf)?;
         std::hint::black_box(&buf);
     }
 }
 
 fn run_echo(stdin: impl Read, stdout: impl Write) -> std::io::Result<()> {
-    let mut r = BufReader::with_capacity(1 << 16, stdin);
-    let mut w = BufWriter::with_capacity(1 << 16, stdout);
+    let mut r = BufReader::with_capacity(frame::BUF_CAPACITY, stdin);
+    let mut w = BufWriter::with_capacity(frame::BUF_CAPACITY, stdout);
     let mut buf = Vec::new();
     loop {
-        let len = read_len(&mut r)?;
-        buf.resize(len as usize, 0);
-        r.read_exact(&mut buf)?;
-        w.write_all(&len.to_le_bytes())?;
+        let len = frame::read_len(&mut r)?;
+        frame::read_whole(&mut r, len, &mut buf)?;
         w.write_all(&buf)?;
         w.flush()?;
     }
@@ -115,19 +112,16 @@ fn run_echo(stdin: impl Read, stdout: impl Write) -> std::io::Result<()> {
 /// The pipe pool's worker: each frame is a chunk of `u64` (little-endian); the answer is
 /// one frame of their squares.
 fn run_square(mut stdin: impl Read, mut stdout: impl Write) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
+    let (mut buf, mut out, mut reply) = (Vec::new(), Vec::new(), Vec::new());
     loop {
-        let len = read_len(&mut stdin)?;
-        buf.resize(len as usize, 0);
-        stdin.read_exact(&mut buf)?;
+        let len = frame::read_len(&mut stdin)?;
+        frame::read_payload(&mut stdin, len, &mut buf)?;
         out.clear();
-        out.extend_from_slice(&len.to_le_bytes());
         for x in buf.chunks_exact(8) {
             let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
             out.extend_from_slice(&x.wrapping_mul(x).to_le_bytes());
         }
-        stdout.write_all(&out)?;
+        frame::write(&mut stdout, &mut reply, &out)?;
         stdout.flush()?;
     }
 }
@@ -170,17 +164,16 @@ impl PipePool {
         let mut out = vec![0u64; items.len()];
         let mut in_flight: Vec<VecDeque<usize>> = vec![VecDeque::new(); self.workers.len()];
         let (mut next, mut done) = (0, 0);
-        let mut frame = Vec::new();
+        let (mut payload, mut wire) = (Vec::new(), Vec::new());
         let mut reply = Vec::new();
         while done < chunks.len() {
             for (w, (_, tx, _)) in self.workers.iter_mut().enumerate() {
                 while in_flight[w].len() < window && next < chunks.len() {
-                    frame.clear();
-                    frame.extend_from_slice(&((chunks[next].len() * 8) as u32).to_le_bytes());
+                    payload.clear();
                     for x in chunks[next] {
-                        frame.extend_from_slice(&x.to_le_bytes());
+                        payload.extend_from_slice(&x.to_le_bytes());
                     }
-                    tx.write_all(&frame).expect("pipe pool send");
+                    frame::write(tx, &mut wire, &payload).expect("pipe pool send");
                     in_flight[w].push_back(next);
                     next += 1;
                 }
@@ -202,9 +195,8 @@ impl PipePool {
             drop(fds);
             for w in ready {
                 let rx = &mut self.workers[w].2;
-                let len = read_len(rx).expect("pipe pool reply header");
-                reply.resize(len as usize, 0);
-                rx.read_exact(&mut reply).expect("pipe pool reply");
+                let len = frame::read_len(rx).expect("pipe pool reply header");
+                frame::read_payload(rx, len, &mut reply).expect("pipe pool reply");
                 let idx = in_flight[w].pop_front().expect("a chunk in flight");
                 let base = idx * chunksize.max(1);
                 for (k, v) in reply.chunks_exact(8).enumerate() {
@@ -278,27 +270,31 @@ impl Baseline {
 
     /// Send one frame (header and payload in one write where the transport allows).
     pub fn send(&mut self, payload: &[u8]) {
-        self.frame.clear();
-        self.frame
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.frame.extend_from_slice(payload);
-        self.tx.write_all(&self.frame).expect("baseline send");
+        frame::write(&mut self.tx, &mut self.frame, payload).expect("baseline send");
     }
 
     /// Wait until the sink has read every frame sent so far.
     pub fn sync(&mut self) {
-        self.tx
-            .write_all(&SYNC.to_le_bytes())
-            .expect("baseline sync");
+        frame::write_control(&mut self.tx, SYNC).expect("baseline sync");
         let mut ack = [0u8; 1];
         self.rx.read_exact(&mut ack).expect("baseline ack");
     }
 
+    /// Send `iters` frames of `payload`, then [`sync`](Self::sync): the time it took
+    /// (a criterion `iter_custom` body for throughput).
+    pub fn stream(&mut self, iters: u64, payload: &[u8]) -> Duration {
+        let t0 = std::time::Instant::now();
+        for _ in 0..iters {
+            self.send(payload);
+        }
+        self.sync();
+        t0.elapsed()
+    }
+
     /// Receive one frame into `buf` (for the echo role).
     pub fn recv(&mut self, buf: &mut Vec<u8>) {
-        let len = read_len(&mut self.rx).expect("baseline recv header");
-        buf.resize(len as usize, 0);
-        self.rx.read_exact(buf).expect("baseline recv payload");
+        let len = frame::read_len(&mut self.rx).expect("baseline recv header");
+        frame::read_payload(&mut self.rx, len, buf).expect("baseline recv payload");
     }
 
     /// One round trip through an echo child.

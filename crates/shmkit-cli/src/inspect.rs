@@ -35,7 +35,7 @@ struct Inspection {
     corrupted: Vec<String>,
 }
 
-pub fn run(name: &str, json: bool) -> Result<(), String> {
+pub(crate) fn run(name: &str, json: bool) -> Result<(), String> {
     shmkit_segment::validate_name(name).map_err(|e| e.to_string())?;
     if !std::path::Path::new(&format!("/dev/shm/{name}")).exists() {
         return Err(format!("segment '{name}' not found in /dev/shm"));

@@ -9,7 +9,6 @@
 //! | `rm NAME...` | remove segments by name | `shmkit rm jobs results` |
 //! | `rm --stale [--dry-run]` | remove every segment whose creator is gone | `shmkit rm --stale --dry-run` |
 //! | `bench [--quick]` | shm ring, `Queue<u64>` and `Event` against a pipe and a Unix socket, two processes, 8 B / 64 B / 64 KiB: a throughput and a round-trip table | `shmkit bench --quick` |
-//! | `report [--criterion-dir D] [--out D]` | criterion results to markdown tables and SVG plots | `shmkit report --out docs/plots` |
 //!
 //! `inspect` of a ring with two messages in it:
 //!
@@ -44,14 +43,16 @@
 //! found or removed, is corrupted, or a benchmark failed (the message names it and the
 //! cause); **2** bad usage (unknown command or option, missing or malformed argument).
 
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
 mod bench;
+mod frame;
 mod inspect;
 mod procfs;
 mod remote;
-mod report;
 mod watch;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -166,19 +167,6 @@ enum Command {
     /// The peer process of `bench` (internal).
     #[command(hide = true)]
     BenchPeer { role: String, arg: String },
-    /// Turn criterion's results into markdown tables (printed) and SVG plots.
-    ///
-    /// Reads every `benchmark.json` / `estimates.json` under the criterion directory;
-    /// prints one table per group (median, 95 % interval, throughput, ratio to `pipe`)
-    /// and writes `<group>.svg` into the output directory.
-    Report {
-        /// Criterion's output directory.
-        #[arg(long, default_value = "target/criterion")]
-        criterion_dir: PathBuf,
-        /// Where the SVG plots go.
-        #[arg(long, default_value = "docs/plots")]
-        out: PathBuf,
-    },
 }
 
 /// One row of `ls` / the body of `inspect`, as printed and as JSON.
@@ -358,7 +346,6 @@ fn main() -> ExitCode {
             stale,
             dry_run,
         } => rm(names, *stale, *dry_run),
-        Command::Report { criterion_dir, out } => report::run(criterion_dir, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use shmkit_segment::LIVENESS_BASE;
 /// Liveness slot -> pids of the processes whose descriptors hold it (several when a
 /// descriptor was inherited through `fork`). Best effort: processes of other users, or
 /// ones that exit during the scan, are skipped.
-pub fn slot_holders(name: &str) -> BTreeMap<u32, Vec<u32>> {
+pub(crate) fn slot_holders(name: &str) -> BTreeMap<u32, Vec<u32>> {
     let mut out: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     let path = format!("/dev/shm/{name}");
     let Ok(meta) = std::fs::metadata(&path) else {

@@ -21,7 +21,7 @@ fn to_json(s: &Summary) -> serde_json::Value {
 }
 
 /// Every remote queue and pool on the server.
-pub fn ls(url: &str, json: bool) -> Result<(), String> {
+pub(crate) fn ls(url: &str, json: bool) -> Result<(), String> {
     let all = inspect::list(url).map_err(|e| e.to_string())?;
     if json {
         let v: Vec<_> = all.iter().map(to_json).collect();
@@ -47,7 +47,7 @@ pub fn ls(url: &str, json: bool) -> Result<(), String> {
 }
 
 /// One remote queue or pool (a queue if both exist under the name).
-pub fn show(url: &str, name: &str, json: bool) -> Result<(), String> {
+pub(crate) fn show(url: &str, name: &str, json: bool) -> Result<(), String> {
     let all = inspect::list(url).map_err(|e| e.to_string())?;
     let s = all
         .iter()

@@ -16,7 +16,7 @@ use crate::human_bytes;
 
 /// Parse `--interval`: seconds, positive and at most a day (clap turns the error into a
 /// usage error, exit 2).
-pub fn parse_interval(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("'{s}' is not a number of seconds"))?;
@@ -75,7 +75,7 @@ fn line(now: &Flow, before: &Flow, secs: f64) -> String {
     )
 }
 
-pub fn run(name: &str, interval: Duration, count: Option<u64>) -> Result<(), String> {
+pub(crate) fn run(name: &str, interval: Duration, count: Option<u64>) -> Result<(), String> {
     shmkit_segment::validate_name(name).map_err(|e| e.to_string())?;
     let seg = Segment::builder(name)
         .open_timeout(Duration::from_millis(200))

@@ -202,7 +202,7 @@ fn queue(c: &mut Criterion, url: &str) {
 
 fn pool(c: &mut Criterion, url: &str) {
     shmkit_remote::register("square", square);
-    let local = shmkit_pool::Pool::new(2).expect("local pool");
+    let local = shmkit_pool::Pool::with_processes(2).expect("local pool");
     for (group, tasks, chunk) in [
         ("remote_pool_chunksize1", POOL_TASKS_CHUNK1, Some(1)),
         ("remote_pool_default", POOL_TASKS_DEFAULT, None),

@@ -47,3 +47,8 @@ pub use queue::{
     Builder as QueueBuilder, DEFAULT_RECLAIM_AFTER as QUEUE_RECLAIM_AFTER, Lease, Queue,
 };
 pub use worker::{Worker, worker};
+
+/// The README's example, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -1,8 +1,9 @@
 //! `interprocess` local sockets (the portable socket crate; on Linux a Unix stream socket
 //! in the abstract namespace, so no file is left behind) carrying the same
-//! length-prefixed frames as the pipe baseline of `benches/support/mod.rs`: `u32` LE
-//! length + payload in one `write_all`, read through a 64 KiB `BufReader` on the child
-//! side. A length of `u32::MAX` is a sync frame, answered with one byte.
+//! length-prefixed frames as the pipe baseline of `benches/support/mod.rs` (both use
+//! `crates/shmkit-cli/src/frame.rs`): `u32` LE length + payload in one `write_all`, read
+//! through a 64 KiB `BufReader` on the child side. A length of `u32::MAX` is a sync
+//! frame, answered with one byte.
 
 use std::io::{BufReader, Read, Write};
 
@@ -10,6 +11,8 @@ use interprocess::local_socket::{
     GenericNamespaced, ListenerOptions, Stream, ToNsName, prelude::*,
 };
 use shmkit_process::Process;
+
+use crate::support::frame;
 
 const SYNC: u32 = u32::MAX;
 
@@ -20,54 +23,45 @@ fn connect(name: &str) -> Stream {
     Stream::connect(ns).expect("connect local socket")
 }
 
-fn read_len(r: &mut impl Read) -> std::io::Result<u32> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    Ok(u32::from_le_bytes(len))
-}
-
-fn is_eof(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::UnexpectedEof
+/// Child: read frames until the parent closes the socket; `ack` answers each sync frame
+/// (the sink), `data` gets each other frame, header included (the echo writes it back).
+fn serve(name: &str, mut ack: impl FnMut(&Stream), mut data: impl FnMut(&Stream, &[u8])) {
+    let stream = connect(name);
+    let mut r = BufReader::with_capacity(frame::BUF_CAPACITY, &stream);
+    let mut wire = Vec::new();
+    loop {
+        let len = match frame::read_len(&mut r) {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+            Err(e) => panic!("local socket child: {e}"),
+        };
+        if len == SYNC {
+            ack(&stream);
+            continue;
+        }
+        frame::read_whole(&mut r, len, &mut wire).expect("payload");
+        data(&stream, &wire);
+    }
 }
 
 /// Child: read frames and drop them; answer sync frames with one byte.
 pub fn sink(name: String) {
-    let stream = connect(&name);
-    let mut r = BufReader::with_capacity(1 << 16, &stream);
-    let mut buf = Vec::new();
-    loop {
-        let len = match read_len(&mut r) {
-            Ok(len) => len,
-            Err(e) if is_eof(&e) => return,
-            Err(e) => panic!("local socket sink: {e}"),
-        };
-        if len == SYNC {
-            (&stream).write_all(&[1]).expect("ack");
-            continue;
-        }
-        buf.resize(len as usize, 0);
-        r.read_exact(&mut buf).expect("payload");
-        std::hint::black_box(&buf);
-    }
+    serve(
+        &name,
+        |mut s| s.write_all(&[1]).expect("ack"),
+        |_, wire| {
+            std::hint::black_box(wire);
+        },
+    );
 }
 
 /// Child: send every frame straight back.
 pub fn echo(name: String) {
-    let stream = connect(&name);
-    let mut r = BufReader::with_capacity(1 << 16, &stream);
-    let mut frame = Vec::new();
-    loop {
-        let len = match read_len(&mut r) {
-            Ok(len) => len,
-            Err(e) if is_eof(&e) => return,
-            Err(e) => panic!("local socket echo: {e}"),
-        };
-        frame.clear();
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.resize(4 + len as usize, 0);
-        r.read_exact(&mut frame[4..]).expect("payload");
-        (&stream).write_all(&frame).expect("echo");
-    }
+    serve(
+        &name,
+        |_| panic!("an echo gets no sync frames"),
+        |mut s, wire| s.write_all(wire).expect("echo"),
+    );
 }
 
 /// The parent's end of a local socket to a sink or echo child.
@@ -104,29 +98,34 @@ impl LocalSocket {
 
     /// Send one frame (header and payload in one write).
     pub fn send(&mut self, payload: &[u8]) {
-        self.frame.clear();
-        self.frame
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.frame.extend_from_slice(payload);
         let mut s = self.stream.as_ref().expect("open until drop");
-        s.write_all(&self.frame).expect("local socket send");
+        frame::write(&mut s, &mut self.frame, payload).expect("local socket send");
     }
 
     /// Wait until the sink has read every frame sent so far.
     pub fn sync(&mut self) {
         let mut s = self.stream();
-        s.write_all(&SYNC.to_le_bytes()).expect("sync");
+        frame::write_control(&mut s, SYNC).expect("sync");
         let mut ack = [0u8; 1];
         s.read_exact(&mut ack).expect("ack");
+    }
+
+    /// Send `iters` frames of `payload`, then [`sync`](Self::sync): the time it took.
+    pub fn stream_for(&mut self, iters: u64, payload: &[u8]) -> std::time::Duration {
+        let t0 = std::time::Instant::now();
+        for _ in 0..iters {
+            self.send(payload);
+        }
+        self.sync();
+        t0.elapsed()
     }
 
     /// One round trip through an echo child.
     pub fn round_trip(&mut self, payload: &[u8], buf: &mut Vec<u8>) {
         self.send(payload);
         let mut s = self.stream();
-        let len = read_len(&mut s).expect("echo header");
-        buf.resize(len as usize, 0);
-        s.read_exact(buf).expect("echo payload");
+        let len = frame::read_len(&mut s).expect("echo header");
+        frame::read_payload(&mut s, len, buf).expect("echo payload");
     }
 }
 

@@ -38,33 +38,10 @@ mod throughput;
 mod wakeup;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use criterion::criterion_group;
 
-/// How long any wait on the other process may take before the bench gives up.
-pub const LONG: Duration = Duration::from_secs(60);
-
-/// Busy-wait until `poll` yields a value; panics after [`LONG`] instead of spinning
-/// forever when the other side is gone.
-pub fn spin_until<T>(mut poll: impl FnMut() -> Option<T>) -> T {
-    let mut deadline = None;
-    let mut n = 0u32;
-    loop {
-        if let Some(v) = poll() {
-            return v;
-        }
-        std::hint::spin_loop();
-        n = n.wrapping_add(1);
-        if n.is_multiple_of(1 << 12) {
-            let d = *deadline.get_or_insert_with(|| Instant::now() + LONG);
-            assert!(
-                Instant::now() < d,
-                "the other process did not answer within {LONG:?}"
-            );
-        }
-    }
-}
+pub use support::shm::{LONG, spin_until};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -12,124 +12,31 @@
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
-use shmkit_ring::{Connection, Error, Pipe};
-use shmkit_segment::primitive::Ordering;
-use shmkit_segment::{Segment, SegmentHandle};
-use shmkit_sync::SpinPolicy;
 
 use crate::framed::{self, LocalSocket};
+use crate::support::shm::{Cacheline, RingEcho};
 use crate::support::{Baseline, Role, Transport};
-use crate::{LONG, iox, ipc, spin_until};
-
-const STOP: &[u8] = &[0];
-
-fn cacheline_child(h: SegmentHandle) {
-    let seg = h.open().expect("open");
-    let word = seg.atomic_u64(0).expect("word");
-    let mut seen = 0;
-    loop {
-        let v = spin_until(|| {
-            let v = word.load(Ordering::Acquire);
-            (v != seen).then_some(v)
-        });
-        if v == u64::MAX {
-            return;
-        }
-        if v % 2 == 1 {
-            word.store(v + 1, Ordering::Release);
-            seen = v + 1;
-        }
-    }
-}
-
-fn echo_spin(conn: Connection) {
-    let mut buf = Vec::new();
-    loop {
-        spin_until(|| match conn.try_recv_bytes(&mut buf) {
-            Ok(()) => Some(()),
-            Err(Error::Empty) => None,
-            Err(e) => panic!("echo: {e}"),
-        });
-        if buf.len() == 1 {
-            return;
-        }
-        spin_until(|| conn.try_send_bytes(&buf).ok());
-    }
-}
-
-fn echo_blocking(conn: Connection) {
-    conn.set_spin_policy(SpinPolicy::NEVER);
-    let mut buf = Vec::new();
-    loop {
-        match conn.recv_bytes_into(&mut buf) {
-            Ok(()) if buf.len() == 1 => return,
-            Ok(()) => conn.send_bytes(&buf).expect("echo"),
-            Err(e) => panic!("echo: {e}"),
-        }
-    }
-}
+use crate::{iox, ipc};
 
 pub fn roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("roundtrip");
     let msg = [7u8; 8];
     let mut buf = Vec::new();
 
-    // The floor: one cache line between two processes.
+    // The floor: one cache line between two processes; then a shmkit `Pipe`, both sides
+    // spinning, or both sleeping on the futex at once (`benches/support/shm.rs`, the
+    // same code as `benches/ring.rs`).
     {
-        let seg = Segment::anonymous(128).expect("segment");
-        let mut child = shmkit_process::spawn(cacheline_child, seg.handle()).expect("spawn");
-        let word = seg.atomic_u64(0).expect("word");
-        let mut next = 1u64;
+        let mut cacheline = Cacheline::spawn();
         g.bench_function(BenchmarkId::new("cacheline", "8B"), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    word.store(next, Ordering::Release);
-                    spin_until(|| (word.load(Ordering::Acquire) == next + 1).then_some(()));
-                    next += 2;
-                }
-                t0.elapsed()
-            })
+            b.iter_custom(|iters| cacheline.timed(iters))
         });
-        word.store(u64::MAX, Ordering::Release);
-        child.join_timeout(LONG).expect("cacheline child stops");
     }
-
-    // shmkit ring, both sides spinning.
-    {
-        let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-        let mut child = shmkit_process::spawn(echo_spin, b.transfer()).expect("spawn");
-        g.bench_function(BenchmarkId::new("ring_spin", "8B"), |bch| {
-            bch.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    a.try_send_bytes(&msg).expect("send");
-                    spin_until(|| a.try_recv_bytes(&mut buf).ok());
-                }
-                t0.elapsed()
-            })
+    for (id, spin) in [("ring_spin", true), ("ring_blocking", false)] {
+        let mut echo = RingEcho::spawn(spin);
+        g.bench_function(BenchmarkId::new(id, "8B"), |b| {
+            b.iter_custom(|iters| echo.timed(iters, &msg))
         });
-        a.send_bytes(STOP).expect("stop");
-        child.join_timeout(LONG).expect("spin echo stops");
-    }
-
-    // shmkit ring, both sides sleeping on the futex at once.
-    {
-        let (a, b) = Pipe::with_capacity(1 << 16, true).expect("pipe");
-        a.set_spin_policy(SpinPolicy::NEVER);
-        let mut child = shmkit_process::spawn(echo_blocking, b.transfer()).expect("spawn");
-        g.bench_function(BenchmarkId::new("ring_blocking", "8B"), |bch| {
-            bch.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    a.send_bytes(&msg).expect("send");
-                    a.recv_bytes_into(&mut buf).expect("recv");
-                }
-                t0.elapsed()
-            })
-        });
-        a.send_bytes(STOP).expect("stop");
-        child.join_timeout(LONG).expect("blocking echo stops");
     }
 
     // iceoryx2 publish-subscribe, busy-waiting (its own round-trip benchmark's setup).

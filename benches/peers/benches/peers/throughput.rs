@@ -17,34 +17,18 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shmkit_ring::spsc::{self, Consumer, Producer};
+use shmkit_ring::spsc::{Consumer, Producer};
 use shmkit_ring::{Error, Queue};
 
 use crate::framed::{self, LocalSocket};
-use crate::ipc::{self, Control};
-use crate::support::{Baseline, Role, Transport, size_label};
+use crate::ipc;
+use crate::support::shm::{self, RingStream};
+use crate::support::{Baseline, Role, Transport};
 use crate::{LONG, iox};
 
 const SIZES: [usize; 4] = [8, 64, 1024, 64 * 1024];
 /// Ring and queue capacity, as in `benches/ring.rs`.
 const RING: usize = 8 << 20;
-/// Control messages are shorter than every payload: 0 bytes = sync, 1 byte = stop.
-const SYNC: &[u8] = &[];
-const STOP: &[u8] = &[0];
-
-fn ring_sink(args: (Consumer, Producer)) {
-    let (mut rx, mut ack) = args;
-    let mut buf = Vec::with_capacity(1 << 20);
-    loop {
-        match rx.recv_timeout(&mut buf, LONG) {
-            Ok(()) if buf.is_empty() => ack.send(b"k").expect("ack"),
-            Ok(()) if buf.len() == 1 => return,
-            Ok(()) => {}
-            Err(Error::Disconnected) => return,
-            Err(e) => panic!("ring sink: {e}"),
-        }
-    }
-}
 
 fn ring_zero_copy_sink(args: (Consumer, Producer)) {
     let (mut rx, mut ack) = args;
@@ -93,57 +77,18 @@ fn stream(iters: u64, mut send: impl FnMut(), sync: impl FnOnce()) -> std::time:
 }
 
 pub fn throughput(c: &mut Criterion) {
-    let mut g = c.benchmark_group("throughput");
-    for size in SIZES {
-        let msg = vec![0x5au8; size];
-        let label = size_label(size);
-        g.throughput(Throughput::Bytes(size as u64));
-
-        // shmkit SPSC ring, copying.
-        {
-            let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
-            let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-            let mut child = shmkit_process::spawn(ring_sink, (rx.transfer(), ack_tx.transfer()))
-                .expect("spawn");
-            let mut ack = Vec::new();
-            g.bench_function(BenchmarkId::new("spsc_ring", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        tx.send(&msg).expect("send");
-                    }
-                    tx.send(SYNC).expect("sync");
-                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                    t0.elapsed()
-                })
-            });
-            tx.send(STOP).expect("stop");
-            child.join_timeout(LONG).expect("ring sink stops");
-        }
+    shm::throughput_group(c, &SIZES, |g, size, label, msg| {
+        // `Queue<Vec<u8>>` and `IpcSender<Vec<u8>>` take the message as a `Vec`.
+        let msg = &msg.to_vec();
+        // shmkit SPSC ring, copying (`benches/support/shm.rs`, as in `benches/ring.rs`).
+        shm::bench_spsc_ring(g, label, msg, RING);
 
         // shmkit SPSC ring, zero-copy: reserve / write in place / commit.
         {
-            let (mut tx, rx) = spsc::channel_anonymous(RING).expect("ring");
-            let (ack_tx, mut ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
-            let mut child =
-                shmkit_process::spawn(ring_zero_copy_sink, (rx.transfer(), ack_tx.transfer()))
-                    .expect("spawn");
-            let mut ack = Vec::new();
-            g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        let mut grant = tx.reserve(size).expect("reserve");
-                        grant.as_mut_slice().copy_from_slice(&msg);
-                        grant.commit();
-                    }
-                    tx.send(SYNC).expect("sync");
-                    ack_rx.recv_timeout(&mut ack, LONG).expect("ack");
-                    t0.elapsed()
-                })
+            let mut ring = RingStream::spawn(ring_zero_copy_sink, RING);
+            g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", label), |b| {
+                b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
             });
-            tx.send(STOP).expect("stop");
-            child.join_timeout(LONG).expect("zero-copy sink stops");
         }
 
         // shmkit Queue<Vec<u8>>.
@@ -152,11 +97,11 @@ pub fn throughput(c: &mut Criterion) {
             let ack = Queue::<u8>::anonymous(4096).expect("ack queue");
             let mut child =
                 shmkit_process::spawn(queue_sink, (q.clone(), ack.clone())).expect("spawn");
-            g.bench_function(BenchmarkId::new("queue_vec", &label), |b| {
+            g.bench_function(BenchmarkId::new("queue_vec", label), |b| {
                 b.iter_custom(|iters| {
                     stream(
                         iters,
-                        || q.put(&msg).expect("put"),
+                        || q.put(msg).expect("put"),
                         || {
                             q.put(&Vec::new()).expect("sync");
                             ack.get_timeout(LONG).expect("ack");
@@ -173,15 +118,15 @@ pub fn throughput(c: &mut Criterion) {
         {
             let buffer = (RING / size).clamp(64, 1024);
             let s = iox::Stream::spawn(size, buffer);
-            g.bench_function(BenchmarkId::new("iceoryx2", &label), |b| {
-                b.iter_custom(|iters| stream(iters, || s.send(&msg), || s.sync()))
+            g.bench_function(BenchmarkId::new("iceoryx2", label), |b| {
+                b.iter_custom(|iters| stream(iters, || s.send(msg), || s.sync()))
             });
         }
 
         // ipc-channel IpcSender<Vec<u8>>.
         {
             let p = ipc::Peer::<Vec<u8>, u64>::sink();
-            g.bench_function(BenchmarkId::new("ipc_channel", &label), |b| {
+            g.bench_function(BenchmarkId::new("ipc_channel", label), |b| {
                 b.iter_custom(|iters| stream(iters, || p.send(msg.clone()), || p.sync()))
             });
         }
@@ -189,68 +134,25 @@ pub fn throughput(c: &mut Criterion) {
         // interprocess local socket and a pipe, length-prefixed frames.
         {
             let mut s = LocalSocket::spawn(framed::sink);
-            g.bench_function(BenchmarkId::new("local_socket", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        s.send(&msg);
-                    }
-                    s.sync();
-                    t0.elapsed()
-                })
+            g.bench_function(BenchmarkId::new("local_socket", label), |b| {
+                b.iter_custom(|iters| s.stream_for(iters, msg))
             });
         }
         {
             let mut base = Baseline::spawn(Transport::Pipe, Role::Sink);
-            g.bench_function(BenchmarkId::new("pipe", &label), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        base.send(&msg);
-                    }
-                    base.sync();
-                    t0.elapsed()
-                })
+            g.bench_function(BenchmarkId::new("pipe", label), |b| {
+                b.iter_custom(|iters| base.stream(iters, msg))
             });
         }
-    }
-    g.finish();
-}
-
-fn u64_sink(args: (Queue<u64>, Queue<u8>)) {
-    let (q, ack) = args;
-    loop {
-        match q.get_timeout(LONG) {
-            Ok(v) if v.is_sync() => ack.put(&1).expect("ack"),
-            Ok(v) if v.is_stop() => return,
-            Ok(v) => {
-                black_box(v);
-            }
-            Err(e) => panic!("u64 sink: {e}"),
-        }
-    }
+    });
 }
 
 pub fn queue_u64(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_u64");
     g.throughput(Throughput::Elements(1));
 
-    let q = Queue::<u64>::anonymous(1 << 20).expect("queue");
-    let ack = Queue::<u8>::anonymous(4096).expect("ack");
-    let mut child = shmkit_process::spawn(u64_sink, (q.clone(), ack.clone())).expect("spawn");
-    g.bench_function(BenchmarkId::new("shmkit", "items"), |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for i in 0..iters {
-                q.put(&i).expect("put");
-            }
-            q.put(&u64::sync()).expect("sync");
-            ack.get_timeout(LONG).expect("ack");
-            t0.elapsed()
-        })
-    });
-    q.put(&u64::stop()).expect("stop");
-    child.join_timeout(LONG).expect("u64 sink stops");
+    // The same code as `benches/ring.rs`'s `queue_u64/shmkit/items`.
+    shm::bench_queue_u64(&mut g);
 
     let p = ipc::Peer::<u64, u64>::sink();
     g.bench_function(BenchmarkId::new("ipc_channel", "items"), |b| {

@@ -17,66 +17,23 @@ use criterion::{BenchmarkId, Criterion};
 use raw_sync::Timeout;
 use raw_sync::events::{Event as RawEvent, EventImpl, EventInit, EventState};
 use shared_memory::{Shmem, ShmemConf};
-use shmkit_sync::{Event, Handle, SpinPolicy, Value};
+use shmkit_sync::SpinPolicy;
 
+use crate::support::shm::EventPingPong;
 use crate::support::{Baseline, Role, Transport};
 use crate::{LONG, iox};
 
-/// Child of the shmkit ping-pong: wait for ping, answer pong, until told to stop.
-fn shmkit_pong(args: (Handle<Event>, Handle<Event>, Handle<Value<u32>>, bool)) {
-    let spin = if args.3 {
-        SpinPolicy::DEFAULT
-    } else {
-        SpinPolicy::NEVER
-    };
-    let ping = args.0.open().expect("ping").with_spin(spin);
-    let pong = args.1.open().expect("pong");
-    let stop = args.2.open().expect("stop");
-    let deadline = Instant::now() + LONG;
-    loop {
-        if !ping.wait_timeout(Duration::from_secs(1)) {
-            if stop.load() != 0 || Instant::now() > deadline {
-                return;
-            }
-            continue;
-        }
-        ping.clear();
-        if stop.load() != 0 {
-            return;
-        }
-        pong.set();
-    }
-}
-
+/// shmkit's `Event`, with the default spin policy and with none (`benches/sync.rs`'s
+/// `event_pingpong`, the same code: `benches/support/shm.rs`).
 fn shmkit_event(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    for (id, default_spin) in [("shmkit_event", true), ("shmkit_event_spin0", false)] {
-        let spin = if default_spin {
-            SpinPolicy::DEFAULT
-        } else {
-            SpinPolicy::NEVER
-        };
-        let ping = Event::anonymous().expect("ping");
-        let pong = Event::anonymous().expect("pong").with_spin(spin);
-        let stop = Value::anonymous(0u32).expect("stop");
-        let mut child = shmkit_process::spawn(
-            shmkit_pong,
-            (ping.handle(), pong.handle(), stop.handle(), default_spin),
-        )
-        .expect("spawn");
+    for (id, spins) in [
+        ("shmkit_event", SpinPolicy::DEFAULT.spins),
+        ("shmkit_event_spin0", 0),
+    ] {
+        let pingpong = EventPingPong::spawn(spins);
         g.bench_function(BenchmarkId::new(id, "round_trip"), |b| {
-            b.iter_custom(|iters| {
-                let t0 = Instant::now();
-                for _ in 0..iters {
-                    ping.set();
-                    pong.wait();
-                    pong.clear();
-                }
-                t0.elapsed()
-            })
+            b.iter_custom(|iters| pingpong.timed(iters))
         });
-        stop.store(1);
-        ping.set();
-        child.join_timeout(LONG).expect("shmkit pong stops");
     }
 }
 

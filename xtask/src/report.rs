@@ -1,4 +1,4 @@
-//! `shmkit report`: turn criterion's output into the tables and plots of
+//! `cargo xtask report`: turn criterion's output into the tables and plots of
 //! docs/benchmarks.md — a markdown table per group (median, 95 % interval, throughput,
 //! ratio to the pipe baseline) and an SVG per group (throughput against message size on
 //! log-log axes, one line per transport; or a bar per transport for groups without sizes).
@@ -111,6 +111,17 @@ fn load(criterion_dir: &Path) -> Result<BTreeMap<String, Vec<Point>>, String> {
     Ok(groups)
 }
 
+/// An axis label in the units of the bench ids (`8B`, `64KiB`, `1MiB`).
+fn axis_bytes(x: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let (mut v, mut unit) = (x, 0);
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.0}{}", UNITS[unit])
+}
+
 fn time(ns: f64) -> String {
     match ns {
         n if n >= 1e9 => format!("{:.2} s", n / 1e9),
@@ -214,7 +225,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
             .configure_mesh()
             .x_desc("message size (bytes)")
             .y_desc("bytes / second")
-            .x_label_formatter(&|x| crate::human_bytes(*x as u64))
+            .x_label_formatter(&|x| axis_bytes(*x))
             .y_label_formatter(&|y| format!("{:.0e}", y))
             .draw()
             .map_err(|e| err(&e))?;
@@ -303,7 +314,7 @@ fn plot(group: &str, points: &[Point], out: &Path) -> Result<(), String> {
 }
 
 /// Print the markdown tables and write one SVG per group into `out_dir`.
-pub fn run(criterion_dir: &Path, out_dir: &Path) -> Result<(), String> {
+pub(crate) fn run(criterion_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let groups = load(criterion_dir)?;
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     for (group, points) in &groups {
