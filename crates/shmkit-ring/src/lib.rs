@@ -47,3 +47,4 @@ pub mod wait;
 pub use error::{Error, Result};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};
 pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue};
+pub use registry::MAX_HANDLES;

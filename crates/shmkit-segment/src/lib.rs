@@ -75,6 +75,7 @@ mod list;
 pub mod primitive;
 mod raw;
 mod sys;
+pub mod transit;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex as StdMutex};
