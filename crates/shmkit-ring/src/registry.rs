@@ -22,6 +22,9 @@ pub const MAX_HANDLES: u32 = 1024;
 pub(crate) const CONS_LOCK_OFFSET: usize = 128;
 /// Offset of the get side's turn marker, next to its lock (see `last_producer`).
 pub(crate) const CONS_MARK_OFFSET: usize = CONS_LOCK_OFFSET + 4;
+/// Offset of the position below which a growing queue's data pages were given back
+/// (written under both claim locks; queue/growth.rs).
+pub(crate) const RELEASED_TO_OFFSET: usize = CONS_LOCK_OFFSET + 8;
 /// Offset of the handle table: [`MAX_HANDLES`] [`HandleEntry`]s.
 pub(crate) const HANDLES_OFFSET: usize = 256;
 /// Bytes before the ring (or the MPMC queue) in a queue segment: header line, consumer
@@ -65,7 +68,22 @@ pub(crate) struct QueueHeader {
     pub(crate) done: AtomicU64,
     /// `join` sleeps here.
     pub(crate) join_wake: Wake,
+    /// Bit 0 ([`GROWING`]): the ring is sparse and grows and shrinks with what is
+    /// unconsumed (queue/growth.rs). Written once before `ready`.
+    pub(crate) flags: AtomicU32,
+    /// Growing queues: bytes reserved or given back at a time (a multiple of 4096).
+    /// Written once before `ready`.
+    pub(crate) growth_step: AtomicU32,
+    /// Most items the queue holds (`put` waits beyond); 0: no bound in items. Written
+    /// once before `ready`.
+    pub(crate) maxsize: AtomicU64,
+    /// Growing queues: ring position up to which the data pages are reserved. Written
+    /// under the put lock only.
+    pub(crate) reserved_to: AtomicU64,
 }
+
+/// [`QueueHeader::flags`] bit: a sparse ring that grows and shrinks.
+pub(crate) const GROWING: u32 = 1;
 
 #[cfg(not(loom))]
 const _: () = assert!(core::mem::size_of::<QueueHeader>() <= CONS_LOCK_OFFSET);
@@ -176,6 +194,20 @@ impl Registry {
         // 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as long
         // as `self`.
         unsafe { &*self.seg.as_ptr().add(CONS_MARK_OFFSET).cast::<AtomicU32>() }
+    }
+
+    /// A growing queue's `released_to` position (see [`RELEASED_TO_OFFSET`]).
+    pub(crate) fn released_to(&self) -> &AtomicU64 {
+        // SAFETY: RELEASED_TO_OFFSET (136) lies inside REGISTRY_BYTES (checked in `new`),
+        // 8-aligned on a 128-aligned base; any bit pattern is a valid `AtomicU64`; the
+        // segment lives as long as `self`.
+        unsafe {
+            &*self
+                .seg
+                .as_ptr()
+                .add(RELEASED_TO_OFFSET)
+                .cast::<AtomicU64>()
+        }
     }
 
     pub(crate) fn entry(&self, slot: u32) -> &HandleEntry {

@@ -16,9 +16,12 @@
 //! open, so N consumer processes each see `Disconnected` after the drain when the
 //! producers are done, without sentinels and without closing their own handles.
 
+mod builder;
+mod growth;
 mod handle;
 pub(crate) mod pod;
 mod typed;
 
+pub use builder::QueueBuilder;
 pub use pod::PodQueue;
 pub use typed::{DEFAULT_QUEUE_CAPACITY, Queue};

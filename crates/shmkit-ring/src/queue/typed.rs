@@ -13,13 +13,15 @@
 //! process died is taken over. A holder that died mid-message never published it (the
 //! ring's `tail` is stored last), so the taker simply overwrites the partial bytes.
 
+use super::builder::{QueueBuilder, Shape};
+use super::growth;
 use super::handle::{Flavor, Handle, Wire};
 use crate::endpoint::ring_at;
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring, Wake};
-use crate::registry::{READY, REGISTRY_BYTES, Registry, Taken};
+use crate::registry::{GROWING, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::{self, SLICE};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -140,6 +142,8 @@ pub struct Queue<T> {
     h: Handle<Ring>,
     /// Copied out of `h` (a `Copy` view of the mapping) for the hot path.
     ring: Ring,
+    /// Most items the queue holds (0: no bound in items), copied from its header.
+    maxsize: u64,
     /// This handle's producer core, kept across `put`s while no other handle produced
     /// (the turn marker says so), which saves reloading the shared positions — lines
     /// the consumer is working on — on every item. Used only under the producer lock.
@@ -167,44 +171,70 @@ impl Flavor for Ring {
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
-    /// Create a named queue whose ring holds `capacity` bytes (a power of two; each item
-    /// takes its encoded size rounded up to 8, plus 8).
+    /// An anonymous queue without bound, like Python's `Queue()`: `put` never blocks.
+    /// Memory grows with what is unconsumed and is given back once it is consumed
+    /// (see [`QueueBuilder`] for a name, a bound in items, or a fixed ring).
+    pub fn new() -> Result<Self> {
+        Self::builder().create()
+    }
+
+    /// A builder: a name, a bound in items (`maxsize`, like `Queue(maxsize)`), or a
+    /// fixed-size ring.
+    ///
+    /// ```
+    /// let name = format!("shmkit-doc-qb-{}", std::process::id());
+    /// let q = shmkit_ring::Queue::<u32>::builder().name(&name).maxsize(2).create()?;
+    /// q.put(&1)?;
+    /// q.put(&2)?;
+    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::Error::Full)));
+    /// # Ok::<(), shmkit_ring::Error>(())
+    /// ```
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder::new()
+    }
+
+    /// Create a named queue over a fixed ring of at least `capacity` bytes (rounded up
+    /// to a power of two; each item takes its encoded size rounded up to 8, plus 8):
+    /// `put` waits while it is full. [`Queue::builder`] makes unbounded queues.
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
-        Self::create_in(Some(name), capacity)
+        Self::create_in(Some(name), Shape::fixed(capacity)?)
     }
 
-    /// Create an anonymous queue (no name in `/dev/shm`), shared with children by
-    /// passing a handle.
+    /// Create an anonymous queue (no name in `/dev/shm`) over a fixed ring of at least
+    /// `capacity` bytes, shared with children by passing a handle. [`Queue::new`] makes
+    /// an unbounded one.
     pub fn anonymous(capacity: usize) -> Result<Self> {
-        Self::create_in(None, capacity)
+        Self::create_in(None, Shape::fixed(capacity)?)
     }
 
-    fn create_in(name: Option<&str>, capacity: usize) -> Result<Self> {
-        let cap = capacity as u64;
-        if !spsc::valid_capacity(cap) {
-            return Err(Error::InvalidCapacity {
-                capacity: cap,
-                why: "a queue's capacity must be a power of two between 32 bytes and 1 TiB",
-            });
-        }
-        let size = REGISTRY_BYTES + spsc::HEADER_BYTES + capacity;
+    pub(super) fn create_in(name: Option<&str>, shape: Shape) -> Result<Self> {
+        let cap = shape.capacity;
+        let size = REGISTRY_BYTES + spsc::HEADER_BYTES + cap as usize;
         // Typed: an opener asking for another item type gets `Mismatch`, not items it
         // cannot decode.
-        let b = |n: &str| {
-            Segment::builder(n)
-                .size(size)
-                .kind(Kind::Queue)
-                .typed::<T>()
-        };
+        let mut builder = Segment::builder(name.unwrap_or("anonymous"))
+            .size(size)
+            .kind(Kind::Queue)
+            .typed::<T>();
+        if shape.growing {
+            // Registry and ring header now; the data pages as items come.
+            builder = builder.reserve_only(REGISTRY_BYTES + spsc::HEADER_BYTES);
+        }
         let seg = match name {
-            Some(n) => b(n).create()?,
-            None => b("anonymous").anonymous()?,
+            Some(_) => builder.create()?,
+            None => builder.anonymous()?,
         };
         let ring = Ring::attach(&seg)?;
         ring.header().init(cap);
         let reg = Registry::new(Arc::new(seg))?;
-        // SYNC: Release, paired with the Acquire in `Registry::wait_ready`.
-        reg.header().ready.store(READY, Ordering::Release);
+        let h = reg.header();
+        h.flags
+            .store(if shape.growing { GROWING } else { 0 }, Ordering::Relaxed);
+        h.growth_step.store(shape.growth_step, Ordering::Relaxed);
+        h.maxsize.store(shape.maxsize, Ordering::Relaxed);
+        // SYNC: Release, paired with the Acquire in `Registry::wait_ready`: the fields
+        // above are visible to every opener.
+        h.ready.store(READY, Ordering::Release);
         Ok(Self::from_handle(Handle::open(reg, None)?))
     }
 
@@ -223,6 +253,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
 
     fn from_handle(h: Handle<Ring>) -> Self {
         Queue {
+            // Relaxed: written once before `ready` (ordered by `wait_ready`'s Acquire).
+            maxsize: h.reg.header().maxsize.load(Ordering::Relaxed),
             ring: h.flavor,
             h,
             prod_park: ParkedCell::new(),
@@ -273,6 +305,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// One turn at the producer lock: resume our parked core if we were the last to
     /// produce, else attach afresh; copy in and publish if there is room.
     fn put_locked(&self, bytes: &[u8], taken: Taken) -> Result<bool> {
+        if self.maxsize != 0 && self.ring.message_count() >= self.maxsize {
+            return Ok(false);
+        }
+        growth::before_put(&self.h.reg, self.ring, bytes.len())?;
         let mark = &self.h.reg.header().last_producer;
         let parked = self.prod_park.take();
         let core = resume_or_attach(mark, self.h.slot(), parked, taken, |p| match p {
@@ -314,7 +350,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 return Ok(());
             }
             let ring = self.ring;
-            let fits = move || ring.used_bytes() + rec <= cap;
+            let maxsize = self.maxsize;
+            let fits = move || {
+                ring.used_bytes() + rec <= cap && (maxsize == 0 || ring.message_count() < maxsize)
+            };
             if self.h.spin.spin_until(fits) {
                 continue;
             }
@@ -367,6 +406,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             Err(e) => return Err(Error::from_raw(self.name(), e)),
         };
         self.cons_park.put(core.park());
+        if matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. })) {
+            growth::after_get(&self.h.reg, self.ring, self.h.slot());
+        }
         res
     }
 
@@ -442,9 +484,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         !self.ring.has_data()
     }
 
-    /// Whether not even a zero-size item fits now (a snapshot).
+    /// Whether the queue holds `maxsize` items, or not even a zero-size item fits in
+    /// a fixed ring now (a snapshot).
     pub fn is_full(&self) -> bool {
-        self.ring.used_bytes() + spsc::LEN_WORD * 2 > self.ring.capacity()
+        (self.maxsize != 0 && self.ring.message_count() >= self.maxsize)
+            || self.ring.used_bytes() + spsc::LEN_WORD * 2 > self.ring.capacity()
     }
 
     /// Declare that this handle will put no more items (Python's `close`). Other handles
