@@ -847,10 +847,43 @@ fn q_produce(args: (Queue<QItem>, u64)) {
 /// gap-free prefix 0, 1, 2, ..., intact, the parent's all of them, and nothing is left.
 #[test]
 fn queue_claim_lock_holders_killed_at_random_points() {
+    claim_lock_holders_killed(
+        fixed_queue,
+        "queue_claim_lock_holders_killed_at_random_points",
+    );
+}
+
+/// The same on a growing queue (bounded in items so that it keeps moving): pages are
+/// reserved and given back every 4 KiB, so kills also land while a producer reserves
+/// pages, or while a consumer holding both locks gives pages back.
+#[test]
+fn growing_queue_claim_lock_holders_killed_at_random_points() {
+    claim_lock_holders_killed(
+        growing_queue,
+        "growing_queue_claim_lock_holders_killed_at_random_points",
+    );
+}
+
+/// A 4 KiB fixed ring.
+fn fixed_queue(name: &str) -> Queue<QItem> {
+    Queue::<QItem>::create(name, 4096).unwrap()
+}
+
+/// A growing ring that reserves and gives back 4 KiB at a time, at most 24 items.
+fn growing_queue(name: &str) -> Queue<QItem> {
+    Queue::<QItem>::builder()
+        .name(name)
+        .growth_step(4096)
+        .maxsize(24)
+        .create()
+        .unwrap()
+}
+
+fn claim_lock_holders_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
     let kills = torture(200) / 4;
-    let mut rng = Rng::new("queue_claim_lock_holders_killed_at_random_points");
+    let mut rng = Rng::new(test);
     let name = unique("kill-queue");
-    let q = Queue::<QItem>::create(&name, 4096).unwrap();
+    let q = new_queue(&name);
     let mut next = std::collections::HashMap::<u64, u64>::new();
     let (mut own_put, mut received, mut takeovers) = (0u64, 0u64, 0u64);
     let mut check = |it: QItem, next: &mut std::collections::HashMap<u64, u64>| {
@@ -934,12 +967,26 @@ fn q_consume(args: (Queue<QItem>, String)) {
 /// kill is unaccounted for (taken by a child that died before it could record it).
 #[test]
 fn queue_consumers_killed_holding_the_claim_lock() {
+    consumers_killed(fixed_queue, "queue_consumers_killed_holding_the_claim_lock");
+}
+
+/// The same on a growing queue (see `growing_queue`): kills also land while a consumer
+/// holds both claim locks to give pages back.
+#[test]
+fn growing_queue_consumers_killed_holding_the_claim_lock() {
+    consumers_killed(
+        growing_queue,
+        "growing_queue_consumers_killed_holding_the_claim_lock",
+    );
+}
+
+fn consumers_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
     let kills = torture(200) / 4;
-    let mut rng = Rng::new("queue_consumers_killed_holding_the_claim_lock");
+    let mut rng = Rng::new(test);
     let name = unique("kill-queue-get");
     let bitmap = unique("kill-queue-bitmap");
     let total = kills * 400 + 1000;
-    let q = Queue::<QItem>::create(&name, 4096).unwrap();
+    let q = new_queue(&name);
     let bits = Segment::create(&bitmap, 8 + total.div_ceil(64) as usize * 8).unwrap();
     let (mut next, mut ours, mut last_ours) = (0u64, Vec::new(), None::<u64>);
     let mut take = |q: &Queue<QItem>, ours: &mut Vec<u64>, timeout| match q.get_timeout(timeout) {
