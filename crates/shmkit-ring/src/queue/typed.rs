@@ -126,15 +126,29 @@ impl ParkedCell {
 /// Like Python's `multiprocessing.Queue` (and `JoinableQueue`: see
 /// [`task_done`](Self::task_done) and [`join`](Self::join)).
 ///
+/// [`Queue::new`] has no bound, like `Queue()`: `put` never blocks, and memory follows
+/// what is unconsumed. [`Queue::builder`] adds a name, a bound in items
+/// ([`maxsize`](QueueBuilder::maxsize), like `Queue(maxsize)`) or a fixed ring.
+///
 /// Cloning registers a new handle; a handle is also `Serialize`/`Deserialize`, so it
-/// can be passed to a child process as an argument (the child registers its own).
+/// can be passed to a child process as an argument (the child gets its own, in a slot
+/// reserved when it was serialized).
+///
+/// **Shutdown without sentinels.** A handle counts as a producer once it has put.
+/// `get` on an empty queue returns [`Error::Disconnected`] once no other producer is
+/// left (each closed, dropped or dead) and no handle is on its way to a live child; on
+/// a fresh queue nobody has put yet, so every open handle counts until then. Handles
+/// that only get never keep a queue open: with N consumer processes, the producers'
+/// [`close`](Self::close) ends every consumer's loop after the drain
+/// (`examples/pipeline.rs`).
 ///
 /// ```
-/// let q = shmkit_ring::Queue::<String>::create(&format!("shmkit-doc-q-{}", std::process::id()), 1 << 12)?;
+/// let q = shmkit_ring::Queue::<String>::new()?;
 /// q.put(&"hello".to_string())?;
 /// assert_eq!(q.len(), 1);
 /// assert_eq!(q.get()?, "hello");
-/// assert!(matches!(q.try_get(), Err(shmkit_ring::Error::Empty) | Err(shmkit_ring::Error::Disconnected)));
+/// // This handle is the only one: nobody else can put.
+/// assert!(matches!(q.try_get(), Err(shmkit_ring::Error::Disconnected)));
 /// # Ok::<(), shmkit_ring::Error>(())
 /// ```
 #[derive(Debug)]
@@ -413,7 +427,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 
     /// Take the next item, waiting while the queue is empty. [`Error::Disconnected`] if
-    /// it is empty and no other handle can put any more (all dropped, closed or dead).
+    /// it is empty and no other handle can put any more (see [`Queue`]: every other
+    /// producer closed, dropped or dead). [`Error::Undecodable`] hands back an item that
+    /// does not decode as `T`.
     pub fn get(&self) -> Result<T> {
         self.get_deadline(None)
     }
@@ -492,8 +508,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 
     /// Declare that this handle will put no more items (Python's `close`). Other handles
-    /// see [`Error::Disconnected`] from `get` on an empty queue once no open handle is
-    /// left. Later `put`s through this handle return [`Error::Closed`].
+    /// see [`Error::Disconnected`] from `get` on an empty queue once no producer is
+    /// left (see [`Queue`]). Later `put`s through this handle return [`Error::Closed`].
     pub fn close(&self) {
         self.h.close();
     }
