@@ -13,7 +13,8 @@
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
 //!   (`SpinPolicy::NEVER`), so it measures the wake-up path.
-//! - `queue_u64/shmkit/items`: `Queue<u64>` (serde path) items/s, to compare with
+//! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
+//!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
 //!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`).
 //!
 //! Run: `cargo bench --bench ring -- --warm-up-time 1 --measurement-time 3`
@@ -376,23 +377,31 @@ fn u64_sink(args: (Queue<u64>, Queue<u8>)) {
 fn queue_u64(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_u64");
     g.throughput(Throughput::Elements(1));
-    let q = Queue::<u64>::anonymous(1 << 20).expect("queue");
-    let ack = Queue::<u8>::anonymous(4096).expect("ack");
-    let child = shmkit_process::spawn(u64_sink, (q.clone(), ack.clone())).expect("spawn");
-    g.bench_function(BenchmarkId::new("shmkit", "items"), |b| {
-        b.iter_custom(|iters| {
-            let t0 = Instant::now();
-            for i in 0..iters {
-                q.put(&i).expect("put");
-            }
-            q.put(&u64::MAX).expect("sync");
-            ack.get_timeout(LONG).expect("ack");
-            t0.elapsed()
-        })
-    });
-    q.put(&(u64::MAX - 1)).expect("stop");
-    let mut child = child;
-    child.join_timeout(LONG).expect("u64 sink stops");
+    // A fixed 1 MiB ring (put waits while it is full), and the default growing queue
+    // (put never waits; pages reserved ahead of the producer, given back behind the
+    // consumer): the cost of growth, measured in the same run.
+    let shapes = [
+        ("shmkit", Queue::<u64>::anonymous(1 << 20).expect("queue")),
+        ("shmkit_growing", Queue::<u64>::new().expect("queue")),
+    ];
+    for (id, q) in shapes {
+        let ack = Queue::<u8>::anonymous(4096).expect("ack");
+        let child = shmkit_process::spawn(u64_sink, (q.clone(), ack.clone())).expect("spawn");
+        g.bench_function(BenchmarkId::new(id, "items"), |b| {
+            b.iter_custom(|iters| {
+                let t0 = Instant::now();
+                for i in 0..iters {
+                    q.put(&i).expect("put");
+                }
+                q.put(&u64::MAX).expect("sync");
+                ack.get_timeout(LONG).expect("ack");
+                t0.elapsed()
+            })
+        });
+        q.put(&(u64::MAX - 1)).expect("stop");
+        let mut child = child;
+        child.join_timeout(LONG).expect("u64 sink stops");
+    }
     g.finish();
 }
 

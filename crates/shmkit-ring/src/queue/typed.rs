@@ -73,7 +73,8 @@ fn resume_or_attach<C>(
     }
 }
 
-/// Default ring capacity of a [`Queue`] (bytes).
+/// A reasonable byte capacity for a fixed-ring [`Queue`] ([`Queue::create`],
+/// [`Queue::anonymous`]); [`Queue::new`] needs none.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 
 /// A ring core parked between this handle's turns at a claim lock. Only the lock
