@@ -864,6 +864,20 @@ fn growing_queue_claim_lock_holders_killed_at_random_points() {
     );
 }
 
+/// After a drain, a queue holds at most its registry, ring header, a 4 KiB ring (fixed)
+/// and a few partial pages (growing: everything else was given back, kills or not).
+fn assert_memory_given_back(name: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let held = std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .blocks()
+        * 512;
+    assert!(
+        held <= (REGISTRY + (64 << 10)) as u64,
+        "{held} bytes held after the drain"
+    );
+}
+
 /// A 4 KiB fixed ring.
 fn fixed_queue(name: &str) -> Queue<QItem> {
     Queue::<QItem>::create(name, 4096).unwrap()
@@ -930,6 +944,7 @@ fn claim_lock_holders_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
         }
     }
     assert!(q.is_empty(), "nothing left behind");
+    assert_memory_given_back(&name);
     assert_eq!(
         next.get(&0).copied().unwrap_or(0),
         own_put,
@@ -1041,6 +1056,7 @@ fn consumers_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
         }
     }
     assert!(q.is_empty(), "nothing left behind");
+    assert_memory_given_back(&name);
     let dups = bits.atomic_u64(0).unwrap().load(Ordering::SeqCst);
     assert_eq!(dups, 0, "an item was delivered twice to the children");
     let bit = |seq: u64| {
