@@ -1,7 +1,7 @@
 //! [`Pipe`]: the counterpart of Python's `multiprocessing.Pipe` — a pair of
 //! [`Connection`]s over two SPSC rings in one anonymous segment.
 
-use crate::endpoint::{RxEnd, STATE_NONE, TxEnd, ring_at, set_state};
+use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use serde::de::DeserializeOwned;
@@ -262,10 +262,10 @@ impl Serialize for Connection {
             duplex: self.duplex,
         };
         if let Some(tx) = lock(&self.tx).take() {
-            set_state(&tx.ring, true, STATE_NONE);
+            hand_over(&tx.seg, &tx.ring, true);
         }
         if let Some(rx) = lock(&self.rx).take() {
-            set_state(&rx.ring, false, STATE_NONE);
+            hand_over(&rx.seg, &rx.ring, false);
         }
         drop(lock(&self.guard).take());
         wire.serialize(s)

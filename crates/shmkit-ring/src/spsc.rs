@@ -17,7 +17,7 @@
 //! # Ok::<(), shmkit_ring::Error>(())
 //! ```
 
-use crate::endpoint::{RxEnd, STATE_NONE, TxEnd, ring_at, set_state};
+use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait;
@@ -513,7 +513,7 @@ macro_rules! role_serde {
                     segment: self.$end.seg.handle(),
                 };
                 if !self.transferred.replace(true) {
-                    set_state(&self.$end.ring, $is_producer, STATE_NONE);
+                    hand_over(&self.$end.seg, &self.$end.ring, $is_producer);
                     drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
                 }
                 wire.serialize(s)

@@ -235,3 +235,64 @@ fn a_pod_queue_handle_for_a_child_killed_before_opening_it_does_not_hold_the_que
     assert!(child.join_timeout(BOUND).is_err());
     assert!(matches!(q.get_timeout(BOUND), Err(Error::Disconnected)));
 }
+
+// --- SPSC roles and pipe ends in transit ----------------------------------------------
+
+fn never_takes_producer((_, _tx): (Stall, shmkit_ring::spsc::Producer)) {}
+
+fn never_takes_consumer((_, _rx): (Stall, shmkit_ring::spsc::Consumer)) {}
+
+fn never_takes_end((_, _end): (Stall, shmkit_ring::Connection)) {}
+
+#[test]
+fn an_spsc_producer_for_a_child_killed_before_taking_it_disconnects_the_consumer() {
+    let name = unique("spsc-tx");
+    let (tx, mut rx) = shmkit_ring::spsc::channel(&name, 1 << 12).unwrap();
+    let mut child = shmkit_process::spawn(never_takes_producer, (Stall, tx)).unwrap();
+    let mut buf = Vec::new();
+    // The role is on its way to a live child: wait, do not disconnect.
+    assert!(matches!(
+        rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    child.kill().unwrap();
+    assert!(child.join_timeout(BOUND).is_err());
+    assert!(matches!(
+        rx.recv_timeout(&mut buf, BOUND),
+        Err(Error::Disconnected)
+    ));
+    drop(rx);
+    assert_unlinked(&name);
+}
+
+#[test]
+fn an_spsc_consumer_for_a_child_killed_before_taking_it_disconnects_the_producer() {
+    let name = unique("spsc-rx");
+    let (mut tx, rx) = shmkit_ring::spsc::channel(&name, 1 << 12).unwrap();
+    let mut child = shmkit_process::spawn(never_takes_consumer, (Stall, rx)).unwrap();
+    child.kill().unwrap();
+    assert!(child.join_timeout(BOUND).is_err());
+    // A sender notices when it must wait for room: fill the ring.
+    let start = Instant::now();
+    let err = loop {
+        match tx.send_timeout(&[7u8; 64], BOUND) {
+            Ok(()) => assert!(start.elapsed() < BOUND, "never full"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Disconnected), "{err}");
+    drop(tx);
+    assert_unlinked(&name);
+}
+
+#[test]
+fn a_pipe_end_for_a_child_killed_before_taking_it_disconnects_the_other_end() {
+    let (a, b) = shmkit_ring::Pipe::new().unwrap();
+    let mut child = shmkit_process::spawn(never_takes_end, (Stall, b)).unwrap();
+    child.kill().unwrap();
+    assert!(child.join_timeout(BOUND).is_err());
+    assert!(matches!(
+        a.recv_timeout::<u32>(BOUND),
+        Err(Error::Disconnected)
+    ));
+}
