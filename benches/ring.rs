@@ -13,7 +13,8 @@
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
 //!   (`SpinPolicy::NEVER`), so it measures the wake-up path.
-//! - `queue_u64/shmkit/items`: `Queue<u64>` (serde path) items/s, to compare with
+//! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
+//!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
 //!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`).
 //!
 //! Run: `cargo bench --bench ring -- --warm-up-time 1 --measurement-time 3`
@@ -205,6 +206,10 @@ fn queue_u64(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_u64");
     g.throughput(Throughput::Elements(1));
     shm::bench_queue_u64(&mut g);
+    // The default growing queue (put never waits; pages reserved ahead of the producer,
+    // given back behind the consumer): the cost of growth, measured in the same run.
+    let growing = shm::U64Stream::over(Queue::<u64>::new().expect("queue"));
+    shm::bench_queue_u64_over(&mut g, "shmkit_growing", growing);
     g.finish();
 }
 

@@ -189,7 +189,11 @@ pub struct U64Stream {
 impl U64Stream {
     /// A queue with a 1 MiB ring and its child.
     pub fn spawn() -> U64Stream {
-        let q = Queue::<u64>::anonymous(1 << 20).expect("queue");
+        U64Stream::over(Queue::<u64>::anonymous(1 << 20).expect("queue"))
+    }
+
+    /// `q` and its child.
+    pub fn over(q: Queue<u64>) -> U64Stream {
         let ack = Queue::<u8>::anonymous(4096).expect("ack");
         let child = shmkit_process::spawn(u64_sink, (q.clone(), ack.clone())).expect("spawn");
         U64Stream { q, ack, child }
@@ -207,10 +211,15 @@ impl U64Stream {
     }
 }
 
-/// `queue_u64/shmkit/items`: `Queue<u64>` items per second into a [`u64_sink`] child.
+/// `queue_u64/shmkit/items`: `Queue<u64>` items per second into a [`u64_sink`] child,
+/// through a fixed 1 MiB ring (put waits while it is full).
 pub fn bench_queue_u64(g: &mut BenchmarkGroup<'_, WallTime>) {
-    let stream = U64Stream::spawn();
-    g.bench_function(BenchmarkId::new("shmkit", "items"), |b| {
+    bench_queue_u64_over(g, "shmkit", U64Stream::spawn());
+}
+
+/// The same through `stream`'s queue, as `queue_u64/<id>/items`.
+pub fn bench_queue_u64_over(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, stream: U64Stream) {
+    g.bench_function(BenchmarkId::new(id, "items"), |b| {
         b.iter_custom(|iters| stream.timed(iters))
     });
 }

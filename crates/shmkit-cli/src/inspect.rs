@@ -238,11 +238,13 @@ fn print_ring(out: &Inspection, r: &RingView, slots: Option<(u32, u32)>) {
 }
 
 fn print_handles(out: &Inspection, handles: &[HandleView]) {
-    let open = handles.iter().filter(|h| h.state == "open").count();
+    // "producing": an open handle that has put (a producer, for disconnection).
+    let producing = handles.iter().filter(|h| h.state == "producing").count();
+    let open = producing + handles.iter().filter(|h| h.state == "open").count();
     let alive = handles.iter().filter(|h| h.alive == Some(true)).count();
     let closed = handles.iter().filter(|h| h.state == "closed").count();
     println!(
-        "handles:       {open} open, {closed} closed (will put no more); {alive} in live processes"
+        "handles:       {open} open, {closed} closed (will put no more); {producing} of the open have put; {alive} in live processes"
     );
     for h in handles {
         println!(

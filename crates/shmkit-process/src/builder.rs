@@ -156,11 +156,18 @@ impl Builder {
             }
             (StartMethod::Spawn, None) => return Err(ProcessError::NotInitialized),
         };
+        // Handles serialized below reserve a place for the child; `handed_to` ties them
+        // to it once it is started (shmkit_segment::transit).
+        shmkit_segment::transit::begin_handoff();
         // Encode before anything starts, so a value that cannot be encoded starts nothing.
         // Spawn: inline bytes or a sealed memfd to send. Fork: bytes the child inherits.
         let encode_error = |reason: String| ProcessError::Encode {
             type_name: std::any::type_name::<A>(),
-            reason,
+            // A shmkit object that refused to travel says why (postcard drops it).
+            reason: match shmkit_segment::transit::take_refusal() {
+                Some(why) => format!("{why} ({reason})"),
+                None => reason,
+            },
         };
         let (to_send, in_memory) = match self.method {
             StartMethod::Spawn => (Some(wire::encode(&args).map_err(encode_error)?), None),
@@ -195,7 +202,9 @@ impl Builder {
             quiet_harness: self.method == StartMethod::Spawn && TEST_ENTRY.get().is_some(),
             direct,
         })
+        .inspect_err(|_| shmkit_segment::transit::handed_to(0)) // nobody will receive them
         .map_err(io_err("spawn"))?;
+        shmkit_segment::transit::handed_to(pid);
         let pidfd = sys::pidfd(pid).map_err(io_err("pidfd_open"))?;
         if let Some(payload) = to_send {
             let (tramp, func) = (offset_of_fn(tramp), offset_of_fn(func));

@@ -3,11 +3,12 @@
 //! sleep/wake protocol of [`crate::wait`].
 
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring, SpscHeader};
 use crate::wait::{self, SLICE};
 use shmkit_segment::Segment;
+use shmkit_segment::transit::ProcessId;
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,64 @@ fn state_word(ring: &Ring, producer: bool) -> &AtomicU32 {
     }
 }
 
+/// The peer-role receiver words: pid and start time of the process a handed-over role
+/// is on its way to.
+fn receiver_words(ring: &Ring, producer: bool) -> (&AtomicU32, &AtomicU64) {
+    let m = &ring.header().meta;
+    if producer {
+        (&m.producer_receiver, &m.producer_receiver_start)
+    } else {
+        (&m.consumer_receiver, &m.consumer_receiver_start)
+    }
+}
+
+/// Give a role up for another process to take (`transfer()`): the state goes to `none`,
+/// so the peer waits for the new holder instead of seeing a disconnection; until
+/// [`tie_to_receiver`] names that holder, the role is tied to this process.
+pub(crate) fn hand_over(ring: &Ring, producer: bool) {
+    receiver_words(ring, producer).0.store(0, Ordering::Relaxed);
+    set_state(ring, producer, STATE_NONE);
+}
+
+/// While a role given up by [`hand_over`] is serialized for a child: once
+/// `shmkit_process::spawn` names the child that is to take it, tie the role to that
+/// child (`shmkit_segment::transit`), so that a child killed before it takes the role
+/// does not leave the peer waiting for ever.
+pub(crate) fn tie_to_receiver(seg: &Arc<Segment>, ring: &Ring, producer: bool) {
+    let (seg, ring) = (Arc::clone(seg), *ring);
+    shmkit_segment::transit::on_receiver(move |receiver| {
+        let _mapping = &seg; // keeps `ring`'s memory mapped
+        if state_word(&ring, producer).load(Ordering::Acquire) != STATE_NONE {
+            return; // taken already
+        }
+        let (pid, start) = receiver_words(&ring, producer);
+        start.store(receiver.start_time, Ordering::Relaxed);
+        // SYNC: Release, paired with the Acquire in `peer_gone`. A child that never
+        // started (pid 0) is recorded as u32::MAX: gone.
+        let p = if receiver.pid == 0 {
+            u32::MAX
+        } else {
+            receiver.pid
+        };
+        pid.store(p, Ordering::Release);
+    });
+}
+
+/// Whether a role handed over (state `none`) went to a process that died before it
+/// took the role.
+fn receiver_died(ring: &Ring, producer: bool) -> bool {
+    let (pid, start) = receiver_words(ring, producer);
+    match pid.load(Ordering::Acquire) {
+        0 => false,
+        u32::MAX => true,
+        p => !ProcessId {
+            pid: p,
+            start_time: start.load(Ordering::Relaxed),
+        }
+        .is_running(),
+    }
+}
+
 /// Whether the peer is gone. `full`: also ask the kernel whether its liveness lock is
 /// held (a syscall); otherwise only its state word is read.
 pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> bool {
@@ -87,6 +146,11 @@ pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> b
             // A handle being handed to another process switches ATTACHED -> NONE before
             // releasing its lock: re-read so that window is not taken for a death.
             !alive && word.load(Ordering::Acquire) == s1
+        }
+        // Handed to a child that died before it took the role: re-read the state, as
+        // above, so a take-over in progress is not taken for a death.
+        STATE_NONE if full => {
+            receiver_died(ring, peer.is_producer) && word.load(Ordering::Acquire) == s1
         }
         _ => false,
     }
@@ -117,6 +181,7 @@ pub(crate) struct TxEnd {
 impl TxEnd {
     pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
         let core = ProducerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        receiver_words(&ring, true).0.store(0, Ordering::Relaxed);
         set_state(&ring, true, STATE_ATTACHED);
         Ok(TxEnd {
             seg,
@@ -238,6 +303,7 @@ pub(crate) struct RxEnd {
 impl RxEnd {
     pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
         let core = ConsumerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        receiver_words(&ring, false).0.store(0, Ordering::Relaxed);
         set_state(&ring, false, STATE_ATTACHED);
         Ok(RxEnd {
             seg,

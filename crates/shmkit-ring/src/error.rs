@@ -54,8 +54,11 @@ pub enum Error {
     /// [`Connection::close`](crate::Connection::close)) or sent to another process.
     #[error("closed")]
     Closed,
-    /// Every handle slot of a queue is taken.
-    #[error("queue {name:?}: all {max} handle slots are in use")]
+    /// Every handle slot of a queue is taken (a slot per handle, and one per handle
+    /// serialized for another process and not opened yet).
+    #[error(
+        "queue {name:?}: all {max} handle slots are in use (one per handle, and one per handle on its way to a child)"
+    )]
     TooManyHandles {
         /// Segment name.
         name: String,
@@ -76,6 +79,17 @@ pub enum Error {
     /// Decoding a received message with postcard failed.
     #[error("decode: {0}")]
     Decode(postcard::Error),
+    /// An item taken from a queue does not decode as the queue's item type. The item
+    /// is no longer in the queue: its bytes are here.
+    #[error("queue {name:?}: an item of {} bytes does not decode: {source}", bytes.len())]
+    Undecodable {
+        /// Segment name.
+        name: String,
+        /// The item's encoded bytes (postcard), as taken from the queue.
+        bytes: Vec<u8>,
+        /// Why it did not decode.
+        source: postcard::Error,
+    },
     /// `task_done` was called more times than items were put.
     #[error("task_done() called too many times")]
     TaskDoneTooMany,

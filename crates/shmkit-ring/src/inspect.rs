@@ -29,20 +29,15 @@
 use crate::endpoint::{STATE_ATTACHED, STATE_CLOSED, STATE_NONE, ring_at};
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::queue::pod::{MPMC_OFFSET, SEQS_OFFSET, TABLE_OFFSET};
 use crate::raw::mpmc::{self, MpmcHeader};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
-use crate::registry::{MAX_HANDLES, QueueHeader, READY, REGISTRY_BYTES};
+use crate::registry::{
+    CONS_LOCK_OFFSET, HANDLES_OFFSET, HandleEntry, MAX_HANDLES, QueueHeader, READY, REGISTRY_BYTES,
+    state,
+};
 use serde::Serialize;
 use shmkit_segment::{Kind, Segment};
-
-/// Offset of a queue's consumer claim lock (docs/memory-layout-ring.md).
-const CONS_LOCK_OFFSET: usize = 384;
-/// Offset of a queue's handle state words.
-const STATES_OFFSET: usize = 128;
-/// PodQueue offsets (docs/memory-layout-ring.md).
-const MPMC_OFFSET: usize = REGISTRY_BYTES;
-const TABLE_OFFSET: usize = MPMC_OFFSET + mpmc::HEADER_BYTES;
-const SEQS_OFFSET: usize = TABLE_OFFSET + MAX_HANDLES as usize * mpmc::ENTRY_BYTES;
 
 /// A snapshot of one ring segment.
 #[derive(Debug, Clone, Serialize)]
@@ -191,7 +186,8 @@ impl RingView {
 pub struct HandleView {
     /// Its liveness slot.
     pub slot: u32,
-    /// `open` or `closed` (will put no more), or `invalid`.
+    /// `open` (has not put), `producing` (has put), `closed` (will put no more),
+    /// `in transit` (reserved for a child), or `invalid`.
     pub state: &'static str,
     /// Whether its process lives (`None` if the kernel could not be asked).
     pub alive: Option<bool>,
@@ -441,17 +437,41 @@ fn registry_word(seg: &Segment, offset: usize) -> &AtomicU32 {
     unsafe { &*seg.as_ptr().add(offset).cast::<AtomicU32>() }
 }
 
+/// Handle-table entry `slot` (docs/memory-layout-ring.md).
+fn handle_entry(seg: &Segment, slot: u32) -> &HandleEntry {
+    assert!(slot < MAX_HANDLES);
+    // SAFETY: callers checked the payload holds REGISTRY_BYTES (`registry_header`), and
+    // the MAX_HANDLES entries at HANDLES_OFFSET end there; 8-aligned on a 128-aligned
+    // base; atomics only, any bit pattern is valid; the reference borrows `seg`.
+    unsafe {
+        &*seg
+            .as_ptr()
+            .add(HANDLES_OFFSET)
+            .cast::<HandleEntry>()
+            .add(slot as usize)
+    }
+}
+
+/// Handles on their way to a live process.
+fn in_transit(seg: &Segment) -> u32 {
+    (0..MAX_HANDLES)
+        .filter(|&s| crate::registry::ticket_live(handle_entry(seg, s)))
+        .count() as u32
+}
+
 fn handles(seg: &Segment, problems: &mut Vec<String>) -> Vec<HandleView> {
     let mut out = Vec::new();
     for slot in 0..MAX_HANDLES {
-        let word = registry_word(seg, STATES_OFFSET + 4 * slot as usize).load(Ordering::Acquire);
+        let word = handle_entry(seg, slot).state.load(Ordering::Acquire);
         let state = match word {
-            0 => continue,
-            1 => "open",
-            2 => "closed",
+            state::FREE => continue,
+            state::OPEN => "open",
+            state::PRODUCING => "producing",
+            state::CLOSED => "closed",
+            state::TRANSIT => "in transit",
             w => {
                 problems.push(format!(
-                    "handle slot {slot} state word is {w} (expected 0, 1 or 2)"
+                    "handle slot {slot} state word is {w} (expected 0 to 4)"
                 ));
                 "invalid"
             }
@@ -521,7 +541,7 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
     Ok(QueueView {
         ring,
         handles,
-        in_transit: h.in_transit.load(Ordering::Acquire),
+        in_transit: in_transit(seg),
         unfinished,
         join_asleep: h.join_wake.sleepers.load(Ordering::Relaxed) != 0,
         put_lock,
@@ -599,7 +619,7 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
         producers_asleep: m.space_wake.sleepers.load(Ordering::Relaxed) != 0,
         handles,
         claims,
-        in_transit: h.in_transit.load(Ordering::Acquire),
+        in_transit: in_transit(seg),
         problems,
     })
 }

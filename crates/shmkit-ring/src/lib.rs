@@ -47,4 +47,5 @@ pub mod wait;
 
 pub use error::{Error, Result};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};
-pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue};
+pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue, QueueBuilder};
+pub use registry::MAX_HANDLES;

@@ -1,7 +1,7 @@
 //! [`Pipe`]: the counterpart of Python's `multiprocessing.Pipe` — a pair of
 //! [`Connection`]s over two SPSC rings in one anonymous segment.
 
-use crate::endpoint::{RxEnd, STATE_NONE, TxEnd, ring_at, set_state};
+use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use serde::de::DeserializeOwned;
@@ -100,6 +100,9 @@ pub struct Connection {
     guard: Mutex<Option<LivenessGuard>>,
     /// Made ready to move to another process by `transfer`.
     transferred: bool,
+    /// The rings whose sides `transfer` gave up (producer side or not), to tie to the
+    /// receiving process when serialized.
+    handed_over: Vec<(Ring, bool)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,6 +141,7 @@ impl Connection {
             rx: Mutex::new(rx),
             guard: Mutex::new(Some(guard)),
             transferred: false,
+            handed_over: Vec::new(),
         })
     }
 
@@ -246,10 +250,12 @@ impl Connection {
     /// was not transferred is an error.
     pub fn transfer(mut self) -> Self {
         if let Some(tx) = lock(&self.tx).take() {
-            set_state(&tx.ring, true, STATE_NONE);
+            hand_over(&tx.ring, true);
+            self.handed_over.push((tx.ring, true));
         }
         if let Some(rx) = lock(&self.rx).take() {
-            set_state(&rx.ring, false, STATE_NONE);
+            hand_over(&rx.ring, false);
+            self.handed_over.push((rx.ring, false));
         }
         drop(lock(&self.guard).take());
         self.transferred = true;
@@ -283,10 +289,14 @@ impl Serialize for Connection {
     /// [`transfer`](Connection::transfer); any other is refused (two holders of one end).
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         if !self.transferred {
-            return Err(serde::ser::Error::custom(
-                "a pipe Connection has one holder: move it to another process with \
-                 `.transfer()` (e.g. spawn(f, conn.transfer()))",
-            ));
+            let why = "a pipe Connection has one holder: move it to another process with \
+                       `.transfer()` (e.g. spawn(f, conn.transfer()))";
+            // Said again for the launcher: some encoders (postcard) drop the message.
+            shmkit_segment::transit::refuse(why);
+            return Err(serde::ser::Error::custom(why));
+        }
+        for (ring, producer) in &self.handed_over {
+            tie_to_receiver(&self.seg, ring, *producer);
         }
         ConnWire {
             segment: self.seg.handle(),

@@ -7,27 +7,47 @@ use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::spsc::Wake;
 use crate::wait::{self, SLICE};
+use shmkit_segment::transit::ProcessId;
 use shmkit_segment::{LivenessGuard, Segment};
 use shmkit_sync::futex::Deadline;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Handle slots per queue (also the MPMC producer-table length).
-pub(crate) const MAX_HANDLES: u32 = 64;
-/// Bytes before the ring in a queue segment: header line, handle states, and the
-/// consumer lock on a line of its own (a lock shared by producers and consumers on one
-/// line cost two cache-line transfers per item; measured, docs/ring.md).
-pub(crate) const REGISTRY_BYTES: usize = 512;
-/// Offset of the consumer claim lock (its own 128-byte line).
-pub(crate) const CONS_LOCK_OFFSET: usize = 384;
+/// Handle slots per queue (also the PodQueue producer-table length): more than the
+/// largest `Pool` (and one per process of shmkit-sync's `MAX_PROCESSES`).
+pub const MAX_HANDLES: u32 = 1024;
+/// Offset of the consumer claim lock, on a line of its own (a lock shared by producers
+/// and consumers on one line cost two cache-line transfers per item; measured,
+/// docs/ring.md).
+pub(crate) const CONS_LOCK_OFFSET: usize = 128;
 /// Offset of the get side's turn marker, next to its lock (see `last_producer`).
-const CONS_MARK_OFFSET: usize = CONS_LOCK_OFFSET + 4;
+pub(crate) const CONS_MARK_OFFSET: usize = CONS_LOCK_OFFSET + 4;
+/// Offset of the position below which a growing queue's data pages were given back
+/// (written under both claim locks; queue/growth.rs).
+pub(crate) const RELEASED_TO_OFFSET: usize = CONS_LOCK_OFFSET + 8;
+/// Offset of the handle table: [`MAX_HANDLES`] [`HandleEntry`]s.
+pub(crate) const HANDLES_OFFSET: usize = 256;
+/// Bytes before the ring (or the MPMC queue) in a queue segment: header line, consumer
+/// lock line, handle table.
+pub(crate) const REGISTRY_BYTES: usize =
+    HANDLES_OFFSET + MAX_HANDLES as usize * core::mem::size_of::<HandleEntry>();
 /// `ready` value once the creator has initialised the queue.
 pub(crate) const READY: u32 = 0x5245_4459;
 
-const FREE: u32 = 0;
-const OPEN: u32 = 1;
-const CLOSED: u32 = 2;
+/// Handle states (the `state` word of a [`HandleEntry`]).
+pub(crate) mod state {
+    /// No handle.
+    pub(crate) const FREE: u32 = 0;
+    /// A handle that has not put (yet): not a producer once anyone has put.
+    pub(crate) const OPEN: u32 = 1;
+    /// A handle closed by `close()`: puts no more.
+    pub(crate) const CLOSED: u32 = 2;
+    /// A handle that has put: a producer until it closes, drops or dies.
+    pub(crate) const PRODUCING: u32 = 3;
+    /// Reserved for a handle serialized for another process and not opened yet.
+    pub(crate) const TRANSIT: u32 = 4;
+}
+use state::{CLOSED, FREE, OPEN, PRODUCING, TRANSIT};
 
 /// First line of a queue segment.
 #[repr(C)]
@@ -35,8 +55,9 @@ const CLOSED: u32 = 2;
 pub(crate) struct QueueHeader {
     /// Producer claim lock: 0 free, else holder's slot + 1.
     pub(crate) prod_lock: AtomicU32,
-    /// Handles serialized and not yet deserialized.
-    pub(crate) in_transit: AtomicU32,
+    /// 1 once any handle has put: from then on only producing handles keep the queue
+    /// connected (before, every open handle may still become one).
+    pub(crate) ever_put: AtomicU32,
     /// [`READY`] once initialised.
     pub(crate) ready: AtomicU32,
     /// Turn marker of the put side: slot + 1 of the handle that took the producer
@@ -47,10 +68,82 @@ pub(crate) struct QueueHeader {
     pub(crate) done: AtomicU64,
     /// `join` sleeps here.
     pub(crate) join_wake: Wake,
+    /// Bit 0 ([`GROWING`]): the ring is sparse and grows and shrinks with what is
+    /// unconsumed (queue/growth.rs). Written once before `ready`.
+    pub(crate) flags: AtomicU32,
+    /// Growing queues: bytes reserved or given back at a time (a multiple of 4096).
+    /// Written once before `ready`.
+    pub(crate) growth_step: AtomicU32,
+    /// Most items the queue holds (`put` waits beyond); 0: no bound in items. Written
+    /// once before `ready`.
+    pub(crate) maxsize: AtomicU64,
+    /// Growing queues: ring position up to which the data pages are reserved. Written
+    /// under the put lock only.
+    pub(crate) reserved_to: AtomicU64,
+}
+
+/// [`QueueHeader::flags`] bit: a sparse ring that grows and shrinks.
+pub(crate) const GROWING: u32 = 1;
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<QueueHeader>() <= CONS_LOCK_OFFSET);
+
+/// One handle slot. Only the holder of the slot's liveness lock writes it (a
+/// registering or reserving process, or the handle itself); anyone reads it.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct HandleEntry {
+    /// One of [`state`]'s values.
+    pub(crate) state: AtomicU32,
+    /// Bumped by each transit reservation, so a stale ticket never takes a slot.
+    pub(crate) generation: AtomicU32,
+    /// Transit: the serializing process (the reservation holds while it runs, until a
+    /// receiver is recorded).
+    pub(crate) sender_pid: AtomicU32,
+    /// Transit: the receiving process once the launcher named it (0: not yet).
+    pub(crate) receiver_pid: AtomicU32,
+    /// Start time of `sender_pid`.
+    pub(crate) sender_start: AtomicU64,
+    /// Start time of `receiver_pid` (stored before it).
+    pub(crate) receiver_start: AtomicU64,
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<QueueHeader>() <= 128);
+const _: () = {
+    assert!(core::mem::size_of::<HandleEntry>() == 32);
+    assert!(REGISTRY_BYTES.is_multiple_of(128));
+};
+
+/// A handle slot reserved for another process: what a serialized handle carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Ticket {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+/// Whether the transit reservation in `e` still holds: its receiver (or, until one is
+/// recorded, its sender) runs.
+pub(crate) fn ticket_live(e: &HandleEntry) -> bool {
+    if e.state.load(Ordering::Acquire) != TRANSIT {
+        return false;
+    }
+    // SYNC: Acquire, paired with the Release store of `receiver_pid` in
+    // `bind_receiver`, which follows the store of `receiver_start`.
+    let receiver = e.receiver_pid.load(Ordering::Acquire);
+    let holder = if receiver != 0 {
+        ProcessId {
+            pid: receiver,
+            start_time: e.receiver_start.load(Ordering::Relaxed),
+        }
+    } else {
+        ProcessId {
+            pid: e.sender_pid.load(Ordering::Relaxed),
+            start_time: e.sender_start.load(Ordering::Relaxed),
+        }
+    };
+    // u32::MAX: recorded as gone; never a running pid (pid_max is at most 2^22).
+    holder.pid != u32::MAX && holder.is_running()
+}
 
 /// How [`Registry::lock`] got its lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +164,10 @@ impl Registry {
         if seg.len() < REGISTRY_BYTES {
             return Err(Error::Corrupted {
                 name: seg.name().to_owned(),
-                what: format!("payload of {} bytes is too small for a queue", seg.len()),
+                what: format!(
+                    "payload of {} bytes is too small for a queue ({REGISTRY_BYTES} bytes of handle registry)",
+                    seg.len()
+                ),
             });
         }
         Ok(Registry { seg })
@@ -86,30 +182,51 @@ impl Registry {
 
     /// Consumer claim lock: 0 free, else holder's slot + 1.
     pub(crate) fn cons_lock(&self) -> &AtomicU32 {
-        // SAFETY: offset 384 lies inside REGISTRY_BYTES (checked in `new`), 4-aligned;
-        // any bit pattern is a valid `AtomicU32`; the segment lives as long as `self`.
+        // SAFETY: CONS_LOCK_OFFSET lies inside REGISTRY_BYTES (checked in `new`),
+        // 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as long
+        // as `self`.
         unsafe { &*self.seg.as_ptr().add(CONS_LOCK_OFFSET).cast::<AtomicU32>() }
     }
 
     /// The get side's turn marker (see [`QueueHeader::last_producer`]).
     pub(crate) fn last_consumer(&self) -> &AtomicU32 {
-        // SAFETY: offset 388 lies inside REGISTRY_BYTES (checked in `new`), 4-aligned;
-        // any bit pattern is a valid `AtomicU32`; the segment lives as long as `self`.
+        // SAFETY: CONS_MARK_OFFSET lies inside REGISTRY_BYTES (checked in `new`),
+        // 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as long
+        // as `self`.
         unsafe { &*self.seg.as_ptr().add(CONS_MARK_OFFSET).cast::<AtomicU32>() }
     }
 
-    fn state(&self, slot: u32) -> &AtomicU32 {
-        assert!(slot < MAX_HANDLES);
-        // SAFETY: states are 64 u32 words at offset 128, inside REGISTRY_BYTES (checked
-        // in `new`), 4-aligned; `slot < 64` checked above.
+    /// A growing queue's `released_to` position (see [`RELEASED_TO_OFFSET`]).
+    pub(crate) fn released_to(&self) -> &AtomicU64 {
+        // SAFETY: RELEASED_TO_OFFSET (136) lies inside REGISTRY_BYTES (checked in `new`),
+        // 8-aligned on a 128-aligned base; any bit pattern is a valid `AtomicU64`; the
+        // segment lives as long as `self`.
         unsafe {
             &*self
                 .seg
                 .as_ptr()
-                .add(128)
-                .cast::<AtomicU32>()
+                .add(RELEASED_TO_OFFSET)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    pub(crate) fn entry(&self, slot: u32) -> &HandleEntry {
+        assert!(slot < MAX_HANDLES);
+        // SAFETY: MAX_HANDLES 32-byte entries at HANDLES_OFFSET end at REGISTRY_BYTES,
+        // inside the payload (checked in `new`); 8-aligned on a 128-aligned base;
+        // `slot < MAX_HANDLES` asserted above; atomics only, any bit pattern is valid.
+        unsafe {
+            &*self
+                .seg
+                .as_ptr()
+                .add(HANDLES_OFFSET)
+                .cast::<HandleEntry>()
                 .add(slot as usize)
         }
+    }
+
+    fn state(&self, slot: u32) -> &AtomicU32 {
+        &self.entry(slot).state
     }
 
     /// Wait (bounded) until the creator marked the queue ready.
@@ -127,37 +244,118 @@ impl Registry {
         Ok(())
     }
 
-    /// Register a handle: a free liveness slot for which `accept(slot)` holds.
-    pub(crate) fn register(&self, accept: impl Fn(u32) -> bool) -> Result<LivenessGuard> {
-        let mut rejected = Vec::new();
-        let guard = loop {
-            let g = self
-                .seg
-                .claim_liveness_slot(0..MAX_HANDLES)
-                .map_err(|e| match e {
-                    shmkit_segment::Error::SlotBusy { .. } => Error::TooManyHandles {
-                        name: self.seg.name().to_owned(),
-                        max: MAX_HANDLES,
-                    },
-                    e => Error::Segment(e),
-                })?;
-            if accept(g.slot()) {
-                break g;
+    /// Whether the transit reservation in `slot` still holds (see [`ticket_live`]).
+    pub(crate) fn ticket_live(&self, slot: u32) -> bool {
+        ticket_live(self.entry(slot))
+    }
+
+    /// Hold the liveness lock of the first slot that nobody holds, whose transit
+    /// reservation (if any) has lapsed and for which `accept(slot)` holds.
+    /// [`Error::TooManyHandles`] if there is none.
+    fn claim(&self, accept: impl Fn(u32) -> bool) -> Result<LivenessGuard> {
+        for slot in 0..MAX_HANDLES {
+            match self.seg.hold_liveness(slot) {
+                Ok(g) if !self.ticket_live(slot) && accept(slot) => {
+                    self.free_locks_of_dead_holder(slot);
+                    return Ok(g);
+                }
+                Ok(_) | Err(shmkit_segment::Error::SlotBusy { .. }) => {}
+                Err(e) => return Err(Error::Segment(e)),
             }
-            rejected.push(g);
-        };
-        drop(rejected);
-        let slot = guard.slot();
+        }
+        Err(Error::TooManyHandles {
+            name: self.seg.name().to_owned(),
+            max: MAX_HANDLES,
+        })
+    }
+
+    /// A lock still naming `slot` was held by the dead previous owner: free it.
+    fn free_locks_of_dead_holder(&self, slot: u32) {
         let h = self.header();
-        // A lock still naming our slot was held by the dead previous owner: free it.
         let _ = h
             .prod_lock
             .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
         let _ = self
             .cons_lock()
             .compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
-        self.state(slot).store(OPEN, Ordering::Release);
+    }
+
+    /// Register a handle: a free slot for which `accept(slot)` holds.
+    pub(crate) fn register(&self, accept: impl Fn(u32) -> bool) -> Result<LivenessGuard> {
+        let guard = self.claim(accept)?;
+        self.state(guard.slot()).store(OPEN, Ordering::Release);
         Ok(guard)
+    }
+
+    /// Reserve a slot for a handle on its way to another process, tied to this process
+    /// until [`bind_receiver`](Self::bind_receiver) names the receiver.
+    pub(crate) fn reserve_transit(&self, accept: impl Fn(u32) -> bool) -> Result<Ticket> {
+        let guard = self.claim(accept)?;
+        let slot = guard.slot();
+        let e = self.entry(slot);
+        let me = ProcessId::current();
+        let generation = e.generation.load(Ordering::Relaxed).wrapping_add(1);
+        e.generation.store(generation, Ordering::Relaxed);
+        e.receiver_pid.store(0, Ordering::Relaxed);
+        e.sender_start.store(me.start_time, Ordering::Relaxed);
+        e.sender_pid.store(me.pid, Ordering::Relaxed);
+        // SYNC: Release, paired with the Acquire loads of `state` in `ticket_live` and
+        // `take_transit`: the fields above are visible to whoever sees TRANSIT.
+        e.state.store(TRANSIT, Ordering::Release);
+        // The guard drops here: the slot is free for its receiver, and `claim` skips it
+        // while the reservation holds.
+        Ok(Ticket { slot, generation })
+    }
+
+    /// Record the process that is to open `ticket` (if it is still reserved).
+    pub(crate) fn bind_receiver(&self, ticket: Ticket, receiver: ProcessId) {
+        let e = self.entry(ticket.slot);
+        if e.state.load(Ordering::Acquire) != TRANSIT
+            || e.generation.load(Ordering::Relaxed) != ticket.generation
+        {
+            return;
+        }
+        e.receiver_start
+            .store(receiver.start_time, Ordering::Relaxed);
+        // SYNC: Release, paired with the Acquire in `ticket_live`. A receiver recorded as
+        // pid 0 (already gone) ends the reservation.
+        let pid = if receiver.pid == 0 {
+            u32::MAX
+        } else {
+            receiver.pid
+        };
+        e.receiver_pid.store(pid, Ordering::Release);
+    }
+
+    /// Open the slot reserved by `ticket` as this process's handle: `None` if the
+    /// reservation lapsed or was taken (the caller then registers a fresh slot).
+    pub(crate) fn take_transit(&self, ticket: Ticket) -> Option<LivenessGuard> {
+        if ticket.slot >= MAX_HANDLES {
+            return None;
+        }
+        // A registering process may hold the slot's lock for a moment while it looks
+        // at (and skips) the reservation: retry, bounded.
+        let start = Instant::now();
+        let guard = loop {
+            match self.seg.hold_liveness(ticket.slot) {
+                Ok(g) => break g,
+                Err(shmkit_segment::Error::SlotBusy { .. })
+                    if start.elapsed() < Duration::from_secs(2) =>
+                {
+                    std::thread::yield_now()
+                }
+                Err(_) => return None,
+            }
+        };
+        let e = self.entry(ticket.slot);
+        if e.state.load(Ordering::Acquire) != TRANSIT
+            || e.generation.load(Ordering::Relaxed) != ticket.generation
+        {
+            return None;
+        }
+        self.free_locks_of_dead_holder(ticket.slot);
+        e.state.store(OPEN, Ordering::Release);
+        Some(guard)
     }
 
     pub(crate) fn unregister(&self, slot: u32) {
@@ -172,28 +370,48 @@ impl Registry {
         self.state(slot).load(Ordering::Acquire) == CLOSED
     }
 
-    /// Whether any other handle could still put (open, its process alive), or one is
-    /// on its way to another process.
-    pub(crate) fn others_can_put(&self, me: u32) -> bool {
-        if self.header().in_transit.load(Ordering::Acquire) > 0 {
-            return true;
+    /// This handle is about to put for the first time: it is a producer from now on.
+    /// (Stored before the item is published, so a consumer that finds no producer
+    /// also finds the item.)
+    pub(crate) fn mark_producer(&self, slot: u32) {
+        let _ =
+            self.state(slot)
+                .compare_exchange(OPEN, PRODUCING, Ordering::AcqRel, Ordering::Relaxed);
+        let h = self.header();
+        if h.ever_put.load(Ordering::Relaxed) == 0 {
+            h.ever_put.store(1, Ordering::Release);
         }
+    }
+
+    /// Whether any other handle could still put: a producing handle whose process
+    /// lives, a handle on its way to a live receiver, or — while nobody has put yet —
+    /// any open handle.
+    pub(crate) fn others_can_put(&self, me: u32) -> bool {
+        let fresh = self.header().ever_put.load(Ordering::Acquire) == 0;
         (0..MAX_HANDLES).any(|s| {
-            s != me
-                && self.state(s).load(Ordering::Acquire) == OPEN
-                && self.seg.is_alive(s).unwrap_or(true)
+            if s == me {
+                return false;
+            }
+            match self.state(s).load(Ordering::Acquire) {
+                PRODUCING => self.seg.is_alive(s).unwrap_or(true),
+                OPEN if fresh => self.seg.is_alive(s).unwrap_or(true),
+                TRANSIT => self.ticket_live(s),
+                _ => false,
+            }
         })
     }
 
     /// Whether any other handle lives (could get what we put).
     pub(crate) fn others_alive(&self, me: u32) -> bool {
-        if self.header().in_transit.load(Ordering::Acquire) > 0 {
-            return true;
-        }
         (0..MAX_HANDLES).any(|s| {
-            s != me
-                && self.state(s).load(Ordering::Acquire) != FREE
-                && self.seg.is_alive(s).unwrap_or(true)
+            if s == me {
+                return false;
+            }
+            match self.state(s).load(Ordering::Acquire) {
+                FREE => false,
+                TRANSIT => self.ticket_live(s),
+                _ => self.seg.is_alive(s).unwrap_or(true),
+            }
         })
     }
 
@@ -286,17 +504,6 @@ impl Registry {
             }
             wait::sleep(&h.join_wake, all_done, dl.slice(SLICE));
         }
-    }
-
-    pub(crate) fn begin_transit(&self) {
-        self.header().in_transit.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn end_transit(&self) {
-        let _ = self
-            .header()
-            .in_transit
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 }
 

@@ -17,7 +17,7 @@
 //! # Ok::<(), shmkit_ring::Error>(())
 //! ```
 
-use crate::endpoint::{RxEnd, STATE_NONE, TxEnd, ring_at, set_state};
+use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait;
@@ -516,7 +516,7 @@ macro_rules! role_serde {
             /// that was not transferred is an error.
             pub fn transfer(self) -> Self {
                 if !self.transferred.replace(true) {
-                    set_state(&self.$end.ring, $is_producer, STATE_NONE);
+                    hand_over(&self.$end.ring, $is_producer);
                     drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
                 }
                 self
@@ -528,11 +528,15 @@ macro_rules! role_serde {
             /// any other is refused (it would leave two holders of one role).
             fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 if !self.transferred.get() {
-                    return Err(serde::ser::Error::custom(concat!(
+                    let why = concat!(
                         "a ", $role, " is a single-owner role: move it to another process with ",
                         "`.transfer()` (e.g. spawn(f, ", $role, ".transfer()))"
-                    )));
+                    );
+                    // Said again for the launcher: some encoders (postcard) drop the message.
+                    shmkit_segment::transit::refuse(why);
+                    return Err(serde::ser::Error::custom(why));
                 }
+                tie_to_receiver(&self.$end.seg, &self.$end.ring, $is_producer);
                 RoleWire {
                     segment: self.$end.seg.handle(),
                 }

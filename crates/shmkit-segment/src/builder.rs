@@ -46,6 +46,8 @@ pub struct SegmentBuilder {
     mode: u32,
     unlink_on_drop: bool,
     open_timeout: Duration,
+    /// Payload bytes whose pages are reserved at create (`None`: all; see `reserve_only`).
+    reserve: Option<usize>,
 }
 
 impl SegmentBuilder {
@@ -92,6 +94,15 @@ impl SegmentBuilder {
         self
     }
 
+    /// Reserve pages at create for the header and the first `payload_bytes` of the
+    /// payload only; the rest of the file is sparse, to be reserved piecewise with
+    /// [`Segment::reserve_range`] before it is touched (and given back with
+    /// [`Segment::release_range`]). By default the whole segment is reserved at create.
+    pub fn reserve_only(mut self, payload_bytes: usize) -> Self {
+        self.reserve = Some(payload_bytes);
+        self
+    }
+
     /// Create the segment: `O_CREAT | O_EXCL`, so an existing name is
     /// [`AlreadyExists`](Error::AlreadyExists), never silently opened.
     pub fn create(self) -> Result<Segment> {
@@ -134,7 +145,7 @@ impl SegmentBuilder {
     /// last descriptor. Children reach it through [`Segment::handle`].
     pub fn anonymous(self) -> Result<Segment> {
         let total = self.total_size()?;
-        let fd = sys::memfd(total as u64)
+        let fd = sys::memfd(total as u64, self.reserved_bytes(total) as u64)
             .map_err(|e| Error::from_io("anonymous", "memfd_create", e, total as u64))?;
         let location = Location::Proc {
             pid: std::process::id(),
@@ -144,6 +155,12 @@ impl SegmentBuilder {
                 .map_err(|e| Error::from_io("anonymous", "fstat", e, 0))?,
         };
         self.init(fd, total, location)
+    }
+
+    /// Bytes of the file reserved at create (header included).
+    fn reserved_bytes(&self, total: usize) -> usize {
+        self.reserve
+            .map_or(total, |r| r.saturating_add(HEADER_SIZE).min(total))
     }
 
     fn total_size(&self) -> Result<usize> {
@@ -168,7 +185,8 @@ impl SegmentBuilder {
             });
         }
         if matches!(location, Location::Named(_)) {
-            sys::set_size(&fd, total as u64).map_err(|e| io("reserve", e))?;
+            sys::set_size(&fd, total as u64, self.reserved_bytes(total) as u64)
+                .map_err(|e| io("reserve", e))?;
         }
         let map = sys::Mapping::new(&fd, total).map_err(|e| io("mmap", e))?;
         let pid = std::process::id();
@@ -235,6 +253,7 @@ impl Segment {
             mode: 0o600,
             unlink_on_drop: true,
             open_timeout: DEFAULT_OPEN_TIMEOUT,
+            reserve: None,
         }
     }
 }

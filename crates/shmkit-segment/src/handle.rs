@@ -106,7 +106,7 @@ impl Serialize for Location {
                 // for another file is refused by the identity check.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
                 (sys::identity(borrowed).ok() == Some(*file))
-                    .then(|| travel::pass(borrowed))
+                    .then(|| travel::pass(borrowed, *file))
                     .flatten()
                     .map(|index| LocationWire::Passed { index, file: *file })
             }

@@ -81,7 +81,9 @@ mod open;
 pub mod primitive;
 mod raw;
 mod segment;
+mod sparse;
 mod sys;
+pub mod transit;
 mod travel;
 
 pub use builder::{DEFAULT_OPEN_TIMEOUT, SegmentBuilder};

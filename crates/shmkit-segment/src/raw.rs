@@ -41,7 +41,7 @@ impl RawSegment {
         validate_name(name)?;
         let fd = sys::create_exclusive(name, 0o600)
             .map_err(|e| Error::from_io(name, "create", e, size as u64))?;
-        let result = sys::set_size(&fd, size as u64)
+        let result = sys::set_size(&fd, size as u64, size as u64)
             .map_err(|e| Error::from_io(name, "reserve", e, size as u64))
             .and_then(|()| Self::map(name, fd, size, true));
         if result.is_err() {

@@ -57,31 +57,52 @@ fn open_with(path: &str, writable: bool, extra: OFlags) -> io::Result<OwnedFd> {
     )?)
 }
 
-pub(crate) fn memfd(size: u64) -> io::Result<OwnedFd> {
+pub(crate) fn memfd(size: u64, reserve: u64) -> io::Result<OwnedFd> {
     use rustix::fs::MemfdFlags;
     let fd = rustix::fs::memfd_create(
         "shmkit-anonymous",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
-    set_size(&fd, size)?;
+    set_size(&fd, size, reserve)?;
     // A sealed memfd can never shrink, so no peer can make our mapping SIGBUS.
     rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
     Ok(fd)
 }
 
-/// Size the file and reserve its pages now, so a full `/dev/shm` fails here with
-/// `ENOSPC` rather than as a `SIGBUS` on first touch.
-pub(crate) fn set_size(fd: &OwnedFd, size: u64) -> io::Result<()> {
+/// Size the file and reserve the pages of its first `reserve` bytes now, so a full
+/// `/dev/shm` fails here with `ENOSPC` rather than as a `SIGBUS` on first touch.
+pub(crate) fn set_size(fd: &OwnedFd, size: u64, reserve: u64) -> io::Result<()> {
     rustix::fs::ftruncate(fd, size)?;
-    if size > 0 {
-        match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, size) {
-            Ok(()) => {}
-            // File systems without fallocate: the size is set; nothing is reserved.
-            Err(rustix::io::Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(e.into()),
-        }
+    reserve_range(fd, 0, reserve.min(size))
+}
+
+/// Reserve the pages of bytes `offset..offset + len` of the file (`ENOSPC` if
+/// `/dev/shm` is full).
+pub(crate) fn reserve_range(fd: &OwnedFd, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
     }
-    Ok(())
+    match rustix::fs::fallocate(fd, FallocateFlags::KEEP_SIZE, offset, len) {
+        Ok(()) => Ok(()),
+        // File systems without fallocate: nothing is reserved.
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Give back the pages of bytes `offset..offset + len` of the file (they read as zeros
+/// afterwards, in every mapping).
+pub(crate) fn release_range(fd: &OwnedFd, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    rustix::fs::fallocate(
+        fd,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    )
+    .map_err(Into::into)
 }
 
 pub(crate) fn file_size(fd: &OwnedFd) -> io::Result<u64> {

@@ -25,8 +25,11 @@
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+/// A collected descriptor and the file it is, (device, inode).
+type Collected = (OwnedFd, (u64, u64));
+
 thread_local! {
-    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static OUTGOING: RefCell<Option<Vec<Collected>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
 }
 
@@ -44,7 +47,7 @@ pub fn collect_descriptors<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let fds = OUTGOING
         .with(|o| o.replace(outer))
         .expect("set above, restored only here");
-    (r, fds)
+    (r, fds.into_iter().map(|(fd, _)| fd).collect())
 }
 
 /// Run `f` (a deserialization) with the descriptors that came with the bytes, so that
@@ -57,19 +60,24 @@ pub fn with_descriptors<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Inside [`collect_descriptors`]: keep a duplicate of `fd` and return its index.
-/// `None` outside one, when the list is full, or when the duplicate cannot be made (the
-/// handle is then written as a `/proc` path, as outside).
-pub(crate) fn pass(fd: BorrowedFd<'_>) -> Option<u32> {
+/// Inside [`collect_descriptors`]: the index of `fd`, which is the file `file`, in the
+/// list, a duplicate of it added if that file is not there yet (so a value serialized
+/// twice — once to size it, once to write it — or naming one segment twice sends it
+/// once). `None` outside a collection, when the list is full, or when the duplicate
+/// cannot be made (the handle is then written as a `/proc` path, as outside).
+pub(crate) fn pass(fd: BorrowedFd<'_>, file: (u64, u64)) -> Option<u32> {
     OUTGOING.with(|o| {
         let mut o = o.borrow_mut();
         let list = o.as_mut()?;
-        if list.len() >= MAX_DESCRIPTORS {
-            return None;
-        }
-        let dup = rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()?;
-        list.push(dup);
-        u32::try_from(list.len() - 1).ok()
+        let index = match list.iter().position(|(_, f)| *f == file) {
+            Some(i) => i,
+            None if list.len() >= MAX_DESCRIPTORS => return None,
+            None => {
+                list.push((rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()?, file));
+                list.len() - 1
+            }
+        };
+        u32::try_from(index).ok()
     })
 }
 

@@ -68,6 +68,15 @@ pub struct Meta {
     pub producer_state: AtomicU32,
     /// Consumer attachment state.
     pub consumer_state: AtomicU32,
+    /// Pid of the process a handed-over producer role is on its way to (0: none
+    /// recorded; `u32::MAX`: it never started). Shared layer only (`endpoint.rs`).
+    pub producer_receiver: AtomicU32,
+    /// The same for the consumer role.
+    pub consumer_receiver: AtomicU32,
+    /// Start time of `producer_receiver` (stored before it).
+    pub producer_receiver_start: AtomicU64,
+    /// Start time of `consumer_receiver` (stored before it).
+    pub consumer_receiver_start: AtomicU64,
 }
 
 /// The shared control block of one SPSC ring; the data area follows it.
@@ -90,7 +99,7 @@ const _: () = {
     assert!(core::mem::size_of::<SpscHeader>() == HEADER_BYTES);
     assert!(core::mem::align_of::<SpscHeader>() <= 128);
     assert!(core::mem::size_of::<Side>() == 16);
-    assert!(core::mem::size_of::<Meta>() == 32);
+    assert!(core::mem::size_of::<Meta>() == 56);
 };
 
 impl Wake {
@@ -120,6 +129,10 @@ impl SpscHeader {
                 space_wake: Wake::new(),
                 producer_state: AtomicU32::new(0),
                 consumer_state: AtomicU32::new(0),
+                producer_receiver: AtomicU32::new(0),
+                consumer_receiver: AtomicU32::new(0),
+                producer_receiver_start: AtomicU64::new(0),
+                consumer_receiver_start: AtomicU64::new(0),
             }),
         }
     }

@@ -1,0 +1,392 @@
+//! [`PodQueue`]: the `Pod` fast path of [`Queue`](crate::Queue). Fixed-size items in
+//! the lock-free MPMC slot queue of [`raw::mpmc`](crate::raw::mpmc), whose consumers skip
+//! a slot claimed by a producer that died before publishing it (counted by
+//! [`PodQueue::abandoned`]). No serialization, no claim locks.
+
+use super::handle::{Flavor, Handle, Wire};
+use crate::error::{Error, Result};
+use crate::primitive::{AtomicU64, Ordering};
+use crate::raw::RawError;
+use crate::raw::mpmc::{self, Mpmc};
+use crate::raw::spsc::Wake;
+use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry};
+use crate::wait::{self, SLICE};
+use crossbeam_utils::CachePadded;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shmkit_segment::{Kind, Segment};
+use shmkit_sync::futex::{Deadline, SpinPolicy};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Offset of the MPMC header (docs/memory-layout-ring.md).
+pub(crate) const MPMC_OFFSET: usize = REGISTRY_BYTES;
+/// Offset of the producer table: one entry per handle slot.
+pub(crate) const TABLE_OFFSET: usize = MPMC_OFFSET + mpmc::HEADER_BYTES;
+/// Offset of the slot sequences, followed by the payload.
+pub(crate) const SEQS_OFFSET: usize = TABLE_OFFSET + MAX_HANDLES as usize * mpmc::ENTRY_BYTES;
+
+/// A multi-producer multi-consumer queue of fixed-size `Pod` items: the fast path of
+/// [`Queue`] that skips serialization (lock-free MPMC slots).
+///
+/// ```
+/// let q = shmkit_ring::PodQueue::<u64>::create(&format!("shmkit-doc-pq-{}", std::process::id()), 1024)?;
+/// q.put(&7)?;
+/// assert_eq!(q.get()?, 7);
+/// # Ok::<(), shmkit_ring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PodQueue<T> {
+    h: Handle<Mpmc>,
+    /// Copied out of `h` for the hot path.
+    q: Mpmc,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// How long a consumer waits on a claimed-but-unpublished head slot before it asks
+/// whether the claimant is dead.
+const STALL: Duration = Duration::from_millis(1);
+
+impl Flavor for Mpmc {
+    fn attach(seg: &Segment) -> Result<Self> {
+        // The item size is the segment's type fingerprint (checked at open).
+        let item = seg.fingerprint().size() as usize;
+        pod_mpmc(seg, item)
+    }
+
+    fn accept(&self, slot: u32) -> bool {
+        // A table entry whose dead owner's intent may still be needed is not reused.
+        self.claim_entry(slot)
+    }
+
+    fn data_wake(&self) -> &Wake {
+        &self.header().meta.data_wake
+    }
+
+    fn space_wake(&self) -> &Wake {
+        &self.header().meta.space_wake
+    }
+}
+
+fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
+    let stride = mpmc::stride(item) as u64;
+    let rest = seg.len().saturating_sub(SEQS_OFFSET) as u64;
+    let cap = rest / (8 + stride);
+    // Invariant restored: the capacity implied by the mapping's own size is a valid
+    // power of two and accounts for every byte.
+    if !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!(
+                "payload of {} bytes is not a PodQueue of {item}-byte items",
+                seg.len()
+            ),
+        });
+    }
+    let base = seg.as_ptr();
+    // SAFETY: header, table, sequences and payload lie at the offsets above, inside the
+    // mapping (SEQS_OFFSET + cap * (8 + stride) == len, checked); all 8-aligned (the
+    // payload base is 128-aligned and every offset a multiple of 8). The segment is
+    // kept alive (an `Arc` in `Inner`) as long as the `Mpmc` is used.
+    let q = unsafe {
+        Mpmc::new(
+            base.add(MPMC_OFFSET).cast(),
+            base.add(TABLE_OFFSET).cast::<CachePadded<AtomicU64>>(),
+            MAX_HANDLES,
+            base.add(SEQS_OFFSET).cast(),
+            base.add(SEQS_OFFSET + cap as usize * 8),
+            cap,
+            item,
+        )
+    };
+    let m = &q.header().meta;
+    let (c, i) = (
+        m.capacity.load(Ordering::Acquire),
+        m.item_size.load(Ordering::Acquire),
+    );
+    if (c != 0 && c != cap) || (i != 0 && i != item as u64) {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!("header says {c} slots of {i} bytes, expected {cap} of {item}"),
+        });
+    }
+    Ok(q)
+}
+
+impl<T: bytemuck::Pod> PodQueue<T> {
+    /// Create a named queue of `capacity` items (a power of two, at least 2).
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        Self::create_in(Some(name), capacity)
+    }
+
+    /// Create an anonymous queue, shared with children by passing a handle.
+    pub fn anonymous(capacity: usize) -> Result<Self> {
+        Self::create_in(None, capacity)
+    }
+
+    fn create_in(name: Option<&str>, capacity: usize) -> Result<Self> {
+        let cap = capacity as u64;
+        if !mpmc::valid_capacity(cap) {
+            return Err(Error::InvalidCapacity {
+                capacity: cap,
+                why: "a PodQueue's capacity must be a power of two >= 2",
+            });
+        }
+        let stride = mpmc::stride(core::mem::size_of::<T>());
+        let size = SEQS_OFFSET + capacity * (8 + stride);
+        let b = |n: &str| {
+            Segment::builder(n)
+                .size(size)
+                .kind(Kind::MpmcQueue)
+                .typed::<T>()
+        };
+        let seg = match name {
+            Some(n) => b(n).create()?,
+            None => b("anonymous").anonymous()?,
+        };
+        let q = pod_mpmc(&seg, core::mem::size_of::<T>())?;
+        q.init_slots();
+        let m = &q.header().meta;
+        m.capacity.store(cap, Ordering::Relaxed);
+        m.item_size
+            .store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
+        m.table_len.store(MAX_HANDLES, Ordering::Relaxed);
+        let reg = Registry::new(Arc::new(seg))?;
+        // SYNC: Release, publishes the initialised sequences to openers (the Acquire in
+        // `Registry::wait_ready`).
+        reg.header().ready.store(READY, Ordering::Release);
+        Ok(Self::from_handle(Handle::open(reg, None)?))
+    }
+
+    /// Open the queue `name` as a new handle (checks the item type).
+    pub fn open(name: &str) -> Result<Self> {
+        let seg = Segment::builder(name)
+            .kind(Kind::MpmcQueue)
+            .typed::<T>()
+            .open()?;
+        Ok(Self::from_handle(Handle::open(
+            Registry::new(Arc::new(seg))?,
+            None,
+        )?))
+    }
+
+    fn from_handle(h: Handle<Mpmc>) -> Self {
+        PodQueue {
+            q: h.flavor,
+            h,
+            _t: PhantomData,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.h.name()
+    }
+
+    /// Put without waiting: [`Error::Full`] if no slot is free now.
+    pub fn try_put(&self, item: &T) -> Result<()> {
+        self.h.before_put()?;
+        let me = self.h.slot();
+        self.q
+            .try_push(Some(me), bytemuck::bytes_of(item))
+            .map_err(|e| Error::from_raw(self.name(), e))?;
+        wait::notify(&self.q.header().meta.data_wake, true);
+        Ok(())
+    }
+
+    fn put_deadline(&self, item: &T, dl: Deadline) -> Result<()> {
+        loop {
+            match self.try_put(item) {
+                Err(Error::Full) => {}
+                r => return r,
+            }
+            let q = self.q;
+            if self.h.spin.spin_until(move || q.has_space()) {
+                continue;
+            }
+            if !self.h.reg.others_alive(self.h.slot()) {
+                return Err(Error::Disconnected);
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            wait::sleep(
+                &q.header().meta.space_wake,
+                move || q.has_space(),
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    /// Put `item`, waiting while the queue is full.
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.put_deadline(item, Deadline::NEVER)
+    }
+
+    /// [`put`](Self::put), giving up after `timeout`.
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        self.put_deadline(item, Deadline::after(Some(timeout)))
+    }
+
+    fn pop(&self) -> Result<Option<T>> {
+        let mut v = T::zeroed();
+        match self.q.try_pop(bytemuck::bytes_of_mut(&mut v)) {
+            Ok(()) => {
+                wait::notify(&self.q.header().meta.space_wake, true);
+                Ok(Some(v))
+            }
+            Err(RawError::Empty) => Ok(None),
+            Err(e) => Err(Error::from_raw(self.name(), e)),
+        }
+    }
+
+    /// Skip the head slot if its producer died before publishing it.
+    fn unblock(&self) -> bool {
+        let seg = &self.h.reg.seg;
+        let skipped = self.q.try_unblock(|e| seg.is_alive(e).unwrap_or(true));
+        if skipped {
+            wait::notify(&self.q.header().meta.space_wake, true);
+        }
+        skipped
+    }
+
+    /// Take without waiting: [`Error::Empty`] if nothing is published now.
+    pub fn try_get(&self) -> Result<T> {
+        if let Some(v) = self.pop()? {
+            return Ok(v);
+        }
+        self.q.len().map_err(|e| Error::from_raw(self.name(), e))?;
+        if self.q.has_data()
+            && self.unblock()
+            && let Some(v) = self.pop()?
+        {
+            return Ok(v);
+        }
+        if !self.q.has_data() && !self.h.reg.others_can_put(self.h.slot()) {
+            return Err(Error::Disconnected);
+        }
+        Err(Error::Empty)
+    }
+
+    fn get_deadline(&self, dl: Deadline) -> Result<T> {
+        let mut stalled: Option<(u64, Instant)> = None;
+        loop {
+            if let Some(v) = self.pop()? {
+                return Ok(v);
+            }
+            let q = self.q;
+            if q.has_data() {
+                // Claimed but not published: a slow producer, or a dead one.
+                let head = q.header().head.load(Ordering::Relaxed);
+                match stalled {
+                    Some((h, since)) if h == head => {
+                        if since.elapsed() >= STALL {
+                            self.unblock();
+                            stalled = None;
+                        }
+                    }
+                    _ => stalled = Some((head, Instant::now())),
+                }
+                if dl.expired() {
+                    return Err(Error::Timeout);
+                }
+                std::thread::yield_now();
+                continue;
+            }
+            if self.h.spin.spin_until(move || q.has_data()) {
+                continue;
+            }
+            if !self.h.reg.others_can_put(self.h.slot()) && !q.has_data() {
+                return Err(Error::Disconnected);
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            wait::sleep(
+                &q.header().meta.data_wake,
+                move || q.has_data(),
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    /// Take the next item, waiting while the queue is empty.
+    pub fn get(&self) -> Result<T> {
+        self.get_deadline(Deadline::NEVER)
+    }
+
+    /// [`get`](Self::get), giving up after `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_deadline(Deadline::after(Some(timeout)))
+    }
+
+    /// Items in the queue, claimed-but-unpublished included (a snapshot).
+    pub fn len(&self) -> usize {
+        self.q.len().unwrap_or(0) as usize
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        !self.q.has_data()
+    }
+
+    /// Whether every slot is taken (a snapshot).
+    pub fn is_full(&self) -> bool {
+        !self.q.has_space()
+    }
+
+    /// Slots skipped because their producer died between claiming and publishing.
+    pub fn abandoned(&self) -> u64 {
+        self.q.abandoned()
+    }
+
+    /// This handle will put no more items (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.h.close();
+    }
+
+    /// Set how long blocking calls spin before they sleep.
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
+        self.h.spin = spin;
+    }
+
+    /// Another handle to the same queue; [`Error::TooManyHandles`] if all
+    /// [`MAX_HANDLES`](crate::MAX_HANDLES) are taken.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self::from_handle(self.h.try_clone()?))
+    }
+
+    /// Claim a slot and never publish it: what a producer killed at the worst moment
+    /// leaves behind. For tests of the unblocker only.
+    #[doc(hidden)]
+    pub fn claim_and_abandon_for_test(&self) -> Result<()> {
+        let _claim = self
+            .q
+            .try_claim(Some(self.h.slot()))
+            .map_err(|e| Error::from_raw(self.name(), e))?;
+        Ok(())
+    }
+}
+
+impl<T: bytemuck::Pod> Clone for PodQueue<T> {
+    /// Register another handle (panics only if all [`MAX_HANDLES`](crate::MAX_HANDLES)
+    /// slots are taken; [`PodQueue::try_clone`] returns that as an error).
+    fn clone(&self) -> Self {
+        self.try_clone()
+            .expect("PodQueue::clone: no free handle slot")
+    }
+}
+
+impl<T> Serialize for PodQueue<T> {
+    /// See [`Queue`](crate::Queue)'s `Serialize`.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.h.serialize(s)
+    }
+}
+
+impl<'de, T: bytemuck::Pod> Deserialize<'de> for PodQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
+        Ok(Self::from_handle(h))
+    }
+}

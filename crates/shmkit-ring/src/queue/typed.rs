@@ -1,0 +1,586 @@
+//! [`Queue`]: the counterpart of Python's `multiprocessing.Queue` (serde items, many
+//! producers and consumers).
+//!
+//! # Design
+//! `Queue` carries variable-size postcard-encoded messages in the SPSC byte ring,
+//! guarded by two short claim locks: one for producers, one for consumers. A lock is
+//! held only while a message is copied in (or decoded out) and the ring position
+//! published, so the lock-free SPSC protocol still separates the producer side from the
+//! consumer side, and the ring keeps strict FIFO order across all producers. The
+//! alternative, MPMC slots carrying offsets into a byte heap, needs a second allocator
+//! in shared memory whose free list a dead process can corrupt; the claim locks are
+//! robust instead: each names its holder's liveness slot, and a lock whose holder's
+//! process died is taken over. A holder that died mid-message never published it (the
+//! ring's `tail` is stored last), so the taker simply overwrites the partial bytes.
+
+use super::builder::{QueueBuilder, Shape};
+use super::growth;
+use super::handle::{Flavor, Handle, Wire};
+use crate::endpoint::ring_at;
+use crate::error::{Error, Result};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::raw::RawError;
+use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring, Wake};
+use crate::registry::{GROWING, READY, REGISTRY_BYTES, Registry, Taken};
+use crate::wait::{self, SLICE};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shmkit_segment::{Kind, Segment};
+use shmkit_sync::futex::{Deadline, SpinPolicy};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Items whose encoding fits this many bytes are encoded on the stack.
+const ENCODE_STACK: usize = 256;
+
+/// Encode `item` into `stack` if it fits, else into `heap`.
+fn encode<'a, T: Serialize>(
+    item: &T,
+    stack: &'a mut [u8; ENCODE_STACK],
+    heap: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    match postcard::to_slice(item, stack) {
+        Ok(b) => Ok(b),
+        Err(postcard::Error::SerializeBufferFull) => {
+            *heap = postcard::to_allocvec(item).map_err(Error::Encode)?;
+            Ok(heap)
+        }
+        Err(e) => Err(Error::Encode(e)),
+    }
+}
+
+/// A core for this turn at a claim lock: resumed from `parked` if our own turn marker
+/// is still `mark` (nobody else took the lock since our last turn, and its last holder
+/// did not die in it), else attached afresh — after writing our marker, so a holder
+/// that dies later in its turn never leaves somebody else's marker behind.
+fn resume_or_attach<C>(
+    mark: &AtomicU32,
+    slot: u32,
+    parked: Option<Parked>,
+    taken: Taken,
+    make: impl FnOnce(Option<Parked>) -> std::result::Result<C, RawError>,
+) -> std::result::Result<C, RawError> {
+    let mine = slot + 1;
+    // Relaxed: written and read only by holders of the claim lock, whose Release
+    // (unlock) / Acquire (lock) order it; a taken-over lock ignores it.
+    match parked {
+        Some(p) if taken == Taken::Free && mark.load(Ordering::Relaxed) == mine => make(Some(p)),
+        _ => {
+            mark.store(mine, Ordering::Relaxed);
+            make(None)
+        }
+    }
+}
+
+/// A reasonable byte capacity for a fixed-ring [`Queue`] ([`Queue::create`],
+/// [`Queue::anonymous`]); [`Queue::new`] needs none.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// A ring core parked between this handle's turns at a claim lock. Only the lock
+/// holder touches it, and the claim lock's Acquire/Release orders it between our
+/// threads, so Relaxed words suffice: no second lock (and no locked instruction) on
+/// the hot path.
+#[derive(Debug)]
+struct ParkedCell {
+    /// 1 while a state is parked.
+    valid: AtomicU32,
+    pos: AtomicU64,
+    other: AtomicU64,
+    count: AtomicU64,
+}
+
+impl ParkedCell {
+    fn new() -> Self {
+        ParkedCell {
+            valid: AtomicU32::new(0),
+            pos: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Take the parked state out (the cell is empty until [`put`](Self::put)).
+    fn take(&self) -> Option<Parked> {
+        use Ordering::Relaxed;
+        // A load and a store, not a swap: only the lock holder gets here, and a swap
+        // would be a locked instruction on the hot path.
+        let valid = self.valid.load(Relaxed) == 1;
+        self.valid.store(0, Relaxed);
+        valid.then(|| Parked {
+            pos: self.pos.load(Relaxed),
+            other: self.other.load(Relaxed),
+            count: self.count.load(Relaxed),
+        })
+    }
+
+    fn put(&self, p: Parked) {
+        use Ordering::Relaxed;
+        self.pos.store(p.pos, Relaxed);
+        self.other.store(p.other, Relaxed);
+        self.count.store(p.count, Relaxed);
+        self.valid.store(1, Relaxed);
+    }
+}
+
+/// A multi-producer multi-consumer queue of serde-encoded `T` in shared memory.
+/// Like Python's `multiprocessing.Queue` (and `JoinableQueue`: see
+/// [`task_done`](Self::task_done) and [`join`](Self::join)).
+///
+/// [`Queue::new`] has no bound, like `Queue()`: `put` never blocks, and memory follows
+/// what is unconsumed. [`Queue::builder`] adds a name, a bound in items
+/// ([`maxsize`](QueueBuilder::maxsize), like `Queue(maxsize)`) or a fixed ring.
+///
+/// Cloning registers a new handle; a handle is also `Serialize`/`Deserialize`, so it
+/// can be passed to a child process as an argument (the child gets its own, in a slot
+/// reserved when it was serialized).
+///
+/// **Shutdown without sentinels.** A handle counts as a producer once it has put.
+/// `get` on an empty queue returns [`Error::Disconnected`] once no other producer is
+/// left (each closed, dropped or dead) and no handle is on its way to a live child; on
+/// a fresh queue nobody has put yet, so every open handle counts until then. Handles
+/// that only get never keep a queue open: with N consumer processes, the producers'
+/// [`close`](Self::close) ends every consumer's loop after the drain
+/// (`examples/pipeline.rs`).
+///
+/// ```
+/// let q = shmkit_ring::Queue::<String>::new()?;
+/// q.put(&"hello".to_string())?;
+/// assert_eq!(q.len(), 1);
+/// assert_eq!(q.get()?, "hello");
+/// // This handle is the only one: nobody else can put.
+/// assert!(matches!(q.try_get(), Err(shmkit_ring::Error::Disconnected)));
+/// # Ok::<(), shmkit_ring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Queue<T> {
+    h: Handle<Ring>,
+    /// Copied out of `h` (a `Copy` view of the mapping) for the hot path.
+    ring: Ring,
+    /// Most items the queue holds (0: no bound in items), copied from its header.
+    maxsize: u64,
+    /// This handle's producer core, kept across `put`s while no other handle produced
+    /// (the turn marker says so), which saves reloading the shared positions — lines
+    /// the consumer is working on — on every item. Used only under the producer lock.
+    prod_park: ParkedCell,
+    /// Same for the consumer side.
+    cons_park: ParkedCell,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl Flavor for Ring {
+    fn attach(seg: &Segment) -> Result<Self> {
+        let cap = seg
+            .len()
+            .saturating_sub(REGISTRY_BYTES + spsc::HEADER_BYTES) as u64;
+        ring_at(seg, REGISTRY_BYTES, cap)
+    }
+
+    fn data_wake(&self) -> &Wake {
+        &self.header().meta.data_wake
+    }
+
+    fn space_wake(&self) -> &Wake {
+        &self.header().meta.space_wake
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
+    /// An anonymous queue without bound, like Python's `Queue()`: `put` never blocks.
+    /// Memory grows with what is unconsumed and is given back once it is consumed
+    /// (see [`QueueBuilder`] for a name, a bound in items, or a fixed ring).
+    pub fn new() -> Result<Self> {
+        Self::builder().create()
+    }
+
+    /// A builder: a name, a bound in items (`maxsize`, like `Queue(maxsize)`), or a
+    /// fixed-size ring.
+    ///
+    /// ```
+    /// let name = format!("shmkit-doc-qb-{}", std::process::id());
+    /// let q = shmkit_ring::Queue::<u32>::builder().name(&name).maxsize(2).create()?;
+    /// q.put(&1)?;
+    /// q.put(&2)?;
+    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::Error::Full)));
+    /// # Ok::<(), shmkit_ring::Error>(())
+    /// ```
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder::new()
+    }
+
+    /// Create a named queue over a fixed ring of at least `capacity` bytes (rounded up
+    /// to a power of two; each item takes its encoded size rounded up to 8, plus 8):
+    /// `put` waits while it is full. [`Queue::builder`] makes unbounded queues.
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        Self::create_in(Some(name), Shape::fixed(capacity)?)
+    }
+
+    /// Create an anonymous queue (no name in `/dev/shm`) over a fixed ring of at least
+    /// `capacity` bytes, shared with children by passing a handle. [`Queue::new`] makes
+    /// an unbounded one.
+    pub fn anonymous(capacity: usize) -> Result<Self> {
+        Self::create_in(None, Shape::fixed(capacity)?)
+    }
+
+    pub(super) fn create_in(name: Option<&str>, shape: Shape) -> Result<Self> {
+        let cap = shape.capacity;
+        let size = REGISTRY_BYTES + spsc::HEADER_BYTES + cap as usize;
+        // Typed: an opener asking for another item type gets `Mismatch`, not items it
+        // cannot decode.
+        let mut builder = Segment::builder(name.unwrap_or("anonymous"))
+            .size(size)
+            .kind(Kind::Queue)
+            .typed::<T>();
+        if shape.growing {
+            // Registry and ring header now; the data pages as items come.
+            builder = builder.reserve_only(REGISTRY_BYTES + spsc::HEADER_BYTES);
+        }
+        let seg = match name {
+            Some(_) => builder.create()?,
+            None => builder.anonymous()?,
+        };
+        let ring = Ring::attach(&seg)?;
+        ring.header().init(cap);
+        let reg = Registry::new(Arc::new(seg))?;
+        let h = reg.header();
+        h.flags
+            .store(if shape.growing { GROWING } else { 0 }, Ordering::Relaxed);
+        h.growth_step.store(shape.growth_step, Ordering::Relaxed);
+        h.maxsize.store(shape.maxsize, Ordering::Relaxed);
+        // SYNC: Release, paired with the Acquire in `Registry::wait_ready`: the fields
+        // above are visible to every opener.
+        h.ready.store(READY, Ordering::Release);
+        Ok(Self::from_handle(Handle::open(reg, None)?))
+    }
+
+    /// Open the queue `name` as a new handle. [`Mismatch`](shmkit_segment::Error::Mismatch)
+    /// (naming both types) if it was created for another item type.
+    pub fn open(name: &str) -> Result<Self> {
+        let seg = Segment::builder(name)
+            .kind(Kind::Queue)
+            .typed::<T>()
+            .open()?;
+        Ok(Self::from_handle(Handle::open(
+            Registry::new(Arc::new(seg))?,
+            None,
+        )?))
+    }
+
+    fn from_handle(h: Handle<Ring>) -> Self {
+        Queue {
+            // Relaxed: written once before `ready` (ordered by `wait_ready`'s Acquire).
+            maxsize: h.reg.header().maxsize.load(Ordering::Relaxed),
+            ring: h.flavor,
+            h,
+            prod_park: ParkedCell::new(),
+            cons_park: ParkedCell::new(),
+            _t: PhantomData,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.h.name()
+    }
+
+    /// Put `item`, waiting while the queue is full.
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.put_deadline(item, None)
+    }
+
+    /// [`put`](Self::put), giving up after `timeout` with [`Error::Timeout`].
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        self.put_deadline(item, Some(timeout))
+    }
+
+    /// Put without waiting: [`Error::Full`] if there is no room now.
+    pub fn try_put(&self, item: &T) -> Result<()> {
+        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
+        let bytes = encode(item, &mut stack, &mut heap)?;
+        match self.put_once(bytes, None)? {
+            true => Ok(()),
+            false => Err(Error::Full),
+        }
+    }
+
+    /// Put the encoded bytes if they fit now (`Ok(false)` if not).
+    fn put_once(&self, bytes: &[u8], timeout: Option<Duration>) -> Result<bool> {
+        self.h.before_put()?;
+        let reg = &self.h.reg;
+        let me = self.h.slot();
+        let lock = &reg.header().prod_lock;
+        let taken = reg.lock(lock, me, timeout)?;
+        let res = self.put_locked(bytes, taken);
+        reg.unlock(lock);
+        if let Ok(true) = res {
+            wait::notify(&self.ring.header().meta.data_wake, true);
+        }
+        res
+    }
+
+    /// One turn at the producer lock: resume our parked core if we were the last to
+    /// produce, else attach afresh; copy in and publish if there is room.
+    fn put_locked(&self, bytes: &[u8], taken: Taken) -> Result<bool> {
+        if self.maxsize != 0 && self.ring.message_count() >= self.maxsize {
+            return Ok(false);
+        }
+        growth::before_put(&self.h.reg, self.ring, bytes.len())?;
+        let mark = &self.h.reg.header().last_producer;
+        let parked = self.prod_park.take();
+        let core = resume_or_attach(mark, self.h.slot(), parked, taken, |p| match p {
+            Some(p) => ProducerCore::resume(self.ring, p),
+            None => ProducerCore::attach(self.ring),
+        });
+        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        let res = match core.reserve(bytes.len()) {
+            Ok(mut g) => {
+                g.as_mut_slice().copy_from_slice(bytes);
+                // Publishes the ring's message count (the items put, for task_done and
+                // join) before the tail that makes the item visible.
+                g.commit();
+                Ok(true)
+            }
+            Err(RawError::Full) => Ok(false),
+            // Not parked again: the next turn attaches and re-validates.
+            Err(e) => return Err(Error::from_raw(self.name(), e)),
+        };
+        self.prod_park.put(core.park());
+        res
+    }
+
+    fn put_deadline(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
+        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
+        let bytes = encode(item, &mut stack, &mut heap)?;
+        if self.put_once(bytes, timeout)? {
+            return Ok(());
+        }
+        let dl = Deadline::after(timeout);
+        let cap = self.ring.capacity();
+        // Hysteresis: once full, wait for an eighth of the ring (or the record, if
+        // larger) to drain, so producers and consumers then work on different parts
+        // of the ring instead of trading one cache line per item at the full mark.
+        let rec = spsc::record_len(bytes.len() as u64).max(cap / 8);
+        let mut ask_kernel = false;
+        loop {
+            if self.put_once(bytes, dl.remaining())? {
+                return Ok(());
+            }
+            let ring = self.ring;
+            let maxsize = self.maxsize;
+            let fits = move || {
+                ring.used_bytes() + rec <= cap && (maxsize == 0 || ring.message_count() < maxsize)
+            };
+            if self.h.spin.spin_until(fits) {
+                continue;
+            }
+            // Scanning the other handles costs syscalls: only after a sleep nobody cut
+            // short (a live consumer keeps waking us), or when time is up.
+            if (ask_kernel || dl.expired()) && !self.h.reg.others_alive(self.h.slot()) {
+                return Err(Error::Disconnected);
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            ask_kernel = wait::sleep(&ring.header().meta.space_wake, fits, dl.slice(SLICE));
+        }
+    }
+
+    /// Take one item if there is one now (`Ok(None)` if empty).
+    fn get_once(&self, timeout: Option<Duration>) -> Result<Option<T>> {
+        let reg = &self.h.reg;
+        let me = self.h.slot();
+        let lock = reg.cons_lock();
+        let taken = reg.lock(lock, me, timeout)?;
+        let res = self.get_locked(taken);
+        reg.unlock(lock);
+        // Also after an empty read: skipping padding freed room.
+        wait::notify(&self.ring.header().meta.space_wake, true);
+        res
+    }
+
+    /// One turn at the consumer lock (see [`put_locked`](Self::put_locked)).
+    fn get_locked(&self, taken: Taken) -> Result<Option<T>> {
+        let mark = self.h.reg.last_consumer();
+        let parked = self.cons_park.take();
+        let core = resume_or_attach(mark, self.h.slot(), parked, taken, |p| match p {
+            Some(p) => ConsumerCore::resume(self.ring, p),
+            None => ConsumerCore::attach(self.ring),
+        });
+        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        let res = match core.read() {
+            Ok(Some(g)) => {
+                // Never drop an item: one that does not decode is handed back.
+                let v = postcard::from_bytes::<T>(&g).map_err(|source| Error::Undecodable {
+                    name: self.name().to_owned(),
+                    bytes: g.to_vec(),
+                    source,
+                });
+                g.release();
+                v.map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => return Err(Error::from_raw(self.name(), e)),
+        };
+        self.cons_park.put(core.park());
+        if matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. })) {
+            growth::after_get(&self.h.reg, self.ring, self.h.slot());
+        }
+        res
+    }
+
+    /// Take the next item, waiting while the queue is empty. [`Error::Disconnected`] if
+    /// it is empty and no other handle can put any more (see [`Queue`]: every other
+    /// producer closed, dropped or dead). [`Error::Undecodable`] hands back an item that
+    /// does not decode as `T`.
+    pub fn get(&self) -> Result<T> {
+        self.get_deadline(None)
+    }
+
+    /// [`get`](Self::get), giving up after `timeout` with [`Error::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_deadline(Some(timeout))
+    }
+
+    /// Take without waiting: [`Error::Empty`] if nothing is there now
+    /// ([`Error::Disconnected`] if nothing ever will be).
+    pub fn try_get(&self) -> Result<T> {
+        if let Some(v) = self.get_once(None)? {
+            return Ok(v);
+        }
+        if !self.h.reg.others_can_put(self.h.slot()) {
+            if let Some(v) = self.get_once(None)? {
+                return Ok(v);
+            }
+            return Err(Error::Disconnected);
+        }
+        Err(Error::Empty)
+    }
+
+    fn get_deadline(&self, timeout: Option<Duration>) -> Result<T> {
+        if let Some(v) = self.get_once(timeout)? {
+            return Ok(v);
+        }
+        let dl = Deadline::after(timeout);
+        let mut ask_kernel = false;
+        loop {
+            if let Some(v) = self.get_once(dl.remaining())? {
+                return Ok(v);
+            }
+            let ring = self.ring;
+            if self.h.spin.spin_until(move || ring.has_data()) {
+                continue;
+            }
+            // As in `put`: scan the handles only after an uninterrupted sleep.
+            if (ask_kernel || dl.expired()) && !self.h.reg.others_can_put(self.h.slot()) {
+                // Drain what the departed producers committed.
+                if let Some(v) = self.get_once(dl.remaining())? {
+                    return Ok(v);
+                }
+                if !ring.has_data() {
+                    return Err(Error::Disconnected);
+                }
+                continue;
+            }
+            if dl.expired() {
+                return Err(Error::Timeout);
+            }
+            ask_kernel = wait::sleep(
+                &ring.header().meta.data_wake,
+                move || ring.has_data(),
+                dl.slice(SLICE),
+            );
+        }
+    }
+
+    /// Items in the queue (a snapshot, like Python's `qsize`).
+    pub fn len(&self) -> usize {
+        self.ring.message_count() as usize
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        !self.ring.has_data()
+    }
+
+    /// Whether the queue holds `maxsize` items, or not even a zero-size item fits in
+    /// a fixed ring now (a snapshot).
+    pub fn is_full(&self) -> bool {
+        (self.maxsize != 0 && self.ring.message_count() >= self.maxsize)
+            || self.ring.used_bytes() + spsc::LEN_WORD * 2 > self.ring.capacity()
+    }
+
+    /// Declare that this handle will put no more items (Python's `close`). Other handles
+    /// see [`Error::Disconnected`] from `get` on an empty queue once no producer is
+    /// left (see [`Queue`]). Later `put`s through this handle return [`Error::Closed`].
+    pub fn close(&self) {
+        self.h.close();
+    }
+
+    /// Mark one item taken by `get` as processed (`JoinableQueue.task_done`).
+    /// [`Error::TaskDoneTooMany`] if called more often than items were put.
+    pub fn task_done(&self) -> Result<()> {
+        self.h.reg.task_done(|| self.items_put())
+    }
+
+    /// Items ever put: the ring's message count.
+    fn items_put(&self) -> u64 {
+        // Acquire, paired with the Release store of `tail` that follows the count's
+        // store in `ProducerCore::publish` (a statistic otherwise).
+        self.ring.header().tail.count.load(Ordering::Acquire)
+    }
+
+    /// Wait until every item put has been marked [`task_done`](Self::task_done).
+    pub fn join(&self) -> Result<()> {
+        self.h.reg.join(Deadline::NEVER, || self.items_put())
+    }
+
+    /// [`join`](Self::join), giving up after `timeout` with [`Error::Timeout`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.h
+            .reg
+            .join(Deadline::after(Some(timeout)), || self.items_put())
+    }
+
+    /// Largest encoded item the queue can ever hold.
+    pub fn max_item_bytes(&self) -> usize {
+        self.ring.max_message()
+    }
+
+    /// Set how long blocking calls spin before they sleep.
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
+        self.h.spin = spin;
+    }
+
+    /// Another handle to the same queue (registers a new slot);
+    /// [`Error::TooManyHandles`] if all [`MAX_HANDLES`](crate::MAX_HANDLES) are taken.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self::from_handle(self.h.try_clone()?))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> Clone for Queue<T> {
+    /// Register another handle. Panics only if all
+    /// [`MAX_HANDLES`](crate::MAX_HANDLES) slots are taken (use [`Queue::try_clone`]
+    /// to get that as an error).
+    fn clone(&self) -> Self {
+        self.try_clone().expect("Queue::clone: no free handle slot")
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    /// Another process gets its own handle, in a slot reserved now, in this process
+    /// (so a queue with no free slot fails here, with
+    /// [`TooManyHandles`](Error::TooManyHandles) in the message). Until the receiver
+    /// opens it, the reserved handle counts as a possible producer — for as long as the
+    /// receiving process lives (or, sent outside `shmkit_process::spawn`, the sender).
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.h.serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned + 'static> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
+        Ok(Self::from_handle(h))
+    }
+}

@@ -1,0 +1,151 @@
+//! An unbounded `Queue` (the default, like Python's `Queue()`) and one bounded in items
+//! (`maxsize`, like `Queue(maxsize)`): `put` never blocks, memory follows what is
+//! unconsumed and is given back once drained; the byte ring is an internal detail.
+//! The kill tests of the growing ring are in `faults.rs`.
+
+#![cfg(not(miri))] // real processes and syscalls
+
+use shmkit_ring::primitive::{AtomicU32, Ordering};
+use shmkit_ring::{Error, Queue};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+shmkit_process::test_support!();
+
+const BOUND: Duration = Duration::from_secs(20);
+
+/// Items put before any get (10 M in release builds, as issue 15 asks).
+const MANY: u64 = if cfg!(debug_assertions) {
+    1_000_000
+} else {
+    10_000_000
+};
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmkit-test-qgrow-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Bytes of memory the named segment holds in /dev/shm.
+fn held_bytes(name: &str) -> u64 {
+    std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .blocks()
+        * 512
+}
+
+/// Bytes the ring stores for an item of `encoded` bytes: an 8-byte length word, the
+/// bytes rounded up to 8.
+fn record_bytes(encoded: u64) -> u64 {
+    8 + encoded.next_multiple_of(8)
+}
+
+#[test]
+fn a_default_queue_never_blocks_in_put_and_gives_memory_back_once_drained() {
+    let name = unique("many");
+    let q = Queue::<u64>::builder().name(&name).create().unwrap();
+    let start_bytes = held_bytes(&name);
+    let (mut encoded, mut records) = (0u64, 0u64);
+    for i in 0..MANY {
+        // try_put: a growing queue is never full.
+        q.try_put(&i).unwrap();
+        let n = postcard::to_allocvec(&i).unwrap().len() as u64;
+        encoded += n;
+        records += record_bytes(n);
+    }
+    assert_eq!(q.len() as u64, MANY);
+    let held = held_bytes(&name) - start_bytes;
+    eprintln!(
+        "{MANY} u64 items: {encoded} encoded bytes, {records} record bytes, {held} bytes held \
+         ({:.2}x encoded, {:.2}x records)",
+        held as f64 / encoded as f64,
+        held as f64 / records as f64
+    );
+    assert!(held >= records, "the items are in memory somewhere");
+    assert!(
+        held as f64 <= 1.5 * records as f64,
+        "{held} bytes held for {records} record bytes"
+    );
+    for i in 0..MANY {
+        assert_eq!(q.try_get().unwrap(), i);
+    }
+    let after = held_bytes(&name);
+    assert!(
+        after <= start_bytes + (64 << 10),
+        "after the drain {after} bytes held (at creation {start_bytes})"
+    );
+    drop(q);
+    assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+}
+
+#[test]
+fn queue_new_is_unbounded_and_anonymous() {
+    let q = Queue::<String>::new().unwrap();
+    for i in 0..50_000 {
+        q.try_put(&format!("line {i} of a file that nobody reads yet"))
+            .unwrap();
+    }
+    assert_eq!(
+        q.get_timeout(BOUND).unwrap(),
+        "line 0 of a file that nobody reads yet"
+    );
+    assert_eq!(q.len(), 49_999);
+    assert!(!q.is_full());
+}
+
+#[test]
+fn maxsize_bounds_the_queue_in_items() {
+    let q = Queue::<Vec<u8>>::builder().maxsize(3).create().unwrap();
+    let _consumer = q.clone(); // someone who could make room: `put` waits, bounded
+    for len in [0, 10_000, 5] {
+        q.try_put(&vec![7; len]).unwrap();
+    }
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(&vec![]), Err(Error::Full)));
+    assert!(matches!(
+        q.put_timeout(&vec![], Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.get_timeout(BOUND).unwrap().len(), 0);
+    q.put_timeout(&vec![1], BOUND).unwrap();
+    assert_eq!(q.len(), 3);
+}
+
+/// A producer child blocked on a full `maxsize` queue resumes when the parent gets.
+fn put_ten(q: Queue<u32>) -> u32 {
+    for i in 0..10 {
+        q.put_timeout(&i, BOUND).unwrap();
+    }
+    10
+}
+
+#[test]
+fn a_producer_waits_at_maxsize_and_resumes_when_an_item_is_taken() {
+    let q = Queue::<u32>::builder().maxsize(2).create().unwrap();
+    let mut child = shmkit_process::spawn(put_ten, q.clone()).unwrap();
+    for i in 0..10 {
+        assert_eq!(q.get_timeout(BOUND).unwrap(), i);
+        assert!(q.len() <= 2);
+    }
+    assert_eq!(child.join_timeout(BOUND).unwrap(), 10);
+}
+
+#[test]
+fn a_byte_capacity_is_rounded_up_not_refused() {
+    let name = unique("round");
+    let q = Queue::<u64>::create(&name, 1000).unwrap();
+    assert_eq!(q.max_item_bytes(), 1024 / 2 - 8);
+    let fixed = Queue::<u64>::builder()
+        .capacity_bytes(3000)
+        .create()
+        .unwrap();
+    assert_eq!(fixed.max_item_bytes(), 4096 / 2 - 8);
+    assert!(matches!(
+        Queue::<u64>::builder().capacity_bytes(usize::MAX).create(),
+        Err(Error::InvalidCapacity { .. })
+    ));
+}
