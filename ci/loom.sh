@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Model-check the lock-free and lock algorithms with loom (`--cfg loom` swaps every
+# Model-check the lock-free and lock algorithms with loom (`--cfg shmkit_loom` swaps every
 # atomic, and the futex, for loom's models). A separate target dir keeps the main build
 # cache intact.
 set -euxo pipefail
-export RUSTFLAGS="--cfg loom"
+export RUSTFLAGS="--cfg shmkit_loom"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 cargo test --release -p shmkit-sync --test loom_mutex --test loom_event --test loom_semaphore

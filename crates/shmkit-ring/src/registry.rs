@@ -85,7 +85,7 @@ pub(crate) struct QueueHeader {
 /// [`QueueHeader::flags`] bit: a sparse ring that grows and shrinks.
 pub(crate) const GROWING: u32 = 1;
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = assert!(core::mem::size_of::<QueueHeader>() <= CONS_LOCK_OFFSET);
 
 /// One handle slot. Only the holder of the slot's liveness lock writes it (a
@@ -108,7 +108,7 @@ pub(crate) struct HandleEntry {
     pub(crate) receiver_start: AtomicU64,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = {
     assert!(core::mem::size_of::<HandleEntry>() == 32);
     assert!(REGISTRY_BYTES.is_multiple_of(128));
@@ -507,7 +507,7 @@ impl Registry {
     }
 }
 
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(shmkit_loom), not(miri)))]
 mod tests {
     use super::*;
     use shmkit_segment::Kind;

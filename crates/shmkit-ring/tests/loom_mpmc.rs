@@ -1,6 +1,6 @@
 //! loom models of the MPMC slot queue and its dead-producer unblocker. Run:
-//! `RUSTFLAGS="--cfg loom" cargo test -p shmkit-ring --release --test loom_mpmc`.
-#![cfg(loom)]
+//! `RUSTFLAGS="--cfg shmkit_loom" cargo test -p shmkit-ring --release --test loom_mpmc`.
+#![cfg(shmkit_loom)]
 
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};

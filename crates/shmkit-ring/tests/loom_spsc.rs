@@ -1,6 +1,6 @@
 //! loom model of the SPSC byte ring: publication, wrap-around with padding, and the
-//! cached positions. Run: `RUSTFLAGS="--cfg loom" cargo test -p shmkit-ring --release --test loom_spsc`.
-#![cfg(loom)]
+//! cached positions. Run: `RUSTFLAGS="--cfg shmkit_loom" cargo test -p shmkit-ring --release --test loom_spsc`.
+#![cfg(shmkit_loom)]
 
 use loom::sync::Arc;
 use shmkit_ring::raw::RawError;

@@ -1,6 +1,6 @@
 //! The MPMC core on a heap buffer: against a `VecDeque` model, threads, and the
 //! dead-producer unblocker. (Runs under Miri too.)
-#![cfg(not(loom))]
+#![cfg(not(shmkit_loom))]
 
 use proptest::prelude::*;
 use shmkit_ring::raw::RawError;

@@ -1,6 +1,6 @@
 //! The SPSC core on a heap buffer: index arithmetic against a `VecDeque` model,
 //! wrap-around at every offset, limits, corruption. (Runs under Miri too.)
-#![cfg(not(loom))]
+#![cfg(not(shmkit_loom))]
 
 use proptest::prelude::*;
 use shmkit_ring::raw::RawError;

@@ -1,20 +1,20 @@
-//! The one place atomics come from, so `loom` can swap them in (`--cfg loom`).
+//! The one place atomics come from, so `loom` can swap them in (`--cfg shmkit_loom`).
 //!
 //! [`AtomicU32`], [`AtomicU64`] and [`Ordering`] are `core`'s, or `loom`'s under
-//! `cfg(loom)`: the types [`Segment::atomic_u32`](crate::Segment::atomic_u32) and
+//! `cfg(shmkit_loom)`: the types [`Segment::atomic_u32`](crate::Segment::atomic_u32) and
 //! [`Segment::atomic_u64`](crate::Segment::atomic_u64) hand out, so that the layers
 //! above (sync, ring) name one type whether or not loom is on. Loom cannot model memory
-//! shared with another process, so under `cfg(loom)` those two methods return an error;
+//! shared with another process, so under `cfg(shmkit_loom)` those two methods return an error;
 //! loom models check their algorithms over heap buffers instead (DESIGN rule 9).
 #![allow(clippy::disallowed_types)]
 
-#[cfg(loom)]
+#[cfg(shmkit_loom)]
 pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// The hardware's atomics, even under `cfg(loom)`: for the header's `ready` word, which
+/// The hardware's atomics, even under `cfg(shmkit_loom)`: for the header's `ready` word, which
 /// this crate shares with other processes and which no loom model can stand in for.
 pub(crate) mod os {
     pub(crate) use core::sync::atomic::{AtomicU32, Ordering};

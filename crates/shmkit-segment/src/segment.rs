@@ -210,7 +210,7 @@ impl Segment {
     /// [`OutOfBounds`](Error::OutOfBounds)). Other processes see its operations: this is
     /// how the layers above build futex words and ring indices.
     ///
-    /// Under `cfg(loom)` this returns an error: loom cannot model another process's
+    /// Under `cfg(shmkit_loom)` this returns an error: loom cannot model another process's
     /// memory (see [`primitive`](crate::primitive)).
     ///
     /// ```
@@ -223,7 +223,7 @@ impl Segment {
     /// ```
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         let p = self.check(offset, 4, 4)?;
-        #[cfg(loom)]
+        #[cfg(shmkit_loom)]
         {
             let _ = p;
             Err(self.loom_unsupported("atomic_u32"))
@@ -231,26 +231,26 @@ impl Segment {
         // SAFETY: in bounds and 4-aligned (checked); core's AtomicU32 has u32's layout
         // and any bit pattern is valid; the reference borrows `self`, which keeps the
         // mapping alive.
-        #[cfg(not(loom))]
+        #[cfg(not(shmkit_loom))]
         Ok(unsafe { &*p.cast::<AtomicU32>() })
     }
 
     /// An atomic `u64` in the payload at `offset` (which must be 8-aligned, else
-    /// [`OutOfBounds`](Error::OutOfBounds)). An error under `cfg(loom)`, as for
+    /// [`OutOfBounds`](Error::OutOfBounds)). An error under `cfg(shmkit_loom)`, as for
     /// [`atomic_u32`](Self::atomic_u32).
     pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         let p = self.check(offset, 8, 8)?;
-        #[cfg(loom)]
+        #[cfg(shmkit_loom)]
         {
             let _ = p;
             Err(self.loom_unsupported("atomic_u64"))
         }
         // SAFETY: in bounds and 8-aligned (checked); as for `atomic_u32`.
-        #[cfg(not(loom))]
+        #[cfg(not(shmkit_loom))]
         Ok(unsafe { &*p.cast::<AtomicU64>() })
     }
 
-    #[cfg(loom)]
+    #[cfg(shmkit_loom)]
     fn loom_unsupported(&self, op: &'static str) -> Error {
         Error::Io {
             name: self.name.clone(),

@@ -5,7 +5,7 @@
 //! page, so waiters and wakers in different processes that map the same segment meet on
 //! the same word. Timeouts are relative and measured on the monotonic clock.
 //!
-//! Under `--cfg loom` the futex is replaced by a faithful model (a check-and-sleep under
+//! Under `--cfg shmkit_loom` the futex is replaced by a faithful model (a check-and-sleep under
 //! one lock, see [`wait`]), so loom checks the same loops that ship and reports a lost
 //! wake-up as a deadlock.
 //!
@@ -38,7 +38,7 @@ pub enum WaitOutcome {
 }
 
 /// Sleep while `*word == expected`, for at most `timeout` (`None`: until woken).
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
     use rustix::thread::futex;
     let ts = timeout.map(|d| rustix::time::Timespec {
@@ -60,7 +60,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitO
 /// are allowed). A waiter nobody wakes blocks forever, which loom reports as a
 /// deadlock: that is how the models catch a lost wake-up. A timed wait models its
 /// timeout expiring.
-#[cfg(loom)]
+#[cfg(shmkit_loom)]
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
     use crate::primitive::Ordering;
     let (lock, cv) = &*loom_model::TABLE;
@@ -77,7 +77,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitO
     WaitOutcome::Woken
 }
 
-#[cfg(loom)]
+#[cfg(shmkit_loom)]
 mod loom_model {
     loom::lazy_static! {
         pub(super) static ref TABLE: (loom::sync::Mutex<()>, loom::sync::Condvar) =
@@ -86,13 +86,13 @@ mod loom_model {
 }
 
 /// Wake up to `n` sleepers on `word`; returns how many were woken.
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 pub fn wake(word: &AtomicU32, n: u32) -> u32 {
     rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n).unwrap_or(0) as u32
 }
 
 /// Loom: wake every modelled sleeper (see [`wait`]).
-#[cfg(loom)]
+#[cfg(shmkit_loom)]
 pub fn wake(_word: &AtomicU32, _n: u32) -> u32 {
     let (lock, cv) = &*loom_model::TABLE;
     let _guard = lock.lock().expect("loom futex table");

@@ -61,9 +61,9 @@ pub(crate) struct LockState {
 }
 
 // (loom's atomics are bigger and never placed in shared memory)
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = assert!(size_of::<LockState>() == 64 + 4 * MAX_PROCESSES as usize);
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = assert!(align_of::<LockState>() == 4);
 
 /// Where the protected data starts in the payload (128-byte aligned).

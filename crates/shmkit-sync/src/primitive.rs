@@ -1,8 +1,8 @@
-//! The one place atomics come from, so `loom` can swap them in (`--cfg loom`): the
+//! The one place atomics come from, so `loom` can swap them in (`--cfg shmkit_loom`): the
 //! code loom model-checks is the code that ships.
 
-#[cfg(loom)]
+#[cfg(shmkit_loom)]
 pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};

@@ -7,8 +7,8 @@
 //! loom models SeqCst as AcqRel and found the lost wake-up). Ordering the two sides
 //! through read-modify-writes on `waiters` holds under any model.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p shmkit-sync --release --test loom_event`
-#![cfg(loom)]
+//! Run: `RUSTFLAGS="--cfg shmkit_loom" cargo test -p shmkit-sync --release --test loom_event`
+#![cfg(shmkit_loom)]
 
 use loom::sync::Arc;
 use shmkit_sync::futex;

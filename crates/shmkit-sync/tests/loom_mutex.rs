@@ -1,8 +1,8 @@
 //! Loom model of the robust lock's state machine (`lock::acquire` / `release`), the code
 //! every Mutex, RLock, Value, Array and Dict runs.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p shmkit-sync --release --test loom_mutex`
-#![cfg(loom)]
+//! Run: `RUSTFLAGS="--cfg shmkit_loom" cargo test -p shmkit-sync --release --test loom_mutex`
+#![cfg(shmkit_loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;

@@ -3,8 +3,8 @@
 //! faithfully, a lost wake-up leaves a waiter blocked forever, which loom reports as a
 //! deadlock; a permit handed out twice shows as a count that wraps below zero.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p shmkit-sync --release --test loom_semaphore`
-#![cfg(loom)]
+//! Run: `RUSTFLAGS="--cfg shmkit_loom" cargo test -p shmkit-sync --release --test loom_semaphore`
+#![cfg(shmkit_loom)]
 
 use loom::sync::Arc;
 use shmkit_sync::futex;

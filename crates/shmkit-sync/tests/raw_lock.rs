@@ -3,7 +3,7 @@
 //! the in-process half of what loom_mutex.rs models. Written to run under Miri
 //! (`ci/miri.sh`), which checks the data accesses under the lock for races and UB;
 //! the liveness half (OFD locks, generations in a segment) needs real processes.
-#![cfg(not(loom))]
+#![cfg(not(shmkit_loom))]
 
 use std::cell::UnsafeCell;
 use std::time::Duration;

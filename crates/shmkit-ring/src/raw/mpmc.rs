@@ -67,7 +67,7 @@ pub const HEADER_BYTES: usize = 384;
 /// Size of one producer-table entry (one intent word on its own cache line).
 pub const ENTRY_BYTES: usize = 128;
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = {
     assert!(core::mem::size_of::<MpmcHeader>() == HEADER_BYTES);
     assert!(core::mem::size_of::<MpmcMeta>() == 48);

@@ -94,7 +94,7 @@ pub struct SpscHeader {
 /// Size of [`SpscHeader`] in shared memory; the data area starts at this offset.
 pub const HEADER_BYTES: usize = 384;
 
-#[cfg(not(loom))]
+#[cfg(not(shmkit_loom))]
 const _: () = {
     assert!(core::mem::size_of::<SpscHeader>() == HEADER_BYTES);
     assert!(core::mem::align_of::<SpscHeader>() <= 128);
