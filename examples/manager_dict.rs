@@ -18,7 +18,7 @@ fn insert(args: (Handle<Dict<u32, u32>>, u32)) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
-    let d = Dict::<u32, u32>::anonymous(4096)?;
+    let d = Dict::<u32, u32>::anonymous()?;
     let ps = (0..2)
         .map(|i| shmkit::process::spawn(insert, (d.handle(), i)))
         .collect::<Result<Vec<_>, _>>()?;

@@ -134,7 +134,7 @@ fn sync_tour() -> Result {
     section("Value, Array, Manager().dict(), Event (multiprocessing.Value / Array / Event)");
     let v = Value::anonymous(0i32)?;
     let a = Array::<i32>::anonymous_zeroed(5)?;
-    let d = Dict::<u32, String>::anonymous(4096)?;
+    let d = Dict::<u32, String>::anonymous()?;
     let done = Event::anonymous()?;
     d.insert(0, "from the parent".into())?;
     let child = spawn(fill, (v.handle(), a.handle(), d.handle(), done.handle()))?;

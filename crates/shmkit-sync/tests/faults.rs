@@ -310,7 +310,7 @@ fn dict_writers_killed_at_random_points() {
     let kills = torture(200) / 4;
     let mut rng = Rng::new("dict_writers_killed_at_random_points");
     let name = unique("kill-dict");
-    let d = Dict::<u64, (u64, u64)>::create(&name, 1 << 12).unwrap();
+    let d = Dict::<u64, (u64, u64)>::create(&name).unwrap();
     let mut last = std::collections::HashMap::<u64, u64>::new();
     let mut max_op = Duration::ZERO;
     for id in 0..kills {
