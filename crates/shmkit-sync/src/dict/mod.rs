@@ -614,11 +614,15 @@ where
             while let Some((h, k, v)) = encoded.get(next) {
                 match self.put(t, *h, k, v)? {
                     Step::Done(_) => next += 1,
-                    Step::Grow { entries, bytes } => {
-                        let left = (encoded.len() - next) as u64;
+                    Step::Grow { .. } => {
+                        // Room for all the rest at once: one growth, not one per pair.
+                        let rest = &encoded[next..];
                         return Ok(Step::Grow {
-                            entries: entries.max(left),
-                            bytes,
+                            entries: rest.len() as u64,
+                            bytes: rest
+                                .iter()
+                                .map(|(_, k, v)| record_size(k.len() as u64, v.len() as u64))
+                                .sum(),
                         });
                     }
                 }
