@@ -34,8 +34,10 @@ use table::{HEAP_START, MAX_SLOTS, MIN_SLOTS, Table, record_size};
 
 /// Slots of a new unbounded dict's first table.
 const INITIAL_SLOTS: u64 = 64;
-/// Heap bytes of a new dict's first table (and the least any table gets).
-const INITIAL_HEAP: u64 = 4096;
+/// Heap bytes of a new dict's first table (and the least any table gets): replacing
+/// values fills the heap, and each compaction is a new segment (tens of microseconds), so
+/// a small dict gets room for a couple of thousand replacements between two.
+const INITIAL_HEAP: u64 = 64 * 1024;
 /// How often a reader maps the newest generation before giving up (each failure means
 /// the generation moved on between reading its number and opening its segment).
 const REMAP_ATTEMPTS: u32 = 100;
@@ -292,6 +294,18 @@ where
         }
     }
 
+    /// Encode a key into `buf` if it fits (no allocation on the read path), else on the
+    /// heap.
+    fn encode_key<'b>(&self, key: &K, buf: &'b mut [u8; 64]) -> Result<std::borrow::Cow<'b, [u8]>> {
+        match postcard::to_slice(key, buf) {
+            Ok(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+            Err(postcard::Error::SerializeBufferFull) => {
+                self.encode(key).map(std::borrow::Cow::Owned)
+            }
+            Err(e) => Err(self.codec(std::any::type_name::<K>(), e)),
+        }
+    }
+
     fn encode<T: Serialize>(&self, x: &T) -> Result<Vec<u8>> {
         postcard::to_allocvec(x).map_err(|e| self.codec(std::any::type_name::<T>(), e))
     }
@@ -506,7 +520,8 @@ where
 
     /// The value of `key` (Python's `d.get(key)`). Takes no lock.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let k = self.encode(key)?;
+        let mut buf = [0; 64];
+        let k = self.encode_key(key, &mut buf)?;
         let h = hash::hash(&k);
         self.read(|t| match t.probe(h, &k)?.hit {
             Some(hit) => self.decode(t.value(&hit.record)).map(Some),
@@ -522,7 +537,8 @@ where
 
     /// Whether `key` is present (Python's `key in d`). Takes no lock.
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        let k = self.encode(key)?;
+        let mut buf = [0; 64];
+        let k = self.encode_key(key, &mut buf)?;
         let h = hash::hash(&k);
         self.read(|t| Ok(t.probe(h, &k)?.hit.is_some()))
     }
