@@ -129,7 +129,7 @@ fn reader(args: (Handle<Table>, Handle<Event>, u64, u64, u64)) -> u64 {
     let d = h.open().expect("open");
     let go = go.open().expect("go");
     let mut rng = Rng(seed | 1);
-    d.get(&0).expect("warm the mapping");
+    d.get(&0).expect("map the table");
     assert!(go.wait_timeout(Duration::from_secs(60)), "go");
     let t0 = Instant::now();
     for _ in 0..iters {

@@ -377,64 +377,31 @@ where
     /// segments of a growth it left half-done (the next generation, not published) or
     /// not cleaned up (the previous one, still linked).
     fn recover(&self) -> Result<()> {
-        self.read(|t| t.recount().map(drop))?;
+        self.remove_orphans();
+        self.read(|t| t.recount().map(drop))
+    }
+
+    /// Remove the segments of a growth a dead writer left half-done (the next
+    /// generation, never published, so nobody maps it) or not cleaned up (the previous
+    /// one, still linked). Under the lock.
+    fn remove_orphans(&self) {
         let generation = self.control().generation.load(Ordering::Acquire);
-        let _ = shmkit_segment::remove(&table_name(&self.base, generation + 1));
+        let _ = shmkit_segment::remove(&table_name(&self.base, generation.saturating_add(1)));
         if generation > 1 {
             let _ = shmkit_segment::remove(&table_name(&self.base, generation - 1));
         }
-        Ok(())
     }
 
     /// Replace the current table (under the lock) with a new generation sized for its
-    /// live entries plus `entries` more and `bytes` more heap; `keep: false` starts empty.
+    /// live entries plus `entries` more and `bytes` more heap; `keep: false` starts empty
+    /// (and never reads the old table, so `clear` works even on a corrupted one).
     fn grow(&self, entries: u64, bytes: u64, keep: bool) -> Result<()> {
-        let next = self.read(|old| {
-            // Measure what is live (checking every record) rather than trusting the
-            // counters: the copy below must fit.
-            let (mut live, mut live_bytes) = (0u64, 0u64);
-            if keep {
-                old.for_each_live(|_, r| {
-                    live += 1;
-                    live_bytes += r.size();
-                    Ok(())
-                })?;
-            }
-            let slots = slots_for(live + entries).max(slots_for(self.max_entries));
-            if !fits(live + entries, slots) {
-                return Err(self.corrupted(format!(
-                    "{} entries exceed the largest table ({MAX_SLOTS} slots)",
-                    live + entries
-                )));
-            }
-            let heap = (HEAP_START + 2 * (live_bytes + bytes))
-                .max(INITIAL_HEAP)
-                .next_multiple_of(4096);
-            let generation = old.generation + 1;
-            let name = table_name(&self.base, generation);
-            let create =
-                || Table::create(self.lock.name(), &name, generation, slots, heap, self.mode);
-            let new = match create() {
-                // Left by a writer that died growing (not published, so nobody maps it).
-                Err(Error::Segment(shmkit_segment::Error::AlreadyExists { .. })) => {
-                    let _ = shmkit_segment::remove(&name);
-                    create()?
-                }
-                other => other?,
-            };
-            point(CrashPoint::GrowthCreated);
-            if keep {
-                old.for_each_live(|_, r| {
-                    if new.append_fresh(r.hash, old.key(r), old.value(r))? {
-                        Ok(())
-                    } else {
-                        Err(self.corrupted("growth: the new table has no room".into()))
-                    }
-                })?;
-            }
-            point(CrashPoint::GrowthFilled);
-            Ok(new)
-        })?;
+        let next = if keep {
+            self.read(|old| self.build(Some(old), old.generation, entries, bytes))?
+        } else {
+            let generation = self.control().generation.load(Ordering::Acquire);
+            self.build(None, generation, entries, bytes)?
+        };
         let old_name = table_name(&self.base, next.generation - 1);
         // SYNC: Release, paired with the Acquire load in `read`: a process that sees the
         // new generation sees the complete table.
@@ -446,6 +413,62 @@ where
         point(CrashPoint::GrowthUnlinked);
         *self.table.write().unwrap_or_else(PoisonError::into_inner) = Some(next);
         Ok(())
+    }
+
+    /// Make generation `generation + 1`, holding `old`'s live entries (if any) with room
+    /// for `entries` more and `bytes` more heap. Not yet published.
+    fn build(
+        &self,
+        old: Option<&Table>,
+        generation: u64,
+        entries: u64,
+        bytes: u64,
+    ) -> Result<Table> {
+        // Measure what is live (checking every record) rather than trusting the
+        // counters: the copy below must fit.
+        let (mut live, mut live_bytes) = (0u64, 0u64);
+        if let Some(old) = old {
+            old.for_each_live(|_, r| {
+                live += 1;
+                live_bytes += r.size();
+                Ok(())
+            })?;
+        }
+        let slots = slots_for(live + entries).max(slots_for(self.max_entries));
+        if !fits(live + entries, slots) {
+            return Err(self.corrupted(format!(
+                "{} entries exceed the largest table ({MAX_SLOTS} slots)",
+                live + entries
+            )));
+        }
+        let heap = (HEAP_START + 2 * (live_bytes + bytes))
+            .max(INITIAL_HEAP)
+            .next_multiple_of(4096);
+        let generation = generation
+            .checked_add(1)
+            .ok_or_else(|| self.corrupted("generation counter at its end".into()))?;
+        let name = table_name(&self.base, generation);
+        let create = || Table::create(self.lock.name(), &name, generation, slots, heap, self.mode);
+        let new = match create() {
+            // Left by a writer that died growing (not published, so nobody maps it).
+            Err(Error::Segment(shmkit_segment::Error::AlreadyExists { .. })) => {
+                let _ = shmkit_segment::remove(&name);
+                create()?
+            }
+            other => other?,
+        };
+        point(CrashPoint::GrowthCreated);
+        if let Some(old) = old {
+            old.for_each_live(|_, r| {
+                if new.append_fresh(r.hash, old.key(r), old.value(r))? {
+                    Ok(())
+                } else {
+                    Err(self.corrupted("growth: the new table has no room".into()))
+                }
+            })?;
+        }
+        point(CrashPoint::GrowthFilled);
+        Ok(new)
     }
 
     /// Insert or replace, under the lock; returns the old value's bytes.
@@ -669,10 +692,14 @@ where
         let inconsistent = self.lock.lock(Deadline::NEVER)?;
         let r = (|| {
             if inconsistent {
-                self.recover()?;
+                // The table is dropped: no need to recount it, only to tidy up.
+                self.remove_orphans();
+            }
+            self.grow(0, 0, false)?;
+            if inconsistent {
                 self.lock.mark_consistent();
             }
-            self.grow(0, 0, false)
+            Ok(())
         })();
         self.lock.unlock();
         r
