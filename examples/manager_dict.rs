@@ -1,5 +1,6 @@
 //! `Manager().dict()`: two processes insert into a shared dict — here without a server
-//! process: the dict lives in shared memory under a robust lock.
+//! process: the dict is a hash map in shared memory (readers take no lock, writers share
+//! a robust one) that grows as Python's does.
 //!
 //! ```python
 //! def f(d, i): d[i] = 100 + i

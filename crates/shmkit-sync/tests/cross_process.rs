@@ -383,7 +383,16 @@ fn dict_is_shared_and_survives_a_killed_holder() {
     let held = Event::anonymous().unwrap();
     let child = spawn(dict_hold_and_hang, (d.handle(), held.handle())).unwrap();
     assert!(held.wait_timeout(LONG));
+    // Readers take no lock: a writer holding it (alive, then dead) never delays them.
+    let t0 = Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(d.get(&2).unwrap().as_deref(), Some("from child 2"));
+        assert!(d.contains_key(&0).unwrap());
+        assert_eq!(d.len().unwrap(), 4);
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     child.kill().unwrap();
+    assert_eq!(d.get(&3).unwrap().as_deref(), Some("from child 3"));
     let t0 = Instant::now();
     d.insert(9, "after the crash".into()).unwrap();
     assert!(t0.elapsed() < Duration::from_secs(1));
