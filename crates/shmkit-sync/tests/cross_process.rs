@@ -462,7 +462,7 @@ fn dict_reader(args: (Handle<Dict<u64, String>>, Handle<Event>, u64)) -> u64 {
 }
 
 /// Two reader processes read while this process inserts enough to grow the table many
-/// times: readers never block, never see a wrong value, and see every key at the end.
+/// times: readers never block and never see a wrong value; every key is there at the end.
 #[test]
 fn readers_in_other_processes_follow_growth() {
     let d = Dict::<u64, String>::anonymous().unwrap();

@@ -441,7 +441,10 @@ where
                 live + entries
             )));
         }
-        let heap = (HEAP_START + 2 * (live_bytes + bytes))
+        // Three times the live bytes: room for twice the live data in replaced values
+        // before the next compaction, whose copy is then paid by at least that many
+        // inserts (with twice, the copy of a million entries cost ~1 us per insert).
+        let heap = (HEAP_START + 3 * (live_bytes + bytes))
             .max(INITIAL_HEAP)
             .next_multiple_of(4096);
         let generation = generation
