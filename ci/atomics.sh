@@ -10,11 +10,11 @@ if [ -n "$hits" ]; then
   exit 1
 fi
 echo "all atomics come through primitive modules"
-# The loom switch is shmkit's own cfg: a user who sets `--cfg loom` for their own loom
+# The loom switch is shmkit's own cfg: a user who sets `--cfg shmkit_loom` for their own loom
 # tests must not change shmkit's behaviour (crossbeam's `crossbeam_loom`, tokio's habit).
 bare=$(grep -rnE 'cfg\((not\()?loom\b|cfg\((any|all)\([^)]*\bloom\b|cfg_attr\(loom\b' crates/*/src crates/*/tests src || true)
 if [ -n "$bare" ]; then
-  echo "cfg(loom) used where cfg(shmkit_loom) is meant:"
+  echo "cfg(shmkit_loom) used where cfg(shmkit_loom) is meant:"
   echo "$bare"
   exit 1
 fi

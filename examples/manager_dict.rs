@@ -1,5 +1,6 @@
 //! `Manager().dict()`: two processes insert into a shared dict — here without a server
-//! process: the dict lives in shared memory under a robust lock.
+//! process: the dict is a hash map in shared memory (readers take no lock, writers share
+//! a robust one) that grows as Python's does.
 //!
 //! ```python
 //! def f(d, i): d[i] = 100 + i
@@ -9,18 +10,17 @@
 //! ```
 //! Run: `cargo run --example manager_dict`
 
-use shmkit::sync::{Dict, Handle};
+use shmkit::sync::Dict;
 
-fn insert(args: (Handle<Dict<u32, u32>>, u32)) {
-    let d = args.0.open().expect("open the dict");
-    d.insert(args.1, 100 + args.1).expect("insert");
+fn insert((d, i): (Dict<u32, u32>, u32)) {
+    d.insert(i, 100 + i).expect("insert");
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     shmkit::init();
-    let d = Dict::<u32, u32>::anonymous(4096)?;
+    let d = Dict::<u32, u32>::anonymous()?;
     let ps = (0..2)
-        .map(|i| shmkit::process::spawn(insert, (d.handle(), i)))
+        .map(|i| shmkit::process::spawn(insert, (d.clone(), i)))
         .collect::<Result<Vec<_>, _>>()?;
     for p in ps {
         p.join()?;

@@ -15,9 +15,8 @@ fn section(title: &str) {
 
 // --- 1. A named shared segment, written by a child -------------------------------
 
-/// Runs in a child: open the segment by name and write a greeting into it.
-fn write_greeting(handle: SegmentHandle) -> usize {
-    let seg = handle.open().expect("child opens the segment");
+/// Runs in a child, given the segment itself (it travels by name): write a greeting.
+fn write_greeting(seg: Segment) -> usize {
     let text = format!("hello from child pid {}", std::process::id());
     seg.write(0, &(text.len() as u32)).expect("length fits");
     seg.write_bytes(4, text.as_bytes()).expect("text fits");
@@ -32,7 +31,7 @@ fn segment_tour() -> Result {
         "created /dev/shm/{name}: {} payload bytes, mode 0600",
         seg.len()
     );
-    let written = spawn(write_greeting, seg.handle())?.join()?;
+    let written = spawn(write_greeting, seg.clone())?.join()?;
     let len = seg.read::<u32>(0)? as usize;
     let mut text = vec![0u8; len];
     seg.read_bytes(4, &mut text)?;
@@ -89,38 +88,26 @@ fn process_tour() -> Result {
 
 // --- 3. Shared values, locks, events, a dict ------------------------------------------
 
-use shmkit::sync::{Array, Dict, Event, Handle, Mutex, Value};
+use shmkit::sync::{Array, Dict, Event, Mutex, Value};
 
-fn add_under_lock(counter: Handle<Mutex<u64>>) {
-    let counter = counter.open().expect("open the counter");
+fn add_under_lock(counter: Mutex<u64>) {
     for _ in 0..100_000 {
         *counter.lock().expect("lock") += 1;
     }
 }
 
 /// Take the lock, start an update, and die without finishing it.
-fn die_holding(counter: Handle<Mutex<u64>>) {
-    let counter = counter.open().expect("open the counter");
+fn die_holding(counter: Mutex<u64>) {
     let mut g = counter.lock().expect("lock");
     *g += 1;
     std::process::abort();
 }
 
-/// What the sync scenario hands its child: the value, array, dict and event to fill.
-type Shared = (
-    Handle<Value<i32>>,
-    Handle<Array<i32>>,
-    Handle<Dict<u32, String>>,
-    Handle<Event>,
-);
+/// What the sync scenario hands its child: the value, array, dict and event to fill
+/// (each passed as itself, as Python passes them).
+type Shared = (Value<i32>, Array<i32>, Dict<u32, String>, Event);
 
-fn fill(args: Shared) {
-    let (v, a, d, done) = (
-        args.0.open().expect("value"),
-        args.1.open().expect("array"),
-        args.2.open().expect("dict"),
-        args.3.open().expect("event"),
-    );
+fn fill((v, a, d, done): Shared) {
     v.set(100).expect("set");
     for i in 0..a.len() {
         a.set(i, i as i32 * 2).expect("set");
@@ -134,10 +121,10 @@ fn sync_tour() -> Result {
     section("Value, Array, Manager().dict(), Event (multiprocessing.Value / Array / Event)");
     let v = Value::anonymous(0i32)?;
     let a = Array::<i32>::anonymous_zeroed(5)?;
-    let d = Dict::<u32, String>::anonymous(4096)?;
+    let d = Dict::<u32, String>::anonymous()?;
     let done = Event::anonymous()?;
     d.insert(0, "from the parent".into())?;
-    let child = spawn(fill, (v.handle(), a.handle(), d.handle(), done.handle()))?;
+    let child = spawn(fill, (v.clone(), a.clone(), d.clone(), done.clone()))?;
     let seen = done.wait_timeout(std::time::Duration::from_secs(30));
     child.join()?;
     println!(
@@ -151,7 +138,7 @@ fn sync_tour() -> Result {
     let counter = Mutex::anonymous(0u64)?;
     let t0 = Instant::now();
     let workers = (0..2)
-        .map(|_| spawn(add_under_lock, counter.handle()))
+        .map(|_| spawn(add_under_lock, counter.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     for w in workers {
         w.join()?;
@@ -161,7 +148,7 @@ fn sync_tour() -> Result {
         *counter.lock()?,
         t0.elapsed()
     );
-    let crashed = spawn(die_holding, counter.handle())?.join();
+    let crashed = spawn(die_holding, counter.clone())?.join();
     println!(
         "a child died holding the lock: {}",
         crashed.err().map(|e| e.to_string()).unwrap_or_default()

@@ -21,17 +21,19 @@ type Objects = (
     Connection,
     spsc::Producer,
     Value<u32>,
+    Dict<String, u32>,
 );
 
 /// Uses each object it was given; the parent checks what arrived.
 fn use_each(args: Objects) -> u64 {
-    let (segment, queue, pod_queue, conn, mut producer, value) = args;
+    let (segment, queue, pod_queue, conn, mut producer, value, dict) = args;
     segment.write(0, &0xC0FFEEu64).unwrap();
     queue.put(&"from the child".to_owned()).unwrap();
     pod_queue.put(&7).unwrap();
     conn.send(&"over the pipe").unwrap();
     producer.send(b"over the ring").unwrap();
     value.set(99).unwrap();
+    dict.insert("child".into(), 7).unwrap();
     segment.read::<u64>(0).unwrap()
 }
 
@@ -43,6 +45,7 @@ fn every_kind_of_object_passes_to_a_child_as_itself() {
     let (here, there) = Pipe::new().unwrap();
     let (producer, mut consumer) = spsc::channel_anonymous(1 << 12).unwrap();
     let value = Value::anonymous(0u32).unwrap();
+    let dict = Dict::<String, u32>::anonymous().unwrap();
     let mut child = spawn(
         use_each,
         (
@@ -52,6 +55,7 @@ fn every_kind_of_object_passes_to_a_child_as_itself() {
             there.transfer(),
             producer.transfer(),
             value.clone(),
+            dict.clone(),
         ),
     )
     .unwrap();
@@ -64,6 +68,7 @@ fn every_kind_of_object_passes_to_a_child_as_itself() {
     consumer.recv_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"over the ring");
     assert_eq!(value.get().unwrap(), 99);
+    assert_eq!(dict.get(&"child".to_owned()).unwrap(), Some(7));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `shmkit inspect NAME`: the header field by field, then what the payload says — for
 //! rings (SPSC channel, `Queue`, `PodQueue`, `Pipe`) capacity, depth, counters, sides
 //! and sleepers; for robust locks (`Mutex`, `RLock`, `Value`, `Array`, `Dict`) who holds
-//! the lock and whether that process lives.
+//! the lock and whether that process lives; for a `Dict` also its entries, capacity,
+//! load factor and table generation.
 //!
 //! Everything comes from memory another process may have corrupted: the libraries'
 //! inspectors validate each value, and what fails shows as `corrupted: <what>` (exit 1),
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use shmkit_ring::inspect::{ClaimLockView, HandleView, Report, RingView, SideView};
 use shmkit_segment::{Segment, SegmentState};
-use shmkit_sync::inspect::LockView;
+use shmkit_sync::inspect::{DictView, LockView};
 
 use crate::{Row, dash, human_age, human_bytes, row};
 
@@ -25,6 +26,8 @@ struct Inspection {
     ring: Option<Report>,
     /// Lock kinds: the lock snapshot.
     lock: Option<LockView>,
+    /// Dicts: entries, capacity, load factor, generation.
+    dict: Option<DictView>,
     /// Liveness slot -> pids of the live processes holding it (from /proc).
     slot_pids: BTreeMap<u32, Vec<u32>>,
     /// A held lock's holder pid, when it can be known: from /proc for a live holder; for
@@ -45,6 +48,7 @@ pub(crate) fn run(name: &str, json: bool) -> Result<(), String> {
         header: row(&info),
         ring: None,
         lock: None,
+        dict: None,
         slot_pids: BTreeMap::new(),
         lock_holder_pid: None,
         corrupted: Vec::new(),
@@ -107,6 +111,10 @@ fn payload(name: &str, out: &mut Inspection) {
             out.lock = Some(l);
         }
         Ok(None) => {}
+        Err(e) => out.corrupted.push(e.to_string()),
+    }
+    match shmkit_sync::inspect::inspect_dict(&seg) {
+        Ok(d) => out.dict = d,
         Err(e) => out.corrupted.push(e.to_string()),
     }
     if out.ring.is_some() || out.lock.is_some() {
@@ -401,7 +409,33 @@ fn print_payload(out: &Inspection) {
     if let Some(l) = &out.lock {
         print_lock(out, l);
     }
+    if let Some(d) = &out.dict {
+        print_dict(d);
+    }
     for c in &out.corrupted {
         println!("corrupted: {c}");
     }
+}
+
+fn print_dict(d: &DictView) {
+    let bound = d.max_entries.map_or("unbounded (grows)".to_owned(), |n| {
+        format!("at most {n} entries")
+    });
+    println!("dict entries:  {} ({bound})", d.entries);
+    println!(
+        "capacity:      {} entries before the table grows ({} slots)",
+        d.capacity, d.slots
+    );
+    println!("load factor:   {:.2}", d.load_factor);
+    println!(
+        "generation:    {} (table segment {})",
+        d.generation, d.table
+    );
+    println!(
+        "storage:       {} of {} used, {} of it replaced or removed; {} tombstones",
+        human_bytes(d.heap_used),
+        human_bytes(d.heap_bytes),
+        human_bytes(d.heap_garbage),
+        d.tombstones
+    );
 }

@@ -362,6 +362,37 @@ fn inspect_a_lock_whose_holder_was_killed_reports_it_dead() {
 }
 
 #[test]
+fn inspect_a_dict_shows_entries_capacity_load_and_generation() {
+    let name = unique("dict");
+    let _c = Cleanup(name.clone());
+    let d = shmkit::sync::Dict::<u64, String>::create(&name).unwrap();
+    d.update((0..1000).map(|i| (i, i.to_string()))).unwrap();
+    d.remove(&0).unwrap();
+    let out = shmkit(&["inspect", &name]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    assert!(
+        line_with(&text, "dict entries:").contains("999 (unbounded"),
+        "{text}"
+    );
+    let generation = format!("generation:    {} (table segment ", d.generation());
+    assert!(
+        line_with(&text, "generation:").starts_with(&generation),
+        "{text}"
+    );
+    assert!(line_with(&text, "load factor:").contains("0.49"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&shmkit(&["inspect", &name, "--json"]).stdout).unwrap();
+    assert_eq!(v["dict"]["entries"], 999);
+    assert_eq!(v["dict"]["slots"], 2048);
+    assert_eq!(v["dict"]["capacity"], 1536);
+    assert_eq!(v["dict"]["tombstones"], 1);
+    assert_eq!(v["dict"]["generation"], d.generation());
+    assert_eq!(v["dict"]["table"], d.table_segment_name());
+    assert_eq!(v["lock"]["holder"], serde_json::Value::Null);
+}
+
+#[test]
 fn inspect_a_corrupted_segment_says_what_is_wrong_and_never_crashes() {
     // A ring whose positions and state were overwritten.
     let name = unique("corrupt");

@@ -33,14 +33,14 @@ pub enum Error {
         /// What broke it.
         why: String,
     },
-    /// A `Dict` insert that does not fit in the dict's byte capacity.
-    #[error("dict '{name}' is full: {needed} bytes needed, capacity {capacity}")]
+    /// A new key for a bounded `Dict` that already holds its maximum of entries.
+    #[error("dict '{name}' is full: {needed} entries needed, at most {capacity} allowed")]
     Full {
         /// The segment name.
         name: String,
-        /// Bytes the new contents would take.
+        /// Entries the dict would hold with the new key.
         needed: usize,
-        /// Bytes available.
+        /// The dict's bound on entries.
         capacity: usize,
     },
     /// A value read from shared memory failed its check.

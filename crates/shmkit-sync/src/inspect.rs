@@ -34,6 +34,8 @@ use crate::lock::{
 use crate::primitive::Ordering;
 use crate::{Error, Result};
 
+pub use crate::dict::view::{DictView, inspect_dict};
+
 /// A snapshot of one robust lock.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

@@ -53,7 +53,7 @@ mod value;
 
 pub use barrier::Barrier;
 pub use condvar::Condvar;
-pub use dict::Dict;
+pub use dict::{Dict, DictBuilder};
 pub use error::{Error, Result};
 pub use event::Event;
 pub use futex::SpinPolicy;
@@ -76,4 +76,10 @@ pub trait Open: Sized {
 #[doc(hidden)]
 pub mod raw {
     pub use crate::lock::{Acquired, WAITERS, acquire, release, try_acquire};
+}
+
+/// Fault injection for the dict's crash-point tests (not a stable API).
+#[doc(hidden)]
+pub mod dict_faults {
+    pub use crate::dict::crash::{CrashPoint, set_crash_hook};
 }

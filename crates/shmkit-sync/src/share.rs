@@ -21,7 +21,9 @@
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{Array, Barrier, Condvar, Event, Handle, Mutex, RLock, Semaphore, Value};
+use serde::de::DeserializeOwned;
+
+use crate::{Array, Barrier, Condvar, Dict, Event, Handle, Mutex, RLock, Semaphore, Value};
 
 macro_rules! shared_by_handle {
     ($(impl[$($g:tt)*] $ty:ty;)*) => {$(
@@ -69,4 +71,5 @@ shared_by_handle! {
     impl[] Event;
     impl[] Semaphore;
     impl[] Barrier;
+    impl[K: Serialize + DeserializeOwned + 'static, V: Serialize + DeserializeOwned + 'static] Dict<K, V>;
 }

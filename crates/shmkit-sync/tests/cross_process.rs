@@ -374,7 +374,7 @@ fn dict_hold_and_hang(args: (Handle<Dict<u32, String>>, Handle<Event>)) {
 
 #[test]
 fn dict_is_shared_and_survives_a_killed_holder() {
-    let d = Dict::<u32, String>::anonymous(4096).unwrap();
+    let d = Dict::<u32, String>::anonymous().unwrap();
     d.insert(0, "parent".into()).unwrap();
     for i in 1..=3 {
         join(spawn(dict_insert, (d.handle(), i)).unwrap());
@@ -383,7 +383,16 @@ fn dict_is_shared_and_survives_a_killed_holder() {
     let held = Event::anonymous().unwrap();
     let child = spawn(dict_hold_and_hang, (d.handle(), held.handle())).unwrap();
     assert!(held.wait_timeout(LONG));
+    // Readers take no lock: a writer holding it (alive, then dead) never delays them.
+    let t0 = Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(d.get(&2).unwrap().as_deref(), Some("from child 2"));
+        assert!(d.contains_key(&0).unwrap());
+        assert_eq!(d.len().unwrap(), 4);
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     child.kill().unwrap();
+    assert_eq!(d.get(&3).unwrap().as_deref(), Some("from child 3"));
     let t0 = Instant::now();
     d.insert(9, "after the crash".into()).unwrap();
     assert!(t0.elapsed() < Duration::from_secs(1));
@@ -396,10 +405,77 @@ fn dict_is_shared_and_survives_a_killed_holder() {
 
 #[test]
 fn a_full_dict_says_so_and_keeps_its_contents() {
-    let d = Dict::<u32, Vec<u8>>::anonymous(256).unwrap();
+    let d = Dict::<u32, Vec<u8>>::builder()
+        .max_entries(1)
+        .anonymous()
+        .unwrap();
     d.insert(1, vec![1; 100]).unwrap();
     let err = d.insert(2, vec![2; 200]).unwrap_err();
     assert!(matches!(err, Error::Full { .. }), "{err}");
     assert_eq!(d.len().unwrap(), 1);
     assert_eq!(d.get(&1).unwrap(), Some(vec![1; 100]));
+}
+
+fn dict_fill(args: (Handle<Dict<u64, String>>, u64, u64)) -> u64 {
+    let (h, from, to) = args;
+    let d = h.open().unwrap();
+    for k in from..to {
+        d.insert(k, format!("value {k}")).unwrap();
+    }
+    d.generation()
+}
+
+/// A child fills the dict far past its first table: the parent (which made it) moves to
+/// the child's generations and finds every entry; the grown dict goes on working here.
+#[test]
+fn a_dict_grown_by_a_child_is_seen_by_the_parent() {
+    let d = Dict::<u64, String>::anonymous().unwrap();
+    d.insert(u64::MAX, "parent".into()).unwrap();
+    let generation = join(spawn(dict_fill, (d.handle(), 0, 30_000)).unwrap());
+    assert!(generation > 5, "generation {generation}");
+    assert_eq!(d.generation(), generation);
+    assert_eq!(d.len().unwrap(), 30_001);
+    for k in (0..30_000).step_by(101) {
+        assert_eq!(d.get(&k).unwrap(), Some(format!("value {k}")));
+    }
+    assert_eq!(d.get(&u64::MAX).unwrap().as_deref(), Some("parent"));
+    d.insert(30_000, "after".into()).unwrap();
+    assert_eq!(d.len().unwrap(), 30_002);
+}
+
+/// Read keys `0..n` until `stop` is set; every value found must be the one written for
+/// its key (never half-written, never another key's). Returns the reads done.
+fn dict_reader(args: (Handle<Dict<u64, String>>, Handle<Event>, u64)) -> u64 {
+    let (h, stop, n) = args;
+    let d = h.open().unwrap();
+    let stop = stop.open().unwrap();
+    let mut reads = 0;
+    while !stop.is_set() {
+        for k in 0..n {
+            if let Some(v) = d.get(&k).unwrap() {
+                assert_eq!(v, format!("value {k}"), "key {k}");
+            }
+            reads += 1;
+        }
+    }
+    reads
+}
+
+/// Two reader processes read while this process inserts enough to grow the table many
+/// times: readers never block and never see a wrong value; every key is there at the end.
+#[test]
+fn readers_in_other_processes_follow_growth() {
+    let d = Dict::<u64, String>::anonymous().unwrap();
+    let stop = Event::anonymous().unwrap();
+    let readers: Vec<_> = (0..2)
+        .map(|_| spawn(dict_reader, (d.handle(), stop.handle(), 2_000)).unwrap())
+        .collect();
+    for k in 0..20_000 {
+        d.insert(k, format!("value {k}")).unwrap();
+    }
+    stop.set();
+    for r in readers {
+        assert!(join(r) > 0);
+    }
+    assert_eq!(d.len().unwrap(), 20_000);
 }

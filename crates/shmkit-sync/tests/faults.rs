@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use shmkit_process::{Process, spawn};
+use shmkit_sync::dict_faults::{CrashPoint, set_crash_hook};
 use shmkit_sync::{Dict, Event, Handle, Mutex};
 
 shmkit_process::test_support!();
@@ -310,7 +311,7 @@ fn dict_writers_killed_at_random_points() {
     let kills = torture(200) / 4;
     let mut rng = Rng::new("dict_writers_killed_at_random_points");
     let name = unique("kill-dict");
-    let d = Dict::<u64, (u64, u64)>::create(&name, 1 << 12).unwrap();
+    let d = Dict::<u64, (u64, u64)>::create(&name).unwrap();
     let mut last = std::collections::HashMap::<u64, u64>::new();
     let mut max_op = Duration::ZERO;
     for id in 0..kills {
@@ -352,4 +353,182 @@ fn dict_writers_killed_at_random_points() {
     );
     drop(d);
     assert_unlinked(&name);
+    assert_no_tables(&name);
+}
+
+// --- 3. crash points: dict insert, remove and growth -----------------------------------
+
+/// Names in /dev/shm that start with `prefix`: a dict's segment and its tables.
+fn shm_names(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Only the dict's own segment and its current table are linked.
+fn assert_only_current_table(name: &str, d: &Entries) {
+    let mut want = vec![name.to_owned(), d.table_segment_name()];
+    want.sort();
+    assert_eq!(shm_names(name), want, "segments of dict {name}");
+}
+
+fn assert_no_tables(name: &str) {
+    assert_eq!(shm_names(name), Vec::<String>::new(), "left in /dev/shm");
+}
+
+/// Every entry `k -> (k, fnv(k))` is whole, and the count agrees with the entries.
+fn assert_whole(d: &Entries) -> std::collections::BTreeMap<u64, (u64, u64)> {
+    let snap = d.snapshot_timeout(BOUND).unwrap();
+    for (&k, &(n, sum)) in &snap {
+        assert_eq!((n, sum), (k, fnv(k)), "entry {k} torn");
+    }
+    assert_eq!(d.len().unwrap(), snap.len(), "count repaired");
+    snap
+}
+
+static DIE_AT: std::sync::OnceLock<CrashPoint> = std::sync::OnceLock::new();
+
+fn die_if_target(p: CrashPoint) {
+    if DIE_AT.get() == Some(&p) {
+        die();
+    }
+}
+
+/// Child: die at `point` of the first write that reaches it — removing keys `0..` for
+/// `Tombstoned`, inserting new keys `1000..` otherwise (which grows the table soon).
+fn dict_die_at(args: (Handle<Entries>, CrashPoint)) {
+    let (h, point) = args;
+    let d = h.open().unwrap();
+    DIE_AT.set(point).unwrap();
+    set_crash_hook(die_if_target);
+    for k in 0..100_000 {
+        if point == CrashPoint::Tombstoned {
+            d.remove(&k).unwrap();
+        } else {
+            d.insert(1000 + k, (1000 + k, fnv(1000 + k))).unwrap();
+        }
+    }
+    panic!("never reached {point:?}");
+}
+
+/// A writer killed right after each step of an insert, a remove and a growth: the next
+/// writer takes over within the bound, every entry is whole, the count is right, the
+/// half-made or replaced table segment is removed, and the dict goes on growing.
+#[test]
+fn dict_crash_points_in_insert_remove_and_growth() {
+    for point in [
+        CrashPoint::RecordWritten,
+        CrashPoint::HeapBumped,
+        CrashPoint::Published,
+        CrashPoint::Tombstoned,
+        CrashPoint::GrowthCreated,
+        CrashPoint::GrowthFilled,
+        CrashPoint::GrowthPublished,
+        CrashPoint::GrowthUnlinked,
+    ] {
+        let name = unique("dict-step");
+        let d = Entries::create(&name).unwrap();
+        d.update((0..40).map(|k| (k, (k, fnv(k))))).unwrap();
+        let generation = d.generation();
+        join_killed(spawn(dict_die_at, (d.handle(), point)).unwrap());
+        // The new generation counts once published, not before.
+        let grown = matches!(
+            point,
+            CrashPoint::GrowthPublished | CrashPoint::GrowthUnlinked
+        );
+        assert_eq!(d.generation() > generation, grown, "{point:?}");
+        let t0 = Instant::now();
+        d.insert(5000, (5000, fnv(5000))).unwrap(); // takes the lock over, repairs
+        let waited = t0.elapsed();
+        assert!(
+            waited < RECOVERY_BOUND,
+            "{point:?}: recovered in {waited:?}"
+        );
+        assert_eq!(d.recoveries(), 1, "{point:?}");
+        let snap = assert_whole(&d);
+        match point {
+            CrashPoint::Tombstoned => assert!(!snap.contains_key(&0), "{point:?}"),
+            _ => assert!((0..40).all(|k| snap.contains_key(&k)), "{point:?}"),
+        }
+        if point == CrashPoint::Published {
+            assert!(snap.contains_key(&1000), "the published insert is there");
+        }
+        assert_only_current_table(&name, &d);
+        // The dict goes on: more growth, every entry found.
+        d.update((6000..9000).map(|k| (k, (k, fnv(k))))).unwrap();
+        let snap = assert_whole(&d);
+        assert!((6000..9000).all(|k| snap.contains_key(&k)), "{point:?}");
+        assert_only_current_table(&name, &d);
+        drop(d);
+        assert_no_tables(&name);
+    }
+}
+
+/// Child: insert new keys `id << 32 | n` for n = 0, 1, ... (growing the table again and
+/// again) until killed; signals `started` after its first insert.
+fn dict_grower(args: (Handle<Entries>, Handle<Event>, u64)) {
+    let (h, started, id) = args;
+    let d = h.open().unwrap();
+    let started = started.open().unwrap();
+    for n in 0..1_000_000 {
+        let k = id << 32 | n;
+        d.insert(k, (k, fnv(k))).unwrap();
+        if n == 0 {
+            started.set();
+        }
+    }
+    std::thread::sleep(BOUND);
+}
+
+/// Writers that keep growing a `Dict` SIGKILLed at random points (25 by default), many
+/// of them mid-growth: every later operation succeeds within the bound, every entry is
+/// whole, each writer's keys are a gapless prefix (inserts land whole and in order), and
+/// no table segment is left over besides the current one.
+#[test]
+fn dict_growers_killed_at_random_points() {
+    let kills = torture(200) / 8;
+    let mut rng = Rng::new("dict_growers_killed_at_random_points");
+    let name = unique("kill-grow");
+    let d = Entries::create(&name).unwrap();
+    let mut max_op = Duration::ZERO;
+    let first_generation = d.generation();
+    for id in 1..=kills {
+        let started = Event::anonymous().unwrap();
+        let child = spawn(dict_grower, (d.handle(), started.handle(), id)).unwrap();
+        assert!(started.wait_timeout(BOUND), "grower {id} started");
+        // Let it run a random while: up to ~20 ms of inserts and growths.
+        std::thread::sleep(Duration::from_micros(rng.below(20_000)));
+        child.kill().unwrap();
+        join_killed(child);
+        let t0 = Instant::now();
+        d.insert(0, (0, fnv(0))).unwrap();
+        max_op = max_op.max(t0.elapsed());
+        let snap = assert_whole(&d);
+        let mine = snap.range(id << 32..(id + 1) << 32).count() as u64;
+        assert!(mine >= 1, "grower {id}'s first insert");
+        assert!(
+            snap.contains_key(&(id << 32 | (mine - 1))),
+            "grower {id}: {mine} keys, not a prefix"
+        );
+        assert_only_current_table(&name, &d);
+        if snap.len() > 200_000 {
+            d.clear().unwrap();
+        }
+    }
+    assert!(
+        max_op < RECOVERY_BOUND,
+        "an operation after a kill took {max_op:?}"
+    );
+    eprintln!(
+        "dict growers killed: {kills}, take-overs from a dead holder: {}, generations: {}, \
+         slowest operation after a kill: {max_op:?}",
+        d.recoveries(),
+        d.generation() - first_generation
+    );
+    drop(d);
+    assert_no_tables(&name);
 }
