@@ -37,8 +37,8 @@ enum Task {
     /// and writes `<group>.svg` into the output directory.
     #[command(after_help = "Example: cargo bench --bench ring && cargo xtask report")]
     Report {
-        /// Criterion's output directory [default: <target dir>/criterion, where the
-        /// target dir is $CARGO_TARGET_DIR or the workspace's target/].
+        /// Criterion's output directory [default: criterion/ in $CARGO_TARGET_DIR, or in
+        /// the workspace's target/].
         #[arg(long, value_name = "DIR")]
         criterion_dir: Option<PathBuf>,
         /// Where the SVG plots go [default: the workspace's docs/plots].
