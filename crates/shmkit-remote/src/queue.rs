@@ -126,7 +126,7 @@ impl<T> std::fmt::Debug for Queue<T> {
 }
 
 /// An item taken with [`Queue::take`] and not yet acknowledged. If the process dies (or
-/// the lease is dropped) before [`ack`](Self::ack), the item is re-delivered after the
+/// the lease is dropped) before [`Queue::ack`], the item is re-delivered after the
 /// queue's `reclaim_after`.
 #[derive(Debug)]
 pub struct Lease<T> {

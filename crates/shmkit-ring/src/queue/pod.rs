@@ -27,7 +27,7 @@ pub(crate) const TABLE_OFFSET: usize = MPMC_OFFSET + mpmc::HEADER_BYTES;
 pub(crate) const SEQS_OFFSET: usize = TABLE_OFFSET + MAX_HANDLES as usize * mpmc::ENTRY_BYTES;
 
 /// A multi-producer multi-consumer queue of fixed-size `Pod` items: the fast path of
-/// [`Queue`] that skips serialization (lock-free MPMC slots).
+/// [`Queue`](crate::Queue) that skips serialization (lock-free MPMC slots).
 ///
 /// ```
 /// let q = shmkit_ring::PodQueue::<u64>::create(&format!("shmkit-doc-pq-{}", std::process::id()), 1024)?;
@@ -339,7 +339,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         self.q.abandoned()
     }
 
-    /// This handle will put no more items (see [`Queue::close`]).
+    /// This handle will put no more items (see [`Queue::close`](crate::Queue::close)).
     pub fn close(&self) {
         self.h.close();
     }
