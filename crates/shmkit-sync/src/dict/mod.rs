@@ -478,7 +478,7 @@ where
     fn put(&self, t: &Table, hash: u64, key: &[u8], value: &[u8]) -> Result<Step<Option<Vec<u8>>>> {
         let p = t.probe(hash, key)?;
         let size = record_size(key.len() as u64, value.len() as u64);
-        let c = t.counters();
+        let c = t.counters()?;
         let (slot, new_key, was_tomb) = match (p.hit, p.vacant) {
             (Some(hit), _) => (hit.slot, false, false),
             (None, Some((slot, tomb))) => {

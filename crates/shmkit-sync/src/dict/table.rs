@@ -440,15 +440,26 @@ impl Table {
         }
     }
 
-    /// The counters (written under the dict's lock).
-    pub(crate) fn counters(&self) -> Counters {
+    /// The counters (written under the dict's lock), checked: the writer does arithmetic
+    /// with them (DESIGN rule 2), so live entries and tombstones must fit the slots.
+    pub(crate) fn counters(&self) -> Result<Counters> {
         let h = self.header();
-        Counters {
+        let c = Counters {
             len: h.len.load(Ordering::Relaxed),
             tombstones: h.tombstones.load(Ordering::Relaxed),
             heap_used: h.heap_used.load(Ordering::Relaxed),
             garbage: h.garbage.load(Ordering::Relaxed),
+        };
+        if c.len
+            .checked_add(c.tombstones)
+            .is_none_or(|n| n > self.slots)
+        {
+            return Err(self.corrupted(format!(
+                "{} entries and {} tombstones counted in a table of {} slots",
+                c.len, c.tombstones, self.slots
+            )));
         }
+        Ok(c)
     }
 
     /// Live entries, as counted by the writers.

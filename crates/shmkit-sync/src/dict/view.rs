@@ -62,7 +62,7 @@ pub fn inspect_dict(seg: &Segment) -> Result<Option<DictView>> {
     let base = c.base(seg.name())?;
     let name = table_name(&base, generation);
     let t = Table::open(seg.name(), &name, generation)?;
-    let counters = t.counters();
+    let counters = t.counters()?;
     let max = c.max_entries.load(Ordering::Relaxed);
     let table_capacity = t.slots / 4 * 3;
     Ok(Some(DictView {
