@@ -16,9 +16,9 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use shmkit_process::Process;
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, Queue};
-use shmkit_segment::primitive::Ordering;
 use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::{Event, Handle, SpinPolicy, Value};
+use std::sync::atomic::Ordering;
 
 use super::size_label;
 

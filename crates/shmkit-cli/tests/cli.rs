@@ -399,7 +399,7 @@ fn inspect_a_corrupted_segment_says_what_is_wrong_and_never_crashes() {
     let _c = Cleanup(name.clone());
     let (_tx, _rx) = shmkit::ring::spsc::channel(&name, 1 << 12).unwrap();
     let seg = Segment::open(&name).unwrap();
-    use shmkit::segment::primitive::Ordering;
+    use std::sync::atomic::Ordering;
     seg.atomic_u64(0)
         .unwrap()
         .store((1 << 40) + 3, Ordering::SeqCst); // tail

@@ -2,7 +2,7 @@
 //! worker's own result ring.
 
 use crate::func::{ChunkFn, FnToken, Key};
-use crate::primitive::{AtomicU64, Ordering, fence};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering, fence};
 use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
 use serde::{Deserialize, Serialize};
 use shmkit_ring::spsc;
@@ -41,8 +41,8 @@ const TAKEN_WAIT: Duration = Duration::from_secs(10);
 /// rings", so one of the two always sees the other (no lost wake-up); the collector's
 /// sleep is also bounded (it looks for dead workers every 20 ms).
 pub(crate) struct Doorbell<'a> {
-    seq: &'a shmkit_sync::primitive::AtomicU32,
-    sleeping: &'a shmkit_sync::primitive::AtomicU32,
+    seq: &'a AtomicU32,
+    sleeping: &'a AtomicU32,
 }
 
 /// Offset of the doorbell in a control segment of `processes` slots.

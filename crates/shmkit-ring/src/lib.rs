@@ -19,13 +19,24 @@
 //! ```
 //!
 //! Layers, bottom up:
-//! - [`raw`]: the non-blocking cores over a plain memory region — the SPSC byte ring
-//!   ([`raw::spsc`]) and the MPMC slot queue with its dead-producer unblocker
-//!   ([`raw::mpmc`]) — model-checked with loom and run under Miri on heap buffers.
+//! - `raw`: the non-blocking cores over a plain memory region — the SPSC byte ring
+//!   (`raw::spsc`) and the MPMC slot queue with its dead-producer unblocker
+//!   (`raw::mpmc`) — model-checked with loom and run under Miri on heap buffers.
+//!   Crate-private (see the `internals` feature below).
 //! - [`spsc`]: a shared-memory SPSC channel with blocking, timed and `try_` forms, zero-copy
 //!   grants, batches and disconnection detection.
 //! - [`Queue`] (serde items, many producers and consumers, `task_done`/`join`),
 //!   [`PodQueue`] (the `Pod` fast path) and [`Pipe`] / [`Connection`].
+//!
+//! # Features
+//!
+//! - `internals` (off by default): makes public what this crate's own tests, loom models,
+//!   fuzz targets and benches reach into — the `raw` cores, the `wait` layer, the
+//!   `primitive` atomics and the test hooks (`HeapRing::corrupt_tail`,
+//!   `PodQueue::claim_and_abandon_for_test`, ...). **Not covered by semver**: anything it
+//!   exposes may change or disappear in any release. Do not enable it in a library; the
+//!   crate enables it for its own tests through a dev-dependency on itself (the way
+//!   tokio's `test-util` is meant to be used).
 //!
 //! Algorithms, orderings and the disconnection and unblocker arguments are in
 //! `docs/ring.md`; the byte layouts in `docs/memory-layout-ring.md`.
@@ -37,13 +48,23 @@ mod endpoint;
 mod error;
 pub mod inspect;
 mod pipe;
+#[cfg(feature = "internals")]
 pub mod primitive;
+#[cfg(not(feature = "internals"))]
+mod primitive;
 mod queue;
+#[cfg(feature = "internals")]
 pub mod raw;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unreachable_pub)]
+mod raw;
 mod registry;
 pub mod spsc;
-#[doc(hidden)]
+#[cfg(feature = "internals")]
 pub mod wait;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unreachable_pub)]
+mod wait;
 
 pub use error::{Error, Result};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};

@@ -106,6 +106,12 @@ impl Header {
             });
         }
         let Some(kind) = Kind::from_code(self.kind) else {
+            if let Some(name) = Kind::retired_name(self.kind) {
+                return corrupted(format!(
+                    "kind code {} ({name}) is retired: no version of shmkit creates it",
+                    self.kind
+                ));
+            }
             return corrupted(format!("unknown kind code {}", self.kind));
         };
         let available = len.saturating_sub(HEADER_SIZE);
@@ -254,6 +260,12 @@ mod tests {
         assert_eq!(
             corrupted(h.validate(len, Wanted::default())),
             "unknown kind code 999"
+        );
+        let mut h = good;
+        h.kind = 16;
+        assert_eq!(
+            corrupted(h.validate(len, Wanted::default())),
+            "kind code 16 (Pool) is retired: no version of shmkit creates it"
         );
         let mut h = good;
         h.payload_size = 65;

@@ -33,15 +33,15 @@ pub enum Kind {
     Queue,
     /// A duplex `Pipe`.
     Pipe,
-    /// Arguments or results of a child process.
-    ProcessPayload,
-    /// A process pool's shared state.
-    Pool,
     /// An application-defined kind.
     Custom(u32),
 }
 
 const CUSTOM_BASE: u32 = 0x1000;
+
+/// Codes of kinds that no version of shmkit creates any more; never reused for another
+/// kind, so a segment carrying one is refused by name rather than misread.
+const RETIRED: [(u32, &str); 2] = [(15, "ProcessPayload"), (16, "Pool")];
 
 impl Kind {
     /// The number stored in the header.
@@ -61,13 +61,13 @@ impl Kind {
             Kind::MpmcQueue => 12,
             Kind::Queue => 13,
             Kind::Pipe => 14,
-            Kind::ProcessPayload => 15,
-            Kind::Pool => 16,
+            // 15 and 16 are retired (see `RETIRED`).
             Kind::Custom(n) => CUSTOM_BASE.saturating_add(n),
         }
     }
 
-    /// The kind for a header code, `None` for a code no version of shmkit writes.
+    /// The kind for a header code, `None` for a code this version does not know (including
+    /// the retired codes 15 and 16, which no version of shmkit creates).
     pub fn from_code(code: u32) -> Option<Kind> {
         Some(match code {
             1 => Kind::Bytes,
@@ -84,11 +84,14 @@ impl Kind {
             12 => Kind::MpmcQueue,
             13 => Kind::Queue,
             14 => Kind::Pipe,
-            15 => Kind::ProcessPayload,
-            16 => Kind::Pool,
             n if n >= CUSTOM_BASE => Kind::Custom(n - CUSTOM_BASE),
             _ => return None,
         })
+    }
+
+    /// The name a retired code once had (`Some("Pool")` for 16), for the open error.
+    pub(crate) fn retired_name(code: u32) -> Option<&'static str> {
+        RETIRED.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
     }
 }
 
@@ -207,7 +210,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const NAMED: [Kind; 16] = [
+    const NAMED: [Kind; 14] = [
         Kind::Bytes,
         Kind::Value,
         Kind::Array,
@@ -222,8 +225,6 @@ mod tests {
         Kind::MpmcQueue,
         Kind::Queue,
         Kind::Pipe,
-        Kind::ProcessPayload,
-        Kind::Pool,
     ];
 
     #[test]
@@ -236,6 +237,12 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), NAMED.len());
         assert_eq!(Kind::from_code(0), None, "0 is what a zeroed header holds");
+        for (code, name) in RETIRED {
+            assert_eq!(Kind::from_code(code), None, "retired code {code} ({name})");
+            assert!(!codes.contains(&code), "retired code {code} reused");
+            assert_eq!(Kind::retired_name(code), Some(name));
+        }
+        assert_eq!(Kind::retired_name(14), None);
         assert_eq!(Kind::SpscRing.to_string(), "SpscRing");
         assert_eq!(Kind::Custom(7).to_string(), "Custom(7)");
     }

@@ -78,7 +78,7 @@ mod list;
 mod liveness;
 mod name;
 mod open;
-pub mod primitive;
+mod primitive;
 mod raw;
 mod segment;
 mod sparse;

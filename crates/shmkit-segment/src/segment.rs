@@ -210,11 +210,12 @@ impl Segment {
     /// [`OutOfBounds`](Error::OutOfBounds)). Other processes see its operations: this is
     /// how the layers above build futex words and ring indices.
     ///
-    /// Under `cfg(shmkit_loom)` this returns an error: loom cannot model another process's
-    /// memory (see [`primitive`](crate::primitive)).
+    /// The type is [`std::sync::atomic::AtomicU32`]. Under `cfg(shmkit_loom)` it is loom's,
+    /// and this returns an error: loom cannot model another process's memory (loom models
+    /// check the algorithms over heap buffers instead, DESIGN rule 9).
     ///
     /// ```
-    /// use shmkit_segment::primitive::Ordering;
+    /// use std::sync::atomic::Ordering;
     /// let seg = shmkit_segment::Segment::anonymous(64)?;
     /// seg.atomic_u32(4)?.fetch_add(2, Ordering::AcqRel);
     /// assert_eq!(seg.read::<u32>(4)?, 2);

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use shmkit_sync::futex::{self, WaitOutcome};
-//! use shmkit_sync::primitive::AtomicU32;
+//! use std::sync::atomic::AtomicU32;
 //! use std::time::Duration;
 //!
 //! let word = AtomicU32::new(0);

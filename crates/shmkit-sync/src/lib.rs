@@ -31,6 +31,15 @@
 //!   A [`Handle`] is the plain serde value that travels.
 //!
 //! The layouts and the lock word are described in `docs/sync.md`.
+//!
+//! # Features
+//!
+//! - `internals` (off by default): makes public what this crate's own tests and loom
+//!   models reach into — the lock core (`raw`), the dict's fault injection
+//!   (`dict_faults`) and the `primitive` atomics. **Not covered by semver**: anything it
+//!   exposes may change or disappear in any release. The crate enables it for its own
+//!   tests through a dev-dependency on itself (the way tokio's `test-util` is meant to
+//!   be used).
 #![doc(html_root_url = "https://docs.rs/shmkit-sync/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -44,7 +53,10 @@ pub mod futex;
 pub mod inspect;
 mod lock;
 mod mutex;
+#[cfg(feature = "internals")]
 pub mod primitive;
+#[cfg(not(feature = "internals"))]
+mod primitive;
 mod rlock;
 mod semaphore;
 mod share;
@@ -72,14 +84,16 @@ pub trait Open: Sized {
     fn open_handle(seg: &shmkit_segment::SegmentHandle) -> Result<Self>;
 }
 
-/// The lock core, exposed for the loom models in `tests/loom_*.rs` (not a stable API).
-#[doc(hidden)]
+/// The lock core, exposed for the loom models in `tests/loom_*.rs` (feature `internals`,
+/// not covered by semver).
+#[cfg(feature = "internals")]
 pub mod raw {
     pub use crate::lock::{Acquired, WAITERS, acquire, release, try_acquire};
 }
 
-/// Fault injection for the dict's crash-point tests (not a stable API).
-#[doc(hidden)]
+/// Fault injection for the dict's crash-point tests (feature `internals`, not covered by
+/// semver).
+#[cfg(feature = "internals")]
 pub mod dict_faults {
     pub use crate::dict::crash::{CrashPoint, set_crash_hook};
 }

@@ -356,8 +356,9 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     }
 
     /// Claim a slot and never publish it: what a producer killed at the worst moment
-    /// leaves behind. For tests of the unblocker only.
-    #[doc(hidden)]
+    /// leaves behind. For tests of the unblocker only (feature `internals`, not covered by
+    /// semver).
+    #[cfg(feature = "internals")]
     pub fn claim_and_abandon_for_test(&self) -> Result<()> {
         let _claim = self
             .q

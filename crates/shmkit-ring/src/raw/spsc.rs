@@ -803,11 +803,13 @@ impl HeapRing {
     }
 
     /// Overwrite a shared position (tests of corruption handling).
+    #[cfg(feature = "internals")]
     pub fn corrupt_tail(&self, value: u64) {
         self.hdr.tail.pos.store(value, Ordering::Relaxed);
     }
 
     /// Overwrite the length word at byte `offset` of the data area (corruption tests).
+    #[cfg(feature = "internals")]
     pub fn corrupt_word(&mut self, offset: usize, value: u64) {
         assert!(offset / 8 < self.data.len(), "offset outside the data area");
         // SAFETY: the index is in bounds (asserted) of the allocation `self` owns; the

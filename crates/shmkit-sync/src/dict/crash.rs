@@ -29,7 +29,7 @@ static HOOK: OnceLock<fn(CrashPoint)> = OnceLock::new();
 
 /// Install `hook`, called at every [`CrashPoint`] of every dict write in this process
 /// (once per process; later calls are ignored).
-#[doc(hidden)]
+#[cfg(feature = "internals")]
 pub fn set_crash_hook(hook: fn(CrashPoint)) {
     let _ = HOOK.set(hook);
 }

@@ -783,15 +783,16 @@ where
         Handle::new(self.lock.handle())
     }
 
-    /// The current table segment's name (for tests and the fuzzer).
-    #[doc(hidden)]
+    /// The name of the segment that holds the current table generation (the `table` that
+    /// `shmkit inspect` shows for a dict; it changes when the dict grows).
     pub fn table_segment_name(&self) -> String {
         table_name(&self.base, self.generation())
     }
 
     /// Run `f` while holding the dict's lock, with no other change (for tests of crash
-    /// recovery: a process killed inside `f` dies holding the lock).
-    #[doc(hidden)]
+    /// recovery: a process killed inside `f` dies holding the lock). Feature `internals`,
+    /// not covered by semver.
+    #[cfg(feature = "internals")]
     pub fn hold_lock_while(&self, f: impl FnOnce()) -> Result<()> {
         let mut f = Some(f);
         self.write(Deadline::NEVER, |_| {
