@@ -1,6 +1,6 @@
 //! `SegmentHandle`: a serializable reference that reopens a segment in another process.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -101,14 +101,14 @@ impl Serialize for Location {
         // same file; otherwise it is written as the path, which then fails to open.
         let passed = match &wire {
             LocationWire::Proc { pid, fd, file, .. } if *pid == std::process::id() => {
-                // SAFETY: borrowed only while `identity` and `pass` run, neither of which
-                // keeps it. A number closed meanwhile makes them fail (EBADF); one reused
-                // for another file is refused by the identity check.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-                (sys::identity(borrowed).ok() == Some(*file))
-                    .then(|| travel::pass(borrowed, *file))
-                    .flatten()
-                    .map(|index| LocationWire::Passed { index, file: *file })
+                travel::pass(*file, || {
+                    // Reopened by number, never borrowed: `fd` comes from a handle, which
+                    // may be a deserialized (untrusted) value or name a descriptor closed
+                    // or reused since; a failed open or another file leaves the path.
+                    let fd = sys::open_proc_fd(&format!("/proc/self/fd/{fd}")).ok()?;
+                    (sys::identity(fd.as_fd()).ok() == Some(*file)).then_some(fd)
+                })
+                .map(|index| LocationWire::Passed { index, file: *file })
             }
             _ => None,
         };

@@ -4,8 +4,8 @@
 //! serialized on its own names `/proc/<pid>/fd/<n>` of the sending process, which opens
 //! only while the sender still holds that descriptor. A launcher that sends the bytes
 //! over a Unix socket (as `shmkit-process` does for a child's arguments) can do better:
-//! it serializes inside [`collect_descriptors`], which gathers a duplicate of every
-//! anonymous segment's descriptor met on the way (the bytes then name an index into that
+//! it serializes inside [`collect_descriptors`], which gathers a descriptor of every
+//! anonymous segment met on the way (the bytes then name an index into that
 //! list), sends the list with `SCM_RIGHTS`, and the receiver deserializes inside
 //! [`with_descriptors`]. The segment then reaches the child whatever the sender does
 //! meanwhile: `spawn(f, Value::anonymous(0)?)` works though the value is dropped at once.
@@ -15,7 +15,7 @@
 //! let seg = Segment::anonymous(16)?;
 //! seg.write(0, &7u64)?;
 //! let (bytes, fds) = collect_descriptors(|| postcard::to_allocvec(&seg.handle()));
-//! drop(seg); // the sender's last handle: only the collected duplicate keeps it alive
+//! drop(seg); // the sender's last handle: only the collected descriptor keeps it alive
 //! let handle: SegmentHandle =
 //!     with_descriptors(fds, || postcard::from_bytes(&bytes.unwrap())).unwrap();
 //! assert_eq!(handle.open()?.read::<u64>(0)?, 7); // the handle holds its descriptor
@@ -23,7 +23,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// A collected descriptor and the file it is, (device, inode).
 type Collected = (OwnedFd, (u64, u64));
@@ -37,10 +37,10 @@ thread_local! {
 /// (the kernel's `SCM_MAX_FD`, 253), less one for a payload's own memfd.
 pub const MAX_DESCRIPTORS: usize = 252;
 
-/// Run `f` (a serialization), collecting a duplicate of the descriptor of every anonymous
-/// segment whose [`SegmentHandle`](crate::SegmentHandle) it serializes; those handles
-/// are written as an index into the returned list instead of a `/proc` path. Send the
-/// list along with the bytes, and deserialize them inside [`with_descriptors`].
+/// Run `f` (a serialization), collecting a descriptor of every anonymous segment whose
+/// [`SegmentHandle`](crate::SegmentHandle) it serializes; those handles are written as an
+/// index into the returned list instead of a `/proc` path. Send the list along with the
+/// bytes, and deserialize them inside [`with_descriptors`].
 pub fn collect_descriptors<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let outer = OUTGOING.with(|o| o.replace(Some(Vec::new())));
     let r = f();
@@ -60,12 +60,13 @@ pub fn with_descriptors<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Inside [`collect_descriptors`]: the index of `fd`, which is the file `file`, in the
-/// list, a duplicate of it added if that file is not there yet (so a value serialized
-/// twice — once to size it, once to write it — or naming one segment twice sends it
-/// once). `None` outside a collection, when the list is full, or when the duplicate
-/// cannot be made (the handle is then written as a `/proc` path, as outside).
-pub(crate) fn pass(fd: BorrowedFd<'_>, file: (u64, u64)) -> Option<u32> {
+/// Inside [`collect_descriptors`]: the index of the file `file` (device, inode) in the
+/// list, the descriptor `open` gives added if that file is not there yet (so a value
+/// serialized twice — once to size it, once to write it — or naming one segment twice
+/// sends it once, and opens it once). `None` outside a collection (`open` is not called),
+/// when the list is full, or when `open` fails (the handle is then written as a `/proc`
+/// path, as outside).
+pub(crate) fn pass(file: (u64, u64), open: impl FnOnce() -> Option<OwnedFd>) -> Option<u32> {
     OUTGOING.with(|o| {
         let mut o = o.borrow_mut();
         let list = o.as_mut()?;
@@ -73,7 +74,7 @@ pub(crate) fn pass(fd: BorrowedFd<'_>, file: (u64, u64)) -> Option<u32> {
             Some(i) => i,
             None if list.len() >= MAX_DESCRIPTORS => return None,
             None => {
-                list.push((rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()?, file));
+                list.push((open()?, file));
                 list.len() - 1
             }
         };
