@@ -377,15 +377,7 @@ impl Shared {
         if st.closed && st.sched.is_idle() {
             // close() + all done: let the workers drain and exit, then reap them.
             st.sched.close_all();
-            let processes: Vec<Process<()>> = st
-                .workers
-                .iter_mut()
-                .filter_map(|w| {
-                    w.tx = None;
-                    w.rx = None;
-                    w.process.take()
-                })
-                .collect();
+            let processes = detach_workers(&mut st);
             drop(st);
             reap(processes);
             let mut st = self.lock();
@@ -459,15 +451,7 @@ impl Shared {
             }
             st.terminated = true;
             st.closed = true;
-            let processes: Vec<Process<()>> = st
-                .workers
-                .iter_mut()
-                .filter_map(|w| {
-                    w.tx = None;
-                    w.rx = None;
-                    w.process.take()
-                })
-                .collect();
+            let processes = detach_workers(&mut st);
             // Pending first, in order; then those the workers held.
             let (mut unfinished, held) = st.sched.take_all();
             unfinished.extend(held.iter().filter_map(|id| st.running.remove(id)));
@@ -496,4 +480,17 @@ fn reap(processes: Vec<Process<()>>) {
             let _ = p.kill();
         }
     }
+}
+
+/// Drop every worker's rings (so a live worker sees its task ring close and exits) and
+/// take its process, to reap outside the lock.
+fn detach_workers(st: &mut State) -> Vec<Process<()>> {
+    st.workers
+        .iter_mut()
+        .filter_map(|w| {
+            w.tx = None;
+            w.rx = None;
+            w.process.take()
+        })
+        .collect()
 }

@@ -19,7 +19,7 @@ use crate::raw::spsc::Wake;
 use crate::registry::{Registry, Ticket};
 use crate::wait;
 use serde::{Deserialize, Serialize, Serializer};
-use shmkit_segment::{LivenessGuard, Segment, SegmentHandle};
+use shmkit_segment::{Kind, LivenessGuard, Segment, SegmentHandle};
 use shmkit_sync::futex::SpinPolicy;
 use std::sync::{Arc, OnceLock};
 
@@ -61,6 +61,13 @@ pub(crate) struct Handle<F: Flavor> {
 }
 
 impl<F: Flavor> Handle<F> {
+    /// Open the queue `name`, a segment of `kind` for `T` items, as a new handle (the
+    /// open checks the kind and the item type).
+    pub(crate) fn open_named<T: 'static>(name: &str, kind: Kind) -> Result<Self> {
+        let seg = Segment::builder(name).kind(kind).typed::<T>().open()?;
+        Handle::open(Registry::new(Arc::new(seg))?, None)
+    }
+
     /// A new handle of the queue in `reg`: the slot `ticket` reserved for us if it still
     /// is, else a free one.
     pub(crate) fn open(reg: Registry, ticket: Option<Ticket>) -> Result<Self> {

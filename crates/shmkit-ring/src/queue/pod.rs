@@ -160,13 +160,9 @@ impl<T: bytemuck::Pod> PodQueue<T> {
 
     /// Open the queue `name` as a new handle (checks the item type).
     pub fn open(name: &str) -> Result<Self> {
-        let seg = Segment::builder(name)
-            .kind(Kind::MpmcQueue)
-            .typed::<T>()
-            .open()?;
-        Ok(Self::from_handle(Handle::open(
-            Registry::new(Arc::new(seg))?,
-            None,
+        Ok(Self::from_handle(Handle::open_named::<T>(
+            name,
+            Kind::MpmcQueue,
         )?))
     }
 

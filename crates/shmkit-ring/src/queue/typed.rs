@@ -256,13 +256,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// Open the queue `name` as a new handle. [`Mismatch`](shmkit_segment::Error::Mismatch)
     /// (naming both types) if it was created for another item type.
     pub fn open(name: &str) -> Result<Self> {
-        let seg = Segment::builder(name)
-            .kind(Kind::Queue)
-            .typed::<T>()
-            .open()?;
-        Ok(Self::from_handle(Handle::open(
-            Registry::new(Arc::new(seg))?,
-            None,
+        Ok(Self::from_handle(Handle::open_named::<T>(
+            name,
+            Kind::Queue,
         )?))
     }
 
