@@ -74,16 +74,11 @@ impl Encoded {
 /// descriptors ([`shmkit_segment::collect_descriptors`]).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, String> {
     let (data, descriptors) = shmkit_segment::collect_descriptors(|| encode_data(value));
-    let data = data?;
-    if descriptors.len() > shmkit_segment::MAX_DESCRIPTORS {
-        return Err(format!(
-            "it names {} anonymous segments; one message carries at most {} (create some \
-             of them with a name, or pass them in several steps)",
-            descriptors.len(),
-            shmkit_segment::MAX_DESCRIPTORS
-        ));
-    }
-    Ok(Encoded { data, descriptors })
+    // At most `MAX_DESCRIPTORS` (the collection stops there): one `SCM_RIGHTS` message.
+    Ok(Encoded {
+        data: data?,
+        descriptors,
+    })
 }
 
 fn encode_data<T: Serialize + ?Sized>(value: &T) -> Result<EncodedData, String> {
