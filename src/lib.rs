@@ -76,7 +76,7 @@ pub mod prelude {
     pub use shmkit_process::{
         Process, ProcessError, StartMethod, cpu_count, current_process, spawn,
     };
-    pub use shmkit_ring::{Connection, Error as RingError, Pipe, PodQueue, Queue};
+    pub use shmkit_ring::{Connection, Error as RingError, Pipe, PodQueue, Queue, WaitStrategy};
     pub use shmkit_segment::{Error as SegmentError, Segment, SegmentHandle};
     pub use shmkit_sync::{
         Array, Barrier, Condvar, Dict, Error as SyncError, Event, Handle, Mutex, RLock, Semaphore,

@@ -43,6 +43,7 @@ pub struct Builder {
     pub(crate) prefetch: usize,
     pub(crate) init: Option<InitSpec>,
     pub(crate) init_error: Option<Error>,
+    pub(crate) strategy: shmkit_ring::WaitStrategy,
 }
 
 impl Default for Builder {
@@ -54,6 +55,7 @@ impl Default for Builder {
             prefetch: DEFAULT_PREFETCH,
             init: None,
             init_error: None,
+            strategy: shmkit_ring::WaitStrategy::Blocking,
         }
     }
 }
@@ -101,6 +103,15 @@ impl Builder {
                 })
             }
         }
+        self
+    }
+
+    /// How workers wait for tasks and the pool waits for results (default:
+    /// [`WaitStrategy::Blocking`](shmkit_ring::WaitStrategy::Blocking): idle workers
+    /// sleep). `BusyPoll` keeps every idle worker and the pool's collector spinning, a
+    /// core each: for latency-critical pools with cores to spare.
+    pub fn wait(mut self, strategy: shmkit_ring::WaitStrategy) -> Self {
+        self.strategy = strategy;
         self
     }
 

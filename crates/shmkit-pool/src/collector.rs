@@ -11,7 +11,7 @@ use crate::inbox::{self, Inbox};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::schedule::{SEND_BATCH, Scheduler};
 use crate::wire::{Body, Done, INIT_FAILED, Outcome, Task};
-use crate::worker::{self, Doorbell, SLOT_BYTES, WorkerArgs};
+use crate::worker::{self, SLOT_BYTES, WorkerArgs};
 use shmkit_process::{ExitStatus, Process, StartMethod};
 use shmkit_ring::spsc;
 use shmkit_segment::Segment;
@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     pub max_tasks: Option<u64>,
     pub init: Option<InitSpec>,
     pub prefix: String,
+    /// How the workers' rings and the collector wait.
+    pub strategy: shmkit_ring::WaitStrategy,
 }
 
 /// What the pool and its collector thread share.
@@ -78,6 +80,8 @@ pub(crate) struct Shared {
     method: StartMethod,
     max_tasks: Option<u64>,
     init: Option<(FnToken, Vec<u8>)>,
+    /// How the workers' rings and the collector wait.
+    strategy: shmkit_ring::WaitStrategy,
 }
 
 impl Shared {
@@ -108,6 +112,7 @@ impl Shared {
             next_chunk: AtomicU64::new(0),
             method: s.method,
             max_tasks: s.max_tasks,
+            strategy: s.strategy,
         });
         {
             let mut st = shared.lock();
@@ -162,8 +167,8 @@ impl Shared {
     /// Start worker `slot` (again): fresh rings, cleared "started" and "taken" words.
     fn spawn_worker(&self, st: &mut State, slot: usize) -> Result<()> {
         // Anonymous rings: the worker opens them through this process's descriptors.
-        let (tx, rx) = spsc::channel_anonymous(TASK_RING)?;
-        let (result_tx, result_rx) = spsc::channel_anonymous(RESULT_RING)?;
+        let (tx, rx) = spsc::builder(TASK_RING).wait(self.strategy).create()?;
+        let (result_tx, result_rx) = spsc::builder(RESULT_RING).wait(self.strategy).create()?;
         for word in [
             worker::started_offset(slot as u32),
             worker::taken_offset(slot as u32),
@@ -250,7 +255,7 @@ impl Shared {
 
     /// The collector thread: outcomes in, dead workers out, until the pool ends.
     fn collect(self: Arc<Self>) {
-        let bell = match Doorbell::of(&self.control) {
+        let bell = match worker::doorbell(&self.control) {
             Ok(b) => b,
             Err(e) => {
                 self.shut_down(Error::from(e));
@@ -263,7 +268,7 @@ impl Shared {
             if self.poll_results(&mut inbox) == 0
                 && !SpinPolicy::DEFAULT.spin_until(|| self.any_results())
             {
-                bell.sleep(CHECK_EVERY, || self.any_results());
+                self.strategy.park(bell, || self.any_results(), CHECK_EVERY);
             }
             if last_check.elapsed() >= CHECK_EVERY {
                 last_check = Instant::now();

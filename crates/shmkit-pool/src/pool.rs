@@ -144,6 +144,7 @@ impl Pool {
             max_tasks: b.max_tasks,
             init: b.init,
             prefix,
+            strategy: b.strategy,
         })?;
         Ok(Pool {
             shared,

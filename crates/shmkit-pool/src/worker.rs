@@ -2,7 +2,7 @@
 //! worker's own result ring.
 
 use crate::func::{ChunkFn, FnToken, Key};
-use crate::primitive::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::primitive::{AtomicU64, Ordering};
 use crate::wire::{self, Body, Done, INIT_FAILED, INLINE_MAX, Outcome, Task};
 use serde::{Deserialize, Serialize};
 use shmkit_ring::spsc;
@@ -33,56 +33,22 @@ pub(crate) fn taken_offset(slot: u32) -> usize {
 /// unless it is gone).
 const TAKEN_WAIT: Duration = Duration::from_secs(10);
 
-/// The collector's doorbell, on the line after the workers' slots in the control
-/// segment: `seq` (a futex word) and `sleeping`. A worker rings after publishing an
-/// outcome on its result ring; the collector sleeps on `seq` only after raising
-/// `sleeping` and finding every ring empty. The SeqCst fences on both sides order
-/// "publish, then look at `sleeping`" against "raise `sleeping`, then look at the
-/// rings", so one of the two always sees the other (no lost wake-up); the collector's
-/// sleep is also bounded (it looks for dead workers every 20 ms).
-pub(crate) struct Doorbell<'a> {
-    seq: &'a AtomicU32,
-    sleeping: &'a AtomicU32,
-}
-
-/// Offset of the doorbell in a control segment of `processes` slots.
+/// Offset of the collector's doorbell in a control segment of `processes` slots: a
+/// [`WakeWord`](shmkit_sync::wake::WakeWord) on the line after the workers' slots. A
+/// worker notifies it after publishing an outcome on its result ring; the collector
+/// sleeps on it only after announcing the sleep and finding every ring empty (the one
+/// wake-up protocol of shmkit-sync, loom-checked there), and at most 20 ms at a time
+/// (it looks for dead workers in between).
 pub(crate) fn doorbell_offset(processes: usize) -> usize {
     processes * SLOT_BYTES
 }
 
-impl<'a> Doorbell<'a> {
-    /// The doorbell of `control` (its last line).
-    pub(crate) fn of(control: &'a shmkit_segment::Segment) -> shmkit_segment::Result<Self> {
-        let at = control.len().saturating_sub(SLOT_BYTES); // bounds-checked below
-        Ok(Doorbell {
-            seq: control.atomic_u32(at)?,
-            sleeping: control.atomic_u32(at + 4)?,
-        })
-    }
-
-    /// After publishing: wake the collector if it sleeps. A fence and a load when it
-    /// does not (the common case while results stream).
-    pub(crate) fn ring(&self) {
-        // SYNC: SeqCst fence, paired with the one in `sleep`: our ring's tail store
-        // (before) is ordered against our load of `sleeping` (after).
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::Release);
-            shmkit_sync::futex::wake(self.seq, 1);
-        }
-    }
-
-    /// Sleep at most `timeout` unless `ready()` (checked after announcing the sleep).
-    pub(crate) fn sleep(&self, timeout: std::time::Duration, ready: impl FnOnce() -> bool) {
-        let seq = self.seq.load(Ordering::Acquire);
-        self.sleeping.store(1, Ordering::Relaxed);
-        // SYNC: SeqCst fence, paired with the one in `ring`.
-        fence(Ordering::SeqCst);
-        if !ready() {
-            shmkit_sync::futex::wait(self.seq, seq, Some(timeout));
-        }
-        self.sleeping.store(0, Ordering::Relaxed);
-    }
+/// The doorbell of `control` (its last line).
+pub(crate) fn doorbell(
+    control: &shmkit_segment::Segment,
+) -> shmkit_segment::Result<&shmkit_sync::wake::WakeWord> {
+    // Bounds-checked by `in_segment`.
+    shmkit_sync::wake::WakeWord::in_segment(control, control.len().saturating_sub(SLOT_BYTES))
 }
 
 /// What a worker gets from the pool (through the launcher: the key never touches
@@ -121,7 +87,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     ) else {
         return;
     };
-    let Ok(bell) = Doorbell::of(&control) else {
+    let Ok(bell) = doorbell(&control) else {
         return;
     };
     let mut encoded = Vec::new();
@@ -134,7 +100,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         if results.send(&encoded).is_err() {
             return false;
         }
-        bell.ring();
+        results.wait_strategy().notify(bell);
         true
     };
     if let Some((token, input)) = init {

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring, SpscHeader};
-use crate::wait::{self, SLICE};
+use crate::wait::{SLICE, WaitStrategy};
 use shmkit_segment::Segment;
 use shmkit_segment::transit::ProcessId;
 use shmkit_sync::futex::{Deadline, SpinPolicy};
@@ -163,9 +163,10 @@ pub(crate) fn set_state(ring: &Ring, producer: bool, state: u32) {
 
 /// Wake everybody sleeping on this ring (after a state change the peer must notice).
 pub(crate) fn wake_all(ring: &Ring) {
+    // Whatever the strategy: closing is rare, and a waiter that is asleep must see it.
     let m = &ring.header().meta;
-    wait::notify(&m.data_wake, true);
-    wait::notify(&m.space_wake, true);
+    m.data_wake.notify();
+    m.space_wake.notify();
 }
 
 /// The sending half of one ring.
@@ -176,11 +177,14 @@ pub(crate) struct TxEnd {
     pub(crate) core: ProducerCore,
     pub(crate) peer: Peer,
     pub(crate) spin: SpinPolicy,
+    /// The ring's wait strategy (from its header, validated at attach).
+    pub(crate) strategy: WaitStrategy,
 }
 
 impl TxEnd {
     pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
         let core = ProducerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        let strategy = WaitStrategy::load(&ring.header().meta.wait_strategy, seg.name())?;
         receiver_words(&ring, true).0.store(0, Ordering::Relaxed);
         set_state(&ring, true, STATE_ATTACHED);
         Ok(TxEnd {
@@ -192,6 +196,7 @@ impl TxEnd {
                 is_producer: false,
             },
             spin: SpinPolicy::DEFAULT,
+            strategy,
         })
     }
 
@@ -206,7 +211,7 @@ impl TxEnd {
     /// After a publication of `tail` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify_published(&self.ring.header().meta.data_wake, false);
+        self.strategy.notify(&self.ring.header().meta.data_wake);
     }
 
     pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
@@ -248,7 +253,7 @@ impl TxEnd {
             if self.spin.spin_until(fits) {
                 continue;
             }
-            ask_kernel = wait::sleep(
+            ask_kernel = self.strategy.park(
                 &self.ring.header().meta.space_wake,
                 move || ring.used_bytes() + rec <= cap,
                 dl.slice(SLICE),
@@ -298,11 +303,14 @@ pub(crate) struct RxEnd {
     pub(crate) core: ConsumerCore,
     pub(crate) peer: Peer,
     pub(crate) spin: SpinPolicy,
+    /// The ring's wait strategy (from its header, validated at attach).
+    pub(crate) strategy: WaitStrategy,
 }
 
 impl RxEnd {
     pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
         let core = ConsumerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        let strategy = WaitStrategy::load(&ring.header().meta.wait_strategy, seg.name())?;
         receiver_words(&ring, false).0.store(0, Ordering::Relaxed);
         set_state(&ring, false, STATE_ATTACHED);
         Ok(RxEnd {
@@ -314,6 +322,7 @@ impl RxEnd {
                 is_producer: true,
             },
             spin: SpinPolicy::DEFAULT,
+            strategy,
         })
     }
 
@@ -328,7 +337,7 @@ impl RxEnd {
     /// After a publication of `head` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
-        wait::notify_published(&self.ring.header().meta.space_wake, false);
+        self.strategy.notify(&self.ring.header().meta.space_wake);
     }
 
     /// Copy one message out if there is one: `Ok(false)` if empty.
@@ -385,7 +394,7 @@ impl RxEnd {
             if self.spin.spin_until(move || ring.has_data()) {
                 return Ok(true);
             }
-            ask_kernel = wait::sleep(
+            ask_kernel = self.strategy.park(
                 &self.ring.header().meta.data_wake,
                 move || ring.has_data(),
                 dl.slice(SLICE),

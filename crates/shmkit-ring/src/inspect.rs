@@ -36,8 +36,10 @@ use crate::registry::{
     CONS_LOCK_OFFSET, HANDLES_OFFSET, HandleEntry, MAX_HANDLES, QueueHeader, READY, REGISTRY_BYTES,
     state,
 };
+use crate::wait::WaitStrategy;
 use serde::Serialize;
 use shmkit_segment::{Kind, Segment};
+use shmkit_sync::wake::WakeWord;
 
 /// A snapshot of one ring segment.
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +161,8 @@ pub struct RingView {
     pub depth_bytes: u64,
     /// Messages in flight (`sent - received`).
     pub depth_messages: u64,
+    /// How the sides wait: `blocking`, `busy-poll`, `backoff` (or `unknown code N`).
+    pub wait_strategy: String,
     /// The producing side (its state word is unused by `Queue`s: see [`QueueView`]).
     pub producer: SideView,
     /// The consuming side.
@@ -238,6 +242,8 @@ pub struct PodQueueView {
     pub depth: u64,
     /// Slots skipped because their producer died mid-write.
     pub abandoned: u64,
+    /// How producers and consumers wait: `blocking`, `busy-poll`, `backoff`.
+    pub wait_strategy: String,
     /// A consumer may be asleep waiting for items.
     pub consumers_asleep: bool,
     /// A producer may be asleep waiting for room.
@@ -316,12 +322,23 @@ fn state_name(word: u32) -> &'static str {
     }
 }
 
+/// The wait strategy a header records, by name; an unknown code is a problem.
+fn strategy_name(word: &AtomicU32, problems: &mut Vec<String>) -> String {
+    let code = word.load(Ordering::Relaxed);
+    match WaitStrategy::from_code(code) {
+        Some(s) => s.as_str().to_owned(),
+        None => {
+            problems.push(format!("wait strategy code {code} is unknown"));
+            format!("unknown code {code}")
+        }
+    }
+}
+
 fn side(
     seg: &Segment,
     state: &AtomicU32,
     slot: Option<u32>,
-    sleepers: &AtomicU32,
-    seq: &AtomicU32,
+    wake: &WakeWord,
     role: &str,
     problems: &mut Vec<String>,
 ) -> SideView {
@@ -335,8 +352,8 @@ fn side(
         state: state_name(word),
         state_word: word,
         alive: slot.and_then(|s| seg.is_alive(s).ok()),
-        asleep: sleepers.load(Ordering::Relaxed) != 0,
-        wakeups: seq.load(Ordering::Relaxed),
+        asleep: wake.has_sleepers(),
+        wakeups: wake.sequence(),
     }
 }
 
@@ -386,8 +403,7 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
         seg,
         &m.producer_state,
         slots.map(|s| s.0),
-        &m.space_wake.sleepers,
-        &m.space_wake.seq,
+        &m.space_wake,
         "producer",
         &mut problems,
     );
@@ -395,8 +411,7 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
         seg,
         &m.consumer_state,
         slots.map(|s| s.1),
-        &m.data_wake.sleepers,
-        &m.data_wake.seq,
+        &m.data_wake,
         "consumer",
         &mut problems,
     );
@@ -409,6 +424,7 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
         received,
         depth_bytes: used.min(cap),
         depth_messages: in_flight,
+        wait_strategy: strategy_name(&m.wait_strategy, &mut problems),
         producer,
         consumer,
         problems,
@@ -543,7 +559,7 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
         handles,
         in_transit: in_transit(seg),
         unfinished,
-        join_asleep: h.join_wake.sleepers.load(Ordering::Relaxed) != 0,
+        join_asleep: h.join_wake.has_sleepers(),
         put_lock,
         get_lock,
         problems,
@@ -615,8 +631,9 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
         received: head,
         depth: depth.min(cap),
         abandoned: m.abandoned.load(Ordering::Relaxed),
-        consumers_asleep: m.data_wake.sleepers.load(Ordering::Relaxed) != 0,
-        producers_asleep: m.space_wake.sleepers.load(Ordering::Relaxed) != 0,
+        wait_strategy: strategy_name(&m.wait_strategy, &mut problems),
+        consumers_asleep: m.data_wake.has_sleepers(),
+        producers_asleep: m.space_wake.has_sleepers(),
         handles,
         claims,
         in_transit: in_transit(seg),

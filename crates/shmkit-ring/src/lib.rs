@@ -67,6 +67,7 @@ pub mod wait;
 mod wait;
 
 pub use error::{Error, Result};
-pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};
-pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue, QueueBuilder};
+pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder};
+pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, PodQueueBuilder, Queue, QueueBuilder};
 pub use registry::MAX_HANDLES;
+pub use wait::WaitStrategy;

@@ -4,6 +4,7 @@
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
+use crate::wait::WaitStrategy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, LivenessGuard, Segment, SegmentHandle};
@@ -46,6 +47,31 @@ impl Pipe {
     /// A pair with `capacity` bytes per direction (a power of two >= 128; the largest
     /// message is `capacity - 8`). `duplex = false` gives `(reader, writer)`.
     pub fn with_capacity(capacity: usize, duplex: bool) -> Result<(Connection, Connection)> {
+        Self::create(capacity, duplex, WaitStrategy::Blocking)
+    }
+
+    /// A builder: capacity, direction and [`WaitStrategy`].
+    ///
+    /// ```
+    /// use shmkit_ring::{Pipe, WaitStrategy};
+    /// let (a, b) = Pipe::builder().capacity(1 << 16).wait(WaitStrategy::Backoff).create()?;
+    /// a.send(&1u32)?;
+    /// assert_eq!(b.recv::<u32>()?, 1);
+    /// # Ok::<(), shmkit_ring::Error>(())
+    /// ```
+    pub fn builder() -> PipeBuilder {
+        PipeBuilder {
+            capacity: DEFAULT_PIPE_CAPACITY,
+            duplex: true,
+            strategy: WaitStrategy::Blocking,
+        }
+    }
+
+    fn create(
+        capacity: usize,
+        duplex: bool,
+        strategy: WaitStrategy,
+    ) -> Result<(Connection, Connection)> {
         let cap = capacity as u64;
         if !spsc::valid_capacity(cap) || cap < 128 {
             return Err(Error::InvalidCapacity {
@@ -59,13 +85,47 @@ impl Pipe {
             .kind(Kind::Pipe)
             .anonymous()?;
         let (a, b) = rings(&seg)?;
-        a.header().init(cap);
-        b.header().init(cap);
+        a.header().init(cap, strategy.code());
+        b.header().init(cap, strategy.code());
         let seg = Arc::new(seg);
         let end0 = Connection::attach(Arc::clone(&seg), 0, duplex)?;
         let end1 = Connection::attach(seg, 1, duplex)?;
         // One-way: end 1 only reads, end 0 only writes; Python returns (reader, writer).
         Ok(if duplex { (end0, end1) } else { (end1, end0) })
+    }
+}
+
+/// Makes a [`Pipe`]'s pair of [`Connection`]s; see [`Pipe::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `create`"]
+pub struct PipeBuilder {
+    capacity: usize,
+    duplex: bool,
+    strategy: WaitStrategy,
+}
+
+impl PipeBuilder {
+    /// Bytes per direction (a power of two >= 128; default 1 MiB).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// One-way: `create` returns `(reader, writer)`, like `Pipe(duplex=False)`.
+    pub fn one_way(mut self) -> Self {
+        self.duplex = false;
+        self
+    }
+
+    /// How the two ends wait for each other (recorded in both rings' headers).
+    pub fn wait(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Create the pair.
+    pub fn create(self) -> Result<(Connection, Connection)> {
+        Pipe::create(self.capacity, self.duplex, self.strategy)
     }
 }
 

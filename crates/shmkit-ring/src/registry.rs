@@ -5,11 +5,11 @@
 
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use crate::raw::spsc::Wake;
-use crate::wait::{self, SLICE};
+use crate::wait::SLICE;
 use shmkit_segment::transit::ProcessId;
 use shmkit_segment::{LivenessGuard, Segment};
 use shmkit_sync::futex::Deadline;
+use shmkit_sync::wake::WakeWord;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ pub(crate) struct QueueHeader {
     /// Items marked `task_done` (items put are the ring's message count).
     pub(crate) done: AtomicU64,
     /// `join` sleeps here.
-    pub(crate) join_wake: Wake,
+    pub(crate) join_wake: WakeWord,
     /// Bit 0 ([`GROWING`]): the ring is sparse and grows and shrinks with what is
     /// unconsumed (queue/growth.rs). Written once before `ready`.
     pub(crate) flags: AtomicU32,
@@ -486,7 +486,7 @@ impl Registry {
             })
             .map_err(|_| Error::TaskDoneTooMany)?;
         if prev + 1 == n {
-            wait::notify(&h.join_wake, true);
+            h.join_wake.notify();
         }
         Ok(())
     }
@@ -502,7 +502,7 @@ impl Registry {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(&h.join_wake, all_done, dl.slice(SLICE));
+            h.join_wake.sleep(all_done, Some(dl.slice(SLICE)));
         }
     }
 }

@@ -20,7 +20,7 @@
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
-use crate::wait;
+use crate::wait::WaitStrategy;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, LivenessGuard, Segment, SegmentHandle};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
@@ -49,7 +49,11 @@ fn ring_of(seg: &Segment) -> Result<Ring> {
     ring_at(seg, 0, cap)
 }
 
-fn create_segment(name: Option<&str>, capacity: usize) -> Result<Arc<Segment>> {
+fn create_segment(
+    name: Option<&str>,
+    capacity: usize,
+    strategy: WaitStrategy,
+) -> Result<Arc<Segment>> {
     let cap = check_capacity(capacity)?;
     let size = HEADER_BYTES + cap as usize;
     let seg = match name {
@@ -63,7 +67,7 @@ fn create_segment(name: Option<&str>, capacity: usize) -> Result<Arc<Segment>> {
             .anonymous()?,
     };
     let ring = ring_of(&seg)?;
-    ring.header().init(cap);
+    ring.header().init(cap, strategy.code());
     Ok(Arc::new(seg))
 }
 
@@ -77,13 +81,68 @@ fn pair(seg: Arc<Segment>) -> Result<(Producer, Consumer)> {
 /// `capacity - 8`) and return both roles. The name is unlinked when the last handle
 /// made in this process is dropped; other processes keep their mappings.
 pub fn channel(name: &str, capacity: usize) -> Result<(Producer, Consumer)> {
-    pair(create_segment(Some(name), capacity)?)
+    builder(capacity).name(name).create()
 }
 
 /// Like [`channel`], over an anonymous (memfd) segment: no name in `/dev/shm`; the
 /// roles reach children by serialization while this process keeps the segment open.
 pub fn channel_anonymous(capacity: usize) -> Result<(Producer, Consumer)> {
-    pair(create_segment(None, capacity)?)
+    builder(capacity).create()
+}
+
+/// A builder for a channel of `capacity` bytes: a name (default: anonymous) and a
+/// [`WaitStrategy`] (default: [`WaitStrategy::Blocking`]).
+///
+/// ```
+/// use shmkit_ring::{spsc, WaitStrategy};
+/// let name = format!("shmkit-doc-spsc-builder-{}", std::process::id());
+/// let (mut tx, mut rx) = spsc::builder(1 << 12)
+///     .name(&name)
+///     .wait(WaitStrategy::Backoff)
+///     .create()?;
+/// tx.send(b"hi")?;
+/// assert_eq!(rx.recv_vec()?, b"hi");
+/// # Ok::<(), shmkit_ring::Error>(())
+/// ```
+pub fn builder(capacity: usize) -> Builder {
+    Builder {
+        name: None,
+        capacity,
+        strategy: WaitStrategy::Blocking,
+    }
+}
+
+/// Makes an SPSC channel; see [`builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `create`"]
+pub struct Builder {
+    name: Option<String>,
+    capacity: usize,
+    strategy: WaitStrategy,
+}
+
+impl Builder {
+    /// A name in `/dev/shm`, so another process can [`Producer::open`] or
+    /// [`Consumer::open`] a role (default: anonymous).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// How the two sides wait for each other (recorded in the ring's header).
+    pub fn wait(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Create the ring and return both roles.
+    pub fn create(self) -> Result<(Producer, Consumer)> {
+        pair(create_segment(
+            self.name.as_deref(),
+            self.capacity,
+            self.strategy,
+        )?)
+    }
 }
 
 fn take_role(seg: &Segment, slot: u32, role: &'static str) -> Result<LivenessGuard> {
@@ -205,7 +264,11 @@ impl Producer {
             .core
             .reserve(len)
             .map_err(|e| Error::from_raw(seg.name(), e))?;
-        Ok(WriteGrant { inner, ring })
+        Ok(WriteGrant {
+            inner,
+            ring,
+            strategy: self.tx.strategy,
+        })
     }
 
     /// Largest message this ring can hold.
@@ -227,6 +290,11 @@ impl Producer {
     pub fn name(&self) -> &str {
         self.tx.seg.name()
     }
+
+    /// How this ring's sides wait for each other (fixed at creation, see [`builder`]).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.tx.strategy
+    }
 }
 
 impl Drop for Producer {
@@ -243,6 +311,7 @@ impl Drop for Producer {
 pub struct WriteGrant<'a> {
     inner: spsc::WriteGrant<'a>,
     ring: Ring,
+    strategy: WaitStrategy,
 }
 
 impl WriteGrant<'_> {
@@ -255,7 +324,7 @@ impl WriteGrant<'_> {
     pub fn commit(self) {
         let ring = self.ring;
         self.inner.commit();
-        wait::notify_published(&ring.header().meta.data_wake, false);
+        self.strategy.notify(&ring.header().meta.data_wake);
     }
 }
 
@@ -348,14 +417,19 @@ impl Consumer {
     }
 
     fn has_message(&mut self) -> Result<bool> {
+        let before = self.rx.core.position();
         let some = self
             .rx
             .core
             .read()
             .map_err(|e| Error::from_raw(self.rx.seg.name(), e))?
             .is_some();
-        // Skipping padding may have moved `head`: let a waiting producer see it.
-        self.rx.notify();
+        // Skipping padding moved `head`: let a waiting producer see it. Only then: the
+        // release that follows the read notifies anyway, and a second fence per message
+        // made the zero-copy path slower than the copying one.
+        if self.rx.core.position() != before {
+            self.rx.notify();
+        }
         Ok(some)
     }
 
@@ -438,7 +512,11 @@ impl Consumer {
         let ring = self.rx.ring;
         let seg = &self.rx.seg; // the name only on error: no allocation per message
         match self.rx.core.read() {
-            Ok(Some(inner)) => Ok(ReadGrant { inner, ring }),
+            Ok(Some(inner)) => Ok(ReadGrant {
+                inner,
+                ring,
+                strategy: self.rx.strategy,
+            }),
             Ok(None) => Err(Error::Empty),
             Err(e) => Err(Error::from_raw(seg.name(), e)),
         }
@@ -468,6 +546,11 @@ impl Consumer {
     pub fn name(&self) -> &str {
         self.rx.seg.name()
     }
+
+    /// How this ring's sides wait for each other (fixed at creation, see [`builder`]).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.rx.strategy
+    }
 }
 
 impl Drop for Consumer {
@@ -484,14 +567,15 @@ impl Drop for Consumer {
 pub struct ReadGrant<'a> {
     inner: spsc::ReadGrant<'a>,
     ring: Ring,
+    strategy: WaitStrategy,
 }
 
 impl ReadGrant<'_> {
     /// Consume the message (and wake the producer if it waits for room).
     pub fn release(self) {
-        let ring = self.ring;
+        let (ring, strategy) = (self.ring, self.strategy);
         self.inner.release();
-        wait::notify_published(&ring.header().meta.space_wake, false);
+        strategy.notify(&ring.header().meta.space_wake);
     }
 }
 

@@ -70,7 +70,7 @@ fn no_lost_wakeup() {
             let _keep = h2;
             let mut p = ProducerCore::attach(ring).unwrap();
             p.try_send(b"wake").unwrap();
-            shmkit_ring::wait::notify_published(&ring.header().meta.data_wake, false);
+            shmkit_ring::WaitStrategy::Blocking.notify(&ring.header().meta.data_wake);
         });
         let mut c = ConsumerCore::attach(ring).unwrap();
         let mut out = Vec::new();

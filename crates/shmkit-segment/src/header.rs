@@ -8,7 +8,7 @@ use crate::kind::{FP_NAME_LEN, Kind, TypeFingerprint};
 /// `b"SHMKIT\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Version of the header and of the layouts built on it.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Value of `ready` once the creator has finished initialising ("REDY").
 pub const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes before the payload; a multiple of 128 so payload structures can be cache-padded.
@@ -253,7 +253,7 @@ mod tests {
         h.version = 99;
         assert_eq!(
             mismatch(h.validate(len, Wanted::default())),
-            ("layout version 2".into(), "layout version 99".into())
+            ("layout version 3".into(), "layout version 99".into())
         );
         let mut h = good;
         h.kind = 999;

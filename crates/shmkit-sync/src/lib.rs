@@ -62,6 +62,7 @@ mod semaphore;
 mod share;
 mod small;
 mod value;
+pub mod wake;
 
 pub use barrier::Barrier;
 pub use condvar::Condvar;

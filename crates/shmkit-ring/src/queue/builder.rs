@@ -5,6 +5,7 @@ use super::growth::{DEFAULT_STEP, VIRTUAL_CAPACITY};
 use crate::Queue;
 use crate::error::{Error, Result};
 use crate::raw::spsc;
+use crate::wait::WaitStrategy;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -20,6 +21,8 @@ pub(crate) struct Shape {
     pub(crate) maxsize: u64,
     /// Bytes reserved or given back at a time (growing rings).
     pub(crate) growth_step: u32,
+    /// How producers and consumers wait for each other.
+    pub(crate) strategy: WaitStrategy,
 }
 
 impl Shape {
@@ -38,6 +41,7 @@ impl Shape {
             growing: false,
             maxsize: 0,
             growth_step: DEFAULT_STEP,
+            strategy: WaitStrategy::Blocking,
         })
     }
 
@@ -47,6 +51,7 @@ impl Shape {
             growing: true,
             maxsize: 0,
             growth_step: DEFAULT_STEP,
+            strategy: WaitStrategy::Blocking,
         }
     }
 }
@@ -99,6 +104,7 @@ impl<T: Serialize + DeserializeOwned + 'static> QueueBuilder<T> {
                 self.shape = Shape {
                     maxsize: self.shape.maxsize,
                     growth_step: self.shape.growth_step,
+                    strategy: self.shape.strategy,
                     ..fixed
                 }
             }
@@ -113,6 +119,13 @@ impl<T: Serialize + DeserializeOwned + 'static> QueueBuilder<T> {
     pub fn growth_step(mut self, bytes: usize) -> Self {
         let step = bytes.clamp(4096, 1 << 30).next_multiple_of(4096);
         self.shape.growth_step = step as u32;
+        self
+    }
+
+    /// How producers and consumers wait for each other (default:
+    /// [`WaitStrategy::Blocking`]); recorded in the queue's header.
+    pub fn wait(mut self, strategy: WaitStrategy) -> Self {
+        self.shape.strategy = strategy;
         self
     }
 

@@ -15,12 +15,12 @@
 
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, Ordering};
-use crate::raw::spsc::Wake;
 use crate::registry::{Registry, Ticket};
-use crate::wait;
+use crate::wait::WaitStrategy;
 use serde::{Deserialize, Serialize, Serializer};
 use shmkit_segment::{Kind, LivenessGuard, Segment, SegmentHandle};
 use shmkit_sync::futex::SpinPolicy;
+use shmkit_sync::wake::WakeWord;
 use std::sync::{Arc, OnceLock};
 
 /// The shared-memory queue behind a handle: how it is mapped and woken.
@@ -33,9 +33,11 @@ pub(crate) trait Flavor: Copy + Sized {
         true
     }
     /// Consumers sleep here waiting for data.
-    fn data_wake(&self) -> &Wake;
+    fn data_wake(&self) -> &WakeWord;
     /// Producers sleep here waiting for space.
-    fn space_wake(&self) -> &Wake;
+    fn space_wake(&self) -> &WakeWord;
+    /// The header word recording the queue's wait strategy.
+    fn strategy_word(&self) -> &AtomicU32;
 }
 
 /// A queue handle as it travels to another process.
@@ -53,6 +55,8 @@ pub(crate) struct Handle<F: Flavor> {
     guard: LivenessGuard,
     pub(crate) flavor: F,
     pub(crate) spin: SpinPolicy,
+    /// The queue's wait strategy (from its header, validated at open).
+    pub(crate) strategy: WaitStrategy,
     /// 1 once this handle has put (it is then a producer, see `Registry::mark_producer`).
     producing: AtomicU32,
     /// The slot reserved by serializing this handle: reserved once, however often it is
@@ -73,6 +77,7 @@ impl<F: Flavor> Handle<F> {
     pub(crate) fn open(reg: Registry, ticket: Option<Ticket>) -> Result<Self> {
         reg.wait_ready()?;
         let flavor = F::attach(&reg.seg)?;
+        let strategy = WaitStrategy::load(flavor.strategy_word(), reg.seg.name())?;
         let guard = match ticket.and_then(|t| reg.take_transit(t)) {
             Some(g) => g,
             None => reg.register(|slot| flavor.accept(slot))?,
@@ -82,6 +87,7 @@ impl<F: Flavor> Handle<F> {
             guard,
             flavor,
             spin: SpinPolicy::DEFAULT,
+            strategy,
             producing: AtomicU32::new(0),
             ticket: OnceLock::new(),
         })
@@ -122,7 +128,8 @@ impl<F: Flavor> Handle<F> {
     /// This handle will put no more items.
     pub(crate) fn close(&self) {
         self.reg.close(self.slot());
-        wait::notify(self.flavor.data_wake(), true);
+        // Whatever the strategy: a closing is rare, and a sleeper must see it.
+        self.flavor.data_wake().notify();
     }
 
     /// Serialize for another process, reserving the receiver's slot (see the module
@@ -165,7 +172,7 @@ impl<F: Flavor> Handle<F> {
 impl<F: Flavor> Drop for Handle<F> {
     fn drop(&mut self) {
         self.reg.unregister(self.slot());
-        wait::notify(self.flavor.data_wake(), true);
-        wait::notify(self.flavor.space_wake(), true);
+        self.flavor.data_wake().notify();
+        self.flavor.space_wake().notify();
     }
 }

@@ -23,5 +23,5 @@ pub(crate) mod pod;
 mod typed;
 
 pub use builder::QueueBuilder;
-pub use pod::PodQueue;
+pub use pod::{PodQueue, PodQueueBuilder};
 pub use typed::{DEFAULT_QUEUE_CAPACITY, Queue};

@@ -5,16 +5,16 @@
 
 use super::handle::{Flavor, Handle, Wire};
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::mpmc::{self, Mpmc};
-use crate::raw::spsc::Wake;
 use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry};
-use crate::wait::{self, SLICE};
+use crate::wait::{SLICE, WaitStrategy};
 use crossbeam_utils::CachePadded;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
+use shmkit_sync::wake::WakeWord;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,36 @@ pub struct PodQueue<T> {
 /// whether the claimant is dead.
 const STALL: Duration = Duration::from_millis(1);
 
+/// Makes a [`PodQueue`]; see [`PodQueue::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `create`"]
+pub struct PodQueueBuilder<T> {
+    name: Option<String>,
+    capacity: usize,
+    strategy: WaitStrategy,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: bytemuck::Pod> PodQueueBuilder<T> {
+    /// A name in `/dev/shm`, so other programs can [`PodQueue::open`] it (default:
+    /// anonymous, shared with children by passing a handle).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// How producers and consumers wait for each other (recorded in the header).
+    pub fn wait(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Create the queue; this handle is its first.
+    pub fn create(self) -> Result<PodQueue<T>> {
+        PodQueue::create_in(self.name.as_deref(), self.capacity, self.strategy)
+    }
+}
+
 impl Flavor for Mpmc {
     fn attach(seg: &Segment) -> Result<Self> {
         // The item size is the segment's type fingerprint (checked at open).
@@ -59,12 +89,16 @@ impl Flavor for Mpmc {
         self.claim_entry(slot)
     }
 
-    fn data_wake(&self) -> &Wake {
+    fn data_wake(&self) -> &WakeWord {
         &self.header().meta.data_wake
     }
 
-    fn space_wake(&self) -> &Wake {
+    fn space_wake(&self) -> &WakeWord {
         &self.header().meta.space_wake
+    }
+
+    fn strategy_word(&self) -> &AtomicU32 {
+        &self.header().meta.wait_strategy
     }
 }
 
@@ -116,15 +150,40 @@ fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
 impl<T: bytemuck::Pod> PodQueue<T> {
     /// Create a named queue of `capacity` items (a power of two, at least 2).
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
-        Self::create_in(Some(name), capacity)
+        Self::create_in(Some(name), capacity, WaitStrategy::Blocking)
     }
 
     /// Create an anonymous queue, shared with children by passing a handle.
     pub fn anonymous(capacity: usize) -> Result<Self> {
-        Self::create_in(None, capacity)
+        Self::create_in(None, capacity, WaitStrategy::Blocking)
     }
 
-    fn create_in(name: Option<&str>, capacity: usize) -> Result<Self> {
+    /// A builder for a queue of `capacity` items: a name (default: anonymous) and a
+    /// [`WaitStrategy`] (default: [`WaitStrategy::Blocking`]).
+    ///
+    /// ```
+    /// use shmkit_ring::{PodQueue, WaitStrategy};
+    /// let q = PodQueue::<u64>::builder(1024).wait(WaitStrategy::BusyPoll).create()?;
+    /// q.put(&7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// assert_eq!(q.wait_strategy(), WaitStrategy::BusyPoll);
+    /// # Ok::<(), shmkit_ring::Error>(())
+    /// ```
+    pub fn builder(capacity: usize) -> PodQueueBuilder<T> {
+        PodQueueBuilder {
+            name: None,
+            capacity,
+            strategy: WaitStrategy::Blocking,
+            _t: PhantomData,
+        }
+    }
+
+    /// How this queue's producers and consumers wait (fixed at creation).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.h.strategy
+    }
+
+    fn create_in(name: Option<&str>, capacity: usize, strategy: WaitStrategy) -> Result<Self> {
         let cap = capacity as u64;
         if !mpmc::valid_capacity(cap) {
             return Err(Error::InvalidCapacity {
@@ -151,6 +210,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         m.item_size
             .store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
         m.table_len.store(MAX_HANDLES, Ordering::Relaxed);
+        m.wait_strategy.store(strategy.code(), Ordering::Relaxed);
         let reg = Registry::new(Arc::new(seg))?;
         // SYNC: Release, publishes the initialised sequences to openers (the Acquire in
         // `Registry::wait_ready`).
@@ -185,7 +245,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         self.q
             .try_push(Some(me), bytemuck::bytes_of(item))
             .map_err(|e| Error::from_raw(self.name(), e))?;
-        wait::notify(&self.q.header().meta.data_wake, true);
+        self.h.strategy.notify(&self.q.header().meta.data_wake);
         Ok(())
     }
 
@@ -205,7 +265,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(
+            self.h.strategy.park(
                 &q.header().meta.space_wake,
                 move || q.has_space(),
                 dl.slice(SLICE),
@@ -227,7 +287,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         let mut v = T::zeroed();
         match self.q.try_pop(bytemuck::bytes_of_mut(&mut v)) {
             Ok(()) => {
-                wait::notify(&self.q.header().meta.space_wake, true);
+                self.h.strategy.notify(&self.q.header().meta.space_wake);
                 Ok(Some(v))
             }
             Err(RawError::Empty) => Ok(None),
@@ -240,7 +300,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         let seg = &self.h.reg.seg;
         let skipped = self.q.try_unblock(|e| seg.is_alive(e).unwrap_or(true));
         if skipped {
-            wait::notify(&self.q.header().meta.space_wake, true);
+            self.h.strategy.notify(&self.q.header().meta.space_wake);
         }
         skipped
     }
@@ -297,7 +357,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            wait::sleep(
+            self.h.strategy.park(
                 &q.header().meta.data_wake,
                 move || q.has_data(),
                 dl.slice(SLICE),

@@ -20,13 +20,14 @@ use crate::endpoint::ring_at;
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
-use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring, Wake};
+use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring};
 use crate::registry::{GROWING, READY, REGISTRY_BYTES, Registry, Taken};
-use crate::wait::{self, SLICE};
+use crate::wait::SLICE;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
+use shmkit_sync::wake::WakeWord;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,12 +177,16 @@ impl Flavor for Ring {
         ring_at(seg, REGISTRY_BYTES, cap)
     }
 
-    fn data_wake(&self) -> &Wake {
+    fn data_wake(&self) -> &WakeWord {
         &self.header().meta.data_wake
     }
 
-    fn space_wake(&self) -> &Wake {
+    fn space_wake(&self) -> &WakeWord {
         &self.header().meta.space_wake
+    }
+
+    fn strategy_word(&self) -> &AtomicU32 {
+        &self.header().meta.wait_strategy
     }
 }
 
@@ -240,7 +245,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             None => builder.anonymous()?,
         };
         let ring = Ring::attach(&seg)?;
-        ring.header().init(cap);
+        ring.header().init(cap, shape.strategy.code());
         let reg = Registry::new(Arc::new(seg))?;
         let h = reg.header();
         h.flags
@@ -308,7 +313,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         let res = self.put_locked(bytes, taken);
         reg.unlock(lock);
         if let Ok(true) = res {
-            wait::notify(&self.ring.header().meta.data_wake, true);
+            self.h.strategy.notify(&self.ring.header().meta.data_wake);
         }
         res
     }
@@ -376,7 +381,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            ask_kernel = wait::sleep(&ring.header().meta.space_wake, fits, dl.slice(SLICE));
+            ask_kernel =
+                self.h
+                    .strategy
+                    .park(&ring.header().meta.space_wake, fits, dl.slice(SLICE));
         }
     }
 
@@ -389,7 +397,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         let res = self.get_locked(taken);
         reg.unlock(lock);
         // Also after an empty read: skipping padding freed room.
-        wait::notify(&self.ring.header().meta.space_wake, true);
+        self.h.strategy.notify(&self.ring.header().meta.space_wake);
         res
     }
 
@@ -479,7 +487,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             if dl.expired() {
                 return Err(Error::Timeout);
             }
-            ask_kernel = wait::sleep(
+            ask_kernel = self.h.strategy.park(
                 &ring.header().meta.data_wake,
                 move || ring.has_data(),
                 dl.slice(SLICE),

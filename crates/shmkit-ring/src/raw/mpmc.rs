@@ -24,7 +24,7 @@ use super::RawError;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
-use super::spsc::Wake;
+use shmkit_sync::wake::WakeWord;
 
 /// Largest number of producer-table entries.
 pub const MAX_PRODUCERS: u32 = 64;
@@ -40,13 +40,14 @@ pub struct MpmcMeta {
     /// Slots skipped because their producer died before publishing.
     pub abandoned: AtomicU64,
     /// Consumers sleep here waiting for items.
-    pub data_wake: Wake,
+    pub data_wake: WakeWord,
     /// Producers sleep here waiting for space.
-    pub space_wake: Wake,
+    pub space_wake: WakeWord,
     /// Number of producer-table entries.
     pub table_len: AtomicU32,
-    /// Reserved (keeps the struct 8-byte sized).
-    pub reserved: AtomicU32,
+    /// The queue's wait strategy (`WaitStrategy` code), written once before the
+    /// segment is ready.
+    pub wait_strategy: AtomicU32,
 }
 
 /// The control block of an MPMC queue. In shared memory it is followed by the
@@ -109,16 +110,10 @@ impl MpmcHeader {
                 capacity: AtomicU64::new(capacity),
                 item_size: AtomicU64::new(item_size as u64),
                 abandoned: AtomicU64::new(0),
-                data_wake: Wake {
-                    seq: AtomicU32::new(0),
-                    sleepers: AtomicU32::new(0),
-                },
-                space_wake: Wake {
-                    seq: AtomicU32::new(0),
-                    sleepers: AtomicU32::new(0),
-                },
+                data_wake: WakeWord::new(),
+                space_wake: WakeWord::new(),
                 table_len: AtomicU32::new(table_len),
-                reserved: AtomicU32::new(0),
+                wait_strategy: AtomicU32::new(0),
             }),
         }
     }

@@ -20,6 +20,7 @@
 use super::{RawError, align8};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+use shmkit_sync::wake::WakeWord;
 
 /// Length word marking "skip to offset 0": the rest of the data area is padding.
 pub const PADDING: u64 = u64::MAX;
@@ -43,17 +44,6 @@ pub struct Side {
     pub count: AtomicU64,
 }
 
-/// A futex word pair used by the wait layer: a sequence the sleeper waits on and a
-/// "someone may sleep" flag, so a waker issues a syscall only when someone sleeps.
-#[repr(C)]
-#[derive(Debug)]
-pub struct Wake {
-    /// Bumped by the waker before each wake syscall; sleepers `futex_wait` on it.
-    pub seq: AtomicU32,
-    /// Nonzero while someone may be asleep on `seq`; the waker clears it and wakes all.
-    pub sleepers: AtomicU32,
-}
-
 /// Read-mostly line: capacity, wake words, side states.
 #[repr(C)]
 #[derive(Debug)]
@@ -61,9 +51,9 @@ pub struct Meta {
     /// Data area size in bytes (power of two), written once before the segment is ready.
     pub capacity: AtomicU64,
     /// The consumer sleeps here waiting for data.
-    pub data_wake: Wake,
+    pub data_wake: WakeWord,
     /// The producer sleeps here waiting for space.
-    pub space_wake: Wake,
+    pub space_wake: WakeWord,
     /// Producer attachment state (see the shared layer's `side_state`).
     pub producer_state: AtomicU32,
     /// Consumer attachment state.
@@ -77,6 +67,11 @@ pub struct Meta {
     pub producer_receiver_start: AtomicU64,
     /// Start time of `consumer_receiver` (stored before it).
     pub consumer_receiver_start: AtomicU64,
+    /// The ring's wait strategy (`WaitStrategy` code), written once before the
+    /// segment is ready.
+    pub wait_strategy: AtomicU32,
+    /// Zero (keeps the line's size a multiple of 8).
+    pub reserved: AtomicU32,
 }
 
 /// The shared control block of one SPSC ring; the data area follows it.
@@ -99,17 +94,8 @@ const _: () = {
     assert!(core::mem::size_of::<SpscHeader>() == HEADER_BYTES);
     assert!(core::mem::align_of::<SpscHeader>() <= 128);
     assert!(core::mem::size_of::<Side>() == 16);
-    assert!(core::mem::size_of::<Meta>() == 56);
+    assert!(core::mem::size_of::<Meta>() == 64);
 };
-
-impl Wake {
-    fn new() -> Self {
-        Wake {
-            seq: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
-        }
-    }
-}
 
 impl SpscHeader {
     /// A fresh header for a data area of `capacity` bytes (heap rings, loom models).
@@ -125,22 +111,28 @@ impl SpscHeader {
             }),
             meta: CachePadded::new(Meta {
                 capacity: AtomicU64::new(capacity),
-                data_wake: Wake::new(),
-                space_wake: Wake::new(),
+                data_wake: WakeWord::new(),
+                space_wake: WakeWord::new(),
                 producer_state: AtomicU32::new(0),
                 consumer_state: AtomicU32::new(0),
                 producer_receiver: AtomicU32::new(0),
                 consumer_receiver: AtomicU32::new(0),
                 producer_receiver_start: AtomicU64::new(0),
                 consumer_receiver_start: AtomicU64::new(0),
+                wait_strategy: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
             }),
         }
     }
 
-    /// Initialise a zeroed header in place (shared memory, before `ready`).
-    pub fn init(&self, capacity: u64) {
+    /// Initialise a zeroed header in place (shared memory, before `ready`): the data
+    /// area's size and the wait strategy's code.
+    pub fn init(&self, capacity: u64, wait_strategy: u32) {
         // Relaxed: the segment's `ready` Release store publishes the whole header.
         self.meta.capacity.store(capacity, Ordering::Relaxed);
+        self.meta
+            .wait_strategy
+            .store(wait_strategy, Ordering::Relaxed);
     }
 }
 
