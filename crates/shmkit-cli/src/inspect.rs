@@ -205,6 +205,7 @@ fn print_ring(out: &Inspection, r: &RingView, slots: Option<(u32, u32)>) {
         human_bytes(r.capacity),
         r.max_message
     );
+    println!("wait strategy: {}", r.wait_strategy);
     println!(
         "depth:         {} in flight, {} bytes ({fill:.1}% full)",
         plural(r.depth_messages, "message"),
@@ -374,6 +375,7 @@ fn print_payload(out: &Inspection) {
                 "capacity:      {} slots of {} bytes",
                 p.capacity, p.item_size
             );
+            println!("wait strategy: {}", p.wait_strategy);
             println!("depth:         {} items", p.depth);
             println!("sent:          {} items (tail)", p.sent);
             println!(

@@ -221,6 +221,10 @@ fn inspect_a_ring_shows_depth_counters_and_sides() {
     );
     assert!(line_with(&text, "sent:").contains("3 messages"), "{text}");
     assert!(
+        line_with(&text, "wait strategy:").contains("blocking"),
+        "{text}"
+    );
+    assert!(
         line_with(&text, "received:").contains("1 message "),
         "{text}"
     );
@@ -240,6 +244,7 @@ fn inspect_a_ring_shows_depth_counters_and_sides() {
     assert_eq!(v["ring"]["sent"], 3);
     assert_eq!(v["ring"]["received"], 1);
     assert_eq!(v["ring"]["depth_messages"], 2);
+    assert_eq!(v["ring"]["wait_strategy"], "blocking");
     assert_eq!(v["ring"]["producer"]["alive"], true);
     assert_eq!(v["corrupted"].as_array().map(Vec::len), Some(0));
 
@@ -247,6 +252,22 @@ fn inspect_a_ring_shows_depth_counters_and_sides() {
     drop(rx);
     let text = stdout(&shmkit(&["inspect", &name]));
     assert!(line_with(&text, "consumer:").contains("closed"), "{text}");
+}
+
+#[test]
+fn inspect_shows_a_rings_wait_strategy() {
+    let name = unique("ring-busy");
+    let _c = Cleanup(name.clone());
+    let (_tx, _rx) = shmkit::ring::spsc::builder(1 << 12)
+        .name(&name)
+        .wait(shmkit::ring::WaitStrategy::BusyPoll)
+        .create()
+        .unwrap();
+    let text = stdout(&shmkit(&["inspect", &name]));
+    assert!(
+        line_with(&text, "wait strategy:").contains("busy-poll"),
+        "{text}"
+    );
 }
 
 #[test]

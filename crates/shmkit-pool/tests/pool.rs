@@ -403,3 +403,36 @@ fn bad_settings_are_refused() {
         Err(Error::Config(_))
     ));
 }
+
+/// The pool's rings and collector wait per the chosen strategy: each one maps, survives
+/// a worker killed mid-task, and ends cleanly.
+#[test]
+fn every_wait_strategy_maps_and_survives_a_death() {
+    use shmkit_ring::WaitStrategy;
+    for strategy in [
+        WaitStrategy::Blocking,
+        WaitStrategy::BusyPoll,
+        WaitStrategy::Backoff,
+    ] {
+        let p = Pool::builder().processes(2).wait(strategy).build().unwrap();
+        let squares = p.map(square, 0..2_000u64).unwrap();
+        assert_eq!(
+            squares,
+            (0..2_000u64).map(|x| x * x).collect::<Vec<_>>(),
+            "{strategy}"
+        );
+        let each = p.map_async(die_on_three, 0..6u32).unwrap();
+        assert!(
+            each.wait_timeout(LONG),
+            "{strategy}: map returns instead of hanging"
+        );
+        let outcomes = each.get_each();
+        assert!(
+            matches!(outcomes[3], Err(Error::WorkerDied { .. })),
+            "{strategy}: {outcomes:?}"
+        );
+        assert_eq!(p.map(square, 0..10u64).unwrap()[9], 81, "{strategy}");
+        p.close();
+        p.join_timeout(LONG).unwrap();
+    }
+}

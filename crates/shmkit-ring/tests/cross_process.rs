@@ -518,3 +518,119 @@ fn pipe_peer_killed_is_disconnected() {
     ));
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+// --- wait strategies ---------------------------------------------------------------
+
+const STRATEGIES: [shmkit_ring::WaitStrategy; 3] = [
+    shmkit_ring::WaitStrategy::Blocking,
+    shmkit_ring::WaitStrategy::BusyPoll,
+    shmkit_ring::WaitStrategy::Backoff,
+];
+
+fn put_all(args: (Queue<u64>, PodQueue<u64>, Connection, u64)) {
+    let (q, pq, conn, n) = args;
+    for i in 0..n {
+        q.put_timeout(&i, LONG).unwrap();
+        pq.put_timeout(&i, LONG).unwrap();
+        conn.send(&i).unwrap();
+    }
+}
+
+/// Every ring kind, built with each strategy, carries messages from a child in order,
+/// and ends with `Disconnected` once the child is gone; the strategy is recorded in the
+/// header, so the child (which only opens the rings) waits the same way.
+#[test]
+fn every_strategy_carries_messages_across_processes() {
+    use shmkit_ring::WaitStrategy;
+    const N: u64 = 2_000;
+    for strategy in STRATEGIES {
+        let name = unique("strategy-spsc");
+        let (tx, mut rx) = spsc::builder(1 << 12)
+            .name(&name)
+            .wait(strategy)
+            .create()
+            .unwrap();
+        // The producer role is taken: a second opener is refused, whatever the strategy.
+        assert!(Producer::open(&name).is_err());
+        assert_eq!(rx.wait_strategy(), strategy);
+        let child = shmkit_process::spawn(produce, (tx.transfer(), N)).unwrap();
+        let mut buf = Vec::new();
+        for i in 0..N {
+            rx.recv_timeout(&mut buf, LONG).unwrap();
+            assert_eq!(buf, payload(i), "{strategy}: message {i}");
+        }
+        assert_eq!(join(child), N);
+        assert!(matches!(
+            rx.recv_timeout(&mut buf, LONG),
+            Err(Error::Disconnected)
+        ));
+        drop(rx);
+        assert_unlinked(&name);
+
+        let q = Queue::<u64>::builder()
+            .maxsize(16)
+            .wait(strategy)
+            .create()
+            .unwrap();
+        let pq = PodQueue::<u64>::builder(16)
+            .wait(strategy)
+            .create()
+            .unwrap();
+        assert_eq!(pq.wait_strategy(), strategy);
+        let (reader, writer) = Pipe::builder()
+            .capacity(1 << 12)
+            .one_way()
+            .wait(strategy)
+            .create()
+            .unwrap();
+        let child =
+            shmkit_process::spawn(put_all, (q.clone(), pq.clone(), writer.transfer(), N)).unwrap();
+        for i in 0..N {
+            assert_eq!(
+                q.get_timeout(LONG).unwrap(),
+                i,
+                "{strategy}: queue item {i}"
+            );
+            assert_eq!(pq.get_timeout(LONG).unwrap(), i, "{strategy}: pod item {i}");
+            assert_eq!(
+                reader.recv_timeout::<u64>(LONG).unwrap(),
+                i,
+                "{strategy}: pipe {i}"
+            );
+        }
+        join(child);
+        assert!(
+            matches!(q.get_timeout(LONG), Err(Error::Disconnected)),
+            "{strategy}"
+        );
+        assert!(
+            matches!(pq.get_timeout(LONG), Err(Error::Disconnected)),
+            "{strategy}"
+        );
+        assert!(matches!(
+            reader.recv_timeout::<u64>(LONG),
+            Err(Error::Disconnected)
+        ));
+        assert_eq!(WaitStrategy::default(), WaitStrategy::Blocking);
+    }
+}
+
+/// A header naming a strategy this version does not know is refused at open, naming the
+/// code, never waited on by guesswork.
+#[test]
+fn an_unknown_wait_strategy_code_is_refused() {
+    let name = unique("strategy-bad");
+    let (tx, rx) = spsc::channel(&name, 1 << 12).unwrap();
+    drop(rx);
+    let seg = shmkit_segment::Segment::open(&name).unwrap();
+    // `meta.wait_strategy`: docs/memory-layout-ring.md.
+    seg.atomic_u32(312).unwrap().store(7, Ordering::Relaxed);
+    match Consumer::open(&name) {
+        Err(Error::Corrupted { what, .. }) => {
+            assert!(what.contains("unknown wait strategy code 7"), "{what}")
+        }
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+    drop((tx, seg));
+    assert_unlinked(&name);
+}

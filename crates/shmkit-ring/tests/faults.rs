@@ -12,7 +12,7 @@ use shmkit_process::Process;
 use shmkit_ring::primitive::Ordering;
 use shmkit_ring::raw::spsc::{HEADER_BYTES, ProducerCore, Ring, SpscHeader};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Error, PodQueue, Queue};
+use shmkit_ring::{Error, PodQueue, Queue, WaitStrategy};
 use shmkit_segment::Segment;
 use std::time::{Duration, Instant};
 
@@ -480,10 +480,41 @@ fn produce_until_killed(args: (String, u32)) {
 /// the next producer attaches and continues on the same ring.
 #[test]
 fn spsc_producer_killed_at_random_points() {
-    let kills = torture(200);
-    let mut rng = Rng::new("spsc_producer_killed_at_random_points");
+    producer_killed(
+        WaitStrategy::Blocking,
+        torture(200),
+        "spsc_producer_killed_at_random_points",
+    );
+}
+
+/// The same on a `BusyPoll` ring (fewer kills: the parent spins while it waits).
+#[test]
+fn busy_poll_spsc_producer_killed_at_random_points() {
+    producer_killed(
+        WaitStrategy::BusyPoll,
+        torture(200) / 4,
+        "busy_poll_spsc_producer_killed_at_random_points",
+    );
+}
+
+/// The same on a `Backoff` ring.
+#[test]
+fn backoff_spsc_producer_killed_at_random_points() {
+    producer_killed(
+        WaitStrategy::Backoff,
+        torture(200) / 4,
+        "backoff_spsc_producer_killed_at_random_points",
+    );
+}
+
+fn producer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
+    let mut rng = Rng::new(test);
     let name = unique("kill-producer");
-    let (tx, mut rx) = spsc::channel(&name, 4096).unwrap();
+    let (tx, mut rx) = spsc::builder(4096)
+        .name(&name)
+        .wait(strategy)
+        .create()
+        .unwrap();
     drop(tx); // every producer is a child that opens the role by name
     let view = RingView::open(&name);
     let mut buf = Vec::new();
@@ -573,8 +604,35 @@ fn consume_until_killed(args: (String, String)) {
 /// twice — and the final drain is consecutive up to the last message sent.
 #[test]
 fn spsc_consumer_killed_at_random_points() {
-    let kills = torture(200) / 4;
-    let mut rng = Rng::new("spsc_consumer_killed_at_random_points");
+    consumer_killed(
+        WaitStrategy::Blocking,
+        torture(200) / 4,
+        "spsc_consumer_killed_at_random_points",
+    );
+}
+
+/// The same on a `BusyPoll` ring.
+#[test]
+fn busy_poll_spsc_consumer_killed_at_random_points() {
+    consumer_killed(
+        WaitStrategy::BusyPoll,
+        torture(200) / 8,
+        "busy_poll_spsc_consumer_killed_at_random_points",
+    );
+}
+
+/// The same on a `Backoff` ring.
+#[test]
+fn backoff_spsc_consumer_killed_at_random_points() {
+    consumer_killed(
+        WaitStrategy::Backoff,
+        torture(200) / 8,
+        "backoff_spsc_consumer_killed_at_random_points",
+    );
+}
+
+fn consumer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
+    let mut rng = Rng::new(test);
     let name = unique("kill-consumer");
     let progress_name = unique("kill-consumer-progress");
     let progress = Segment::create(&progress_name, 64).unwrap();
@@ -582,7 +640,11 @@ fn spsc_consumer_killed_at_random_points() {
         progress.atomic_u64(0).unwrap(),
         progress.atomic_u64(8).unwrap(),
     );
-    let (mut tx, rx) = spsc::channel(&name, 4096).unwrap();
+    let (mut tx, rx) = spsc::builder(4096)
+        .name(&name)
+        .wait(strategy)
+        .create()
+        .unwrap();
     drop(rx);
     let mut sent = 0u64;
     let mut last_read = 0u64; // 1 + seq the previous (dead) consumer had read
@@ -709,10 +771,32 @@ fn pod_produce(args: (PodQueue<Item>, u64, Option<u64>)) {
 /// with abandoned at least the number of deliberate abandons.
 #[test]
 fn mpmc_producers_killed_between_claim_and_publish() {
-    let kills = torture(200) / 4;
-    let mut rng = Rng::new("mpmc_producers_killed_between_claim_and_publish");
+    mpmc_producers_killed(
+        WaitStrategy::Blocking,
+        torture(200) / 4,
+        "mpmc_producers_killed_between_claim_and_publish",
+    );
+}
+
+/// The same on `BusyPoll` and `Backoff` queues.
+#[test]
+fn polling_mpmc_producers_killed_between_claim_and_publish() {
+    for (strategy, test) in [
+        (WaitStrategy::BusyPoll, "busy_poll_mpmc_producers_killed"),
+        (WaitStrategy::Backoff, "backoff_mpmc_producers_killed"),
+    ] {
+        mpmc_producers_killed(strategy, torture(200) / 8, test);
+    }
+}
+
+fn mpmc_producers_killed(strategy: WaitStrategy, kills: u64, test: &str) {
+    let mut rng = Rng::new(test);
     let name = unique("kill-mpmc");
-    let q = PodQueue::<Item>::create(&name, 64).unwrap();
+    let q = PodQueue::<Item>::builder(64)
+        .name(&name)
+        .wait(strategy)
+        .create()
+        .unwrap();
     let seg = Segment::open(&name).unwrap();
     let mut next = std::collections::HashMap::<u64, u64>::new();
     let mut running: Vec<(Process<()>, bool)> = Vec::new();
@@ -884,6 +968,27 @@ fn fixed_queue(name: &str) -> Queue<QItem> {
     Queue::<QItem>::create(name, 4096).unwrap()
 }
 
+/// A 4 KiB fixed ring whose sides busy-poll.
+fn busy_poll_queue(name: &str) -> Queue<QItem> {
+    Queue::<QItem>::builder()
+        .name(name)
+        .capacity_bytes(4096)
+        .wait(WaitStrategy::BusyPoll)
+        .create()
+        .unwrap()
+}
+
+/// A growing ring (as `growing_queue`) whose sides back off.
+fn backoff_queue(name: &str) -> Queue<QItem> {
+    Queue::<QItem>::builder()
+        .name(name)
+        .growth_step(4096)
+        .maxsize(24)
+        .wait(WaitStrategy::Backoff)
+        .create()
+        .unwrap()
+}
+
 /// A growing ring that reserves and gives back 4 KiB at a time, at most 24 items.
 fn growing_queue(name: &str) -> Queue<QItem> {
     Queue::<QItem>::builder()
@@ -981,6 +1086,38 @@ fn q_consume(args: (Queue<QItem>, String)) {
 /// and unlock), while the parent produces and consumes too. No item is delivered twice,
 /// every item is intact, the parent sees its share in order, and at most one item per
 /// kill is unaccounted for (taken by a child that died before it could record it).
+#[test]
+fn busy_poll_queue_claim_lock_holders_killed_at_random_points() {
+    claim_lock_holders_killed(
+        busy_poll_queue,
+        "busy_poll_queue_claim_lock_holders_killed_at_random_points",
+    );
+}
+
+#[test]
+fn backoff_queue_claim_lock_holders_killed_at_random_points() {
+    claim_lock_holders_killed(
+        backoff_queue,
+        "backoff_queue_claim_lock_holders_killed_at_random_points",
+    );
+}
+
+#[test]
+fn busy_poll_queue_consumers_killed_holding_the_claim_lock() {
+    consumers_killed(
+        busy_poll_queue,
+        "busy_poll_queue_consumers_killed_holding_the_claim_lock",
+    );
+}
+
+#[test]
+fn backoff_queue_consumers_killed_holding_the_claim_lock() {
+    consumers_killed(
+        backoff_queue,
+        "backoff_queue_consumers_killed_holding_the_claim_lock",
+    );
+}
+
 #[test]
 fn queue_consumers_killed_holding_the_claim_lock() {
     consumers_killed(fixed_queue, "queue_consumers_killed_holding_the_claim_lock");

@@ -89,3 +89,42 @@ fn no_lost_wakeup() {
         t.join().unwrap();
     });
 }
+
+/// `BusyPoll` and `Backoff`: the producer publishes with no fence and no sleeper check
+/// (`notify` does nothing for them), and the consumer only polls (a `park` for them is
+/// polling between naps). A message can then be late, never lost: the consumer that keeps
+/// polling sees it.
+#[test]
+fn polling_strategies_lose_no_message() {
+    use shmkit_ring::WaitStrategy;
+    for strategy in [WaitStrategy::BusyPoll, WaitStrategy::Backoff] {
+        model(move || {
+            let mut heap = HeapRing::new(64);
+            // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.
+            let ring = unsafe { heap.ring() };
+            let heap = Arc::new(heap);
+            let h2 = heap.clone();
+            let t = loom::thread::spawn(move || {
+                let _keep = h2;
+                let mut p = ProducerCore::attach(ring).unwrap();
+                for i in 0..2u8 {
+                    p.try_send(&msg(i)).unwrap();
+                    strategy.notify(&ring.header().meta.data_wake);
+                }
+            });
+            let mut c = ConsumerCore::attach(ring).unwrap();
+            let mut out = Vec::new();
+            for i in 0..2u8 {
+                loop {
+                    match c.try_recv(&mut out) {
+                        Ok(()) => break,
+                        Err(RawError::Empty) => loom::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                assert_eq!(out, msg(i));
+            }
+            t.join().unwrap();
+        });
+    }
+}
