@@ -5,14 +5,16 @@
 //! - `throughput/{spsc_ring,mpmc,pipe,unix_socket}/{8B,64B,1KiB,64KiB,1MiB}`: stream
 //!   messages to a child that receives (copies out) each; a sync message at the end of
 //!   each sample waits until the child has read everything. `spsc_ring` sends one
-//!   message per call; `spsc_ring_batch32` (8B..1KiB) sends the same stream through
+//!   message per call (on a `Blocking` ring; `spsc_busy_poll` and `spsc_backoff`,
+//!   8B..1KiB, the same on rings built with those wait strategies); `spsc_ring_batch32` (8B..1KiB) sends the same stream through
 //!   `send_batch`, 32 messages per publication. `spsc_zero_copy` writes each message in
 //!   place (`reserve`/`commit`) to a child that reads in place, many per release
 //!   (`read_batch`); `spsc_batch` (8B..1KiB) is `send_batch` into that same child.
 //! - `roundtrip/{cacheline,ring_spin,ring_blocking,pipe,unix_socket}/8B`: ping-pong.
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
-//!   (`SpinPolicy::NEVER`), so it measures the wake-up path.
+//!   (`SpinPolicy::NEVER`), so it measures the wake-up path; `ring_busy_poll` is the
+//!   blocking API on a `BusyPoll` pipe (both sides spin inside `recv`).
 //! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
 //!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
 //!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`).
@@ -24,7 +26,7 @@ mod support;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_ring::spsc::{Consumer, Producer};
-use shmkit_ring::{Error, Queue};
+use shmkit_ring::{Error, Queue, WaitStrategy};
 use std::time::Instant;
 use support::shm::{self, Cacheline, LONG, RingEcho, RingStream};
 use support::{Baseline, Role, Transport};
@@ -104,6 +106,16 @@ fn throughput(c: &mut Criterion) {
     shm::throughput_group(c, &SIZES, |g, size, label, msg| {
         shm::bench_spsc_ring(g, label, msg, RING);
         if size <= 1024 {
+            // The same one-message-per-call stream on rings built with the other wait
+            // strategies: no fence and no sleeper check per message.
+            for (id, strategy) in [
+                ("spsc_busy_poll", WaitStrategy::BusyPoll),
+                ("spsc_backoff", WaitStrategy::Backoff),
+            ] {
+                shm::bench_spsc_ring_with(g, id, strategy, label, msg, RING);
+            }
+        }
+        if size <= 1024 {
             // The same stream through the batch API: 32 messages per publication.
             let mut ring = RingStream::spawn(shm::ring_sink, RING);
             g.bench_function(BenchmarkId::new("spsc_ring_batch32", label), |b| {
@@ -180,8 +192,12 @@ fn roundtrip(c: &mut Criterion) {
     });
     drop(cacheline);
 
-    for (id, spin) in [("ring_spin", true), ("ring_blocking", false)] {
-        let mut echo = RingEcho::spawn(spin);
+    for (id, spin, strategy) in [
+        ("ring_spin", true, WaitStrategy::Blocking),
+        ("ring_blocking", false, WaitStrategy::Blocking),
+        ("ring_busy_poll", false, WaitStrategy::BusyPoll),
+    ] {
+        let mut echo = RingEcho::spawn_with(spin, strategy);
         g.bench_function(BenchmarkId::new(id, "8B"), |b| {
             b.iter_custom(|iters| echo.timed(iters, &msg))
         });

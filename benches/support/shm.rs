@@ -15,7 +15,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use shmkit_process::Process;
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, Queue};
+use shmkit_ring::{Connection, Error, Pipe, Queue, WaitStrategy};
 use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::{Event, Handle, SpinPolicy, Value};
 use std::sync::atomic::Ordering;
@@ -93,7 +93,19 @@ pub struct RingStream {
 impl RingStream {
     /// A ring of `capacity` bytes to a child running `sink` (e.g. [`ring_sink`]).
     pub fn spawn(sink: fn((Consumer, Producer)), capacity: usize) -> RingStream {
-        let (tx, rx) = spsc::channel_anonymous(capacity).expect("ring");
+        Self::spawn_with(sink, capacity, WaitStrategy::Blocking)
+    }
+
+    /// [`spawn`](Self::spawn) over a ring built with `strategy`.
+    pub fn spawn_with(
+        sink: fn((Consumer, Producer)),
+        capacity: usize,
+        strategy: WaitStrategy,
+    ) -> RingStream {
+        let (tx, rx) = spsc::builder(capacity)
+            .wait(strategy)
+            .create()
+            .expect("ring");
         let (ack_tx, ack_rx) = spsc::channel_anonymous(4096).expect("ack ring");
         let child = shmkit_process::spawn(sink, (rx.transfer(), ack_tx.transfer()))
             .expect("spawn ring sink");
@@ -142,8 +154,20 @@ pub fn throughput_group(
 /// `throughput/spsc_ring/<label>`: `msg` copied in with `send` and out with `recv` by
 /// a [`ring_sink`] child, one message per call.
 pub fn bench_spsc_ring(g: &mut BenchmarkGroup<'_, WallTime>, label: &str, msg: &[u8], ring: usize) {
-    let mut stream = RingStream::spawn(ring_sink, ring);
-    g.bench_function(BenchmarkId::new("spsc_ring", label), |b| {
+    bench_spsc_ring_with(g, "spsc_ring", WaitStrategy::Blocking, label, msg, ring);
+}
+
+/// `throughput/<id>/<label>`: [`bench_spsc_ring`] over a ring built with `strategy`.
+pub fn bench_spsc_ring_with(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    strategy: WaitStrategy,
+    label: &str,
+    msg: &[u8],
+    ring: usize,
+) {
+    let mut stream = RingStream::spawn_with(ring_sink, ring, strategy);
+    g.bench_function(BenchmarkId::new(id, label), |b| {
         b.iter_custom(|iters| {
             stream.timed(|tx| {
                 for _ in 0..iters {
@@ -337,7 +361,16 @@ pub struct RingEcho {
 impl RingEcho {
     /// `spin`: busy-poll both sides; otherwise both block with `SpinPolicy::NEVER`.
     pub fn spawn(spin: bool) -> RingEcho {
-        let (conn, theirs) = Pipe::with_capacity(1 << 16, true).expect("pipe");
+        Self::spawn_with(spin, WaitStrategy::Blocking)
+    }
+
+    /// [`spawn`](Self::spawn) over a pipe built with `strategy`.
+    pub fn spawn_with(spin: bool, strategy: WaitStrategy) -> RingEcho {
+        let (conn, theirs) = Pipe::builder()
+            .capacity(1 << 16)
+            .wait(strategy)
+            .create()
+            .expect("pipe");
         let child = if spin {
             shmkit_process::spawn(echo_spin, theirs.transfer())
         } else {
