@@ -233,7 +233,7 @@ impl TxEnd {
                 max,
             });
         }
-        let rec = spsc::record_len(len as u64);
+        let rec = spsc::footprint(len as u64);
         let cap = self.ring.capacity();
         // Ask the kernel about the peer's liveness only after a sleep
         // that nobody cut short: a live peer that keeps waking us costs no syscall.

@@ -380,22 +380,29 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
             ));
         }
     }
+    // `tail` may lag `head` (a producer killed between a record's length word, its
+    // commit point, and the `tail` store; the next producer catches it up): within a
+    // ring's length either way is healthy.
     let used = tail.wrapping_sub(head);
-    if used > cap {
+    let lag = head.wrapping_sub(tail);
+    if used > cap && lag > cap {
         problems.push(format!(
-            "tail {tail} is not within the capacity {cap} ahead of head {head}"
+            "tail {tail} is not within the capacity {cap} of head {head}"
         ));
     }
+    let used = if used > cap { 0 } else { used };
     if received > sent {
         problems.push(format!(
             "consumers released {received} messages, more than the {sent} producers committed"
         ));
     }
     let in_flight = sent.saturating_sub(received);
-    if used <= cap && in_flight > used / spsc::LEN_WORD {
-        // Every record takes at least its 8-byte length word.
+    // Every record takes at least its 8-byte length word (the message count is stored
+    // before the record, `tail` after it: a live producer may be one batch ahead of
+    // `tail`, never a whole ring).
+    if in_flight > cap / spsc::LEN_WORD {
         problems.push(format!(
-            "{in_flight} messages in flight cannot fit in {used} bytes (8 bytes each at least)"
+            "{in_flight} messages in flight cannot fit in {cap} bytes (8 bytes each at least)"
         ));
     }
     let m = &h.meta;

@@ -148,8 +148,10 @@ fn spsc_timeouts_are_bounded() {
     ));
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
     assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
-    tx.send(&[0; 24]).unwrap();
-    tx.send(&[0; 24]).unwrap();
+    // Three 16-byte records and the next length word: 56 of the 64 bytes.
+    for _ in 0..3 {
+        tx.send(&[0; 8]).unwrap();
+    }
     assert!(matches!(tx.try_send(&[1]), Err(Error::Full)));
     let t = Instant::now();
     assert!(matches!(
@@ -216,10 +218,10 @@ fn recv_one_then_hang(mut rx: Consumer) {
 fn spsc_producer_sees_disconnect_when_consumer_is_killed() {
     let (mut tx, rx) = spsc::channel_anonymous(256).unwrap();
     let child = shmkit_process::spawn(recv_one_then_hang, rx.transfer()).unwrap();
-    // Fill the ring with 16-byte records, then wait (bounded) until the child has taken
-    // one: only then does it hold the consumer role, so its death is a disconnection
-    // (a role still in transit is waited for instead).
-    for _ in 0..16 {
+    // Fill the ring with 16-byte records (15 of them and the next length word), then
+    // wait (bounded) until the child has taken one: only then does it hold the consumer
+    // role, so its death is a disconnection (a role still in transit is waited for).
+    for _ in 0..15 {
         tx.send_timeout(&[0; 8], LONG).unwrap();
     }
     let t = Instant::now();
@@ -244,11 +246,16 @@ fn spsc_corrupted_indices_are_reported() {
     let name = unique("corrupt");
     let (mut tx, mut rx) = spsc::channel(&name, 1024).unwrap();
     tx.send(b"ok").unwrap();
+    drop(tx);
     let seg = shmkit_segment::Segment::open(&name).unwrap();
-    // The producer's tail is the first word of the payload.
+    // The producer's tail is the first word of the payload. The consumer never reads
+    // it (it finds records by their length words), so the message is still delivered;
+    // the next producer to attach validates it and refuses.
     seg.atomic_u64(0).unwrap().store(1 << 40, Ordering::Release);
     let mut buf = Vec::new();
-    let r = rx.recv_timeout(&mut buf, Duration::from_secs(1));
+    rx.recv_timeout(&mut buf, Duration::from_secs(1)).unwrap();
+    assert_eq!(buf, b"ok");
+    let r = Producer::open(&name);
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
     // A length word past the capacity.
     let name2 = unique("corrupt-len");
@@ -258,7 +265,7 @@ fn spsc_corrupted_indices_are_reported() {
     seg2.write::<u64>(384, &5000).unwrap();
     let r = rx2.recv_timeout(&mut buf, Duration::from_secs(1));
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
-    drop((tx, rx, tx2, rx2, seg, seg2));
+    drop((rx, tx2, rx2, seg, seg2));
     assert_unlinked(&name);
     assert_unlinked(&name2);
 }
@@ -357,17 +364,18 @@ fn queue_timeouts_full_and_empty() {
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
-    q.put(&vec![0; 50]).unwrap();
-    q.put(&vec![0; 50]).unwrap();
-    assert!(matches!(q.try_put(&vec![0; 50]), Err(Error::Full)));
+    // 128 bytes hold two records of 56 (8 + 41 rounded up) and the next length word.
+    q.put(&vec![0; 40]).unwrap();
+    q.put(&vec![0; 40]).unwrap();
+    assert!(matches!(q.try_put(&vec![0; 40]), Err(Error::Full)));
     assert!(matches!(
-        q.put_timeout(&vec![0; 50], Duration::from_millis(30)),
+        q.put_timeout(&vec![0; 40], Duration::from_millis(30)),
         Err(Error::Timeout)
     ));
     assert!(matches!(q.put(&vec![0; 100]), Err(Error::TooLarge { .. })));
     drop(other);
     // No other handle: a full queue cannot drain.
-    assert!(matches!(q.put(&vec![0; 50]), Err(Error::Disconnected)));
+    assert!(matches!(q.put(&vec![0; 40]), Err(Error::Disconnected)));
     q.close();
     assert!(matches!(q.put(&vec![]), Err(Error::Closed)));
 }

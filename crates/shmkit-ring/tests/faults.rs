@@ -109,8 +109,10 @@ enum SendStep {
     HalfWritten,
     /// The whole payload written, not committed.
     Written,
-    /// The length word written and the private tail advanced, `tail` not yet stored
-    /// (the raw core's `commit_deferred`: the finest step inside `commit`).
+    /// The length word published and the private tail advanced, `tail` not yet stored
+    /// (the raw core's `commit_deferred`: the finest step inside `commit`). The length
+    /// word is the commit point: the message is delivered, and the next producer's
+    /// attach walks `tail` past it.
     LengthWord,
     /// `commit` returned: `tail` is published.
     Committed,
@@ -198,7 +200,8 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 }
             }
             assert!(t0.elapsed() < BOUND);
-            let committed = before + u64::from(step == SendStep::Committed);
+            let committed = before
+                + u64::from(matches!(step, SendStep::Committed | SendStep::LengthWord));
             assert_eq!(
                 got,
                 (0..committed).collect::<Vec<_>>(),

@@ -128,3 +128,48 @@ fn polling_strategies_lose_no_message() {
         });
     }
 }
+
+/// The length word is the commit point: a producer that publishes a record and dies
+/// before storing `tail` (modelled by `commit_deferred` and dropping the core) leaves a
+/// record the consumer reads, and a successor that attaches while the consumer runs
+/// walks `tail` past it — the record is delivered once and never overwritten.
+#[test]
+fn successor_producer_walks_past_an_uncounted_record() {
+    model(|| {
+        let mut heap = HeapRing::new(64);
+        // SAFETY: `heap` is kept alive by the Arc below until both threads are joined.
+        let ring = unsafe { heap.ring() };
+        let heap = Arc::new(heap);
+        {
+            let mut dead = ProducerCore::attach(ring).unwrap();
+            let mut g = dead.reserve(3).unwrap();
+            g.as_mut_slice().copy_from_slice(&msg(0));
+            g.commit_deferred(); // the length word is out, `tail` is not
+        }
+        let h2 = heap.clone();
+        let t = loom::thread::spawn(move || {
+            let _keep = h2;
+            let mut p = ProducerCore::attach(ring).unwrap();
+            loop {
+                match p.try_send(&msg(1)) {
+                    Ok(()) => break,
+                    Err(RawError::Full) => loom::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        let mut c = ConsumerCore::attach(ring).unwrap();
+        let mut out = Vec::new();
+        for i in 0..2u8 {
+            loop {
+                match c.try_recv(&mut out) {
+                    Ok(()) => break,
+                    Err(RawError::Empty) => loom::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(out, msg(i));
+        }
+        t.join().unwrap();
+    });
+}

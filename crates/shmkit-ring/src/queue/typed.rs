@@ -359,7 +359,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         // Hysteresis: once full, wait for an eighth of the ring (or the record, if
         // larger) to drain, so producers and consumers then work on different parts
         // of the ring instead of trading one cache line per item at the full mark.
-        let rec = spsc::record_len(bytes.len() as u64).max(cap / 8);
+        let rec = spsc::footprint(bytes.len() as u64).max(cap / 8);
         let mut ask_kernel = false;
         loop {
             if self.put_once(bytes, dl.remaining())? {

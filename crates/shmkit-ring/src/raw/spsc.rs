@@ -7,15 +7,28 @@
 //! writes the [`PADDING`] marker in place of a length word and the record starts at
 //! offset 0. So every record, and every length word, is 8-byte aligned and contiguous.
 //!
-//! Each side caches the other's position and reloads it only when the cache says the
-//! ring is full (producer) or empty (consumer), so the fast path touches one shared
-//! cache line: its own.
+//! # Publication: the record is the signal
+//! A length word is [`PUBLISHED`]` | len` once its record is complete, and 0 before:
+//! the consumer finds a message by loading the length word at `head` (Acquire), not the
+//! producer's `tail`, so a small message moves one cache line — the one holding it —
+//! as FastForward and the Disruptor do. To keep "0 = nothing yet" true at every
+//! position the consumer can reach, the producer zeroes the length word *after* each
+//! record (the next record's) before it publishes the record's own length word
+//! (Release). So a producer needs the record's bytes plus one word free ([`footprint`]).
+//! A producer that dies before the length word's store published nothing: no torn
+//! message is ever visible.
 //!
-//! Publication: the producer writes the bytes and the length word, then stores `tail`
-//! with `Release`; the consumer loads `tail` with `Acquire` before reading a record.
-//! A producer that dies before that store published nothing: no torn message is ever
-//! visible. Symmetrically the consumer stores `head` with `Release` only after it has
-//! finished reading, and the producer loads it with `Acquire` before reusing the bytes.
+//! The producer still stores `tail` (and its message count) after each record, on its
+//! own line, which the consumer does not read on its fast path: it is the producer's
+//! state for a successor, the sleepers' re-check reads the length word instead. A
+//! successor producer that attaches walks forward from `tail` over records published
+//! but not yet counted in it (a predecessor killed between the two stores) — sound,
+//! because every word it reads was zeroed before the record in front of it was
+//! published.
+//!
+//! The consumer stores `head` with `Release` only after it has finished reading, and the
+//! producer loads it with `Acquire` before reusing the bytes — only when its cached copy
+//! says the ring is full.
 
 use super::{RawError, align8};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
@@ -24,6 +37,10 @@ use shmkit_sync::wake::WakeWord;
 
 /// Length word marking "skip to offset 0": the rest of the data area is padding.
 pub const PADDING: u64 = u64::MAX;
+
+/// Bit of a length word that marks a published record (the rest is its length), so a
+/// zero-length message is never read as "nothing yet" (0).
+pub const PUBLISHED: u64 = 1 << 63;
 
 /// Bytes of a record's length word.
 pub const LEN_WORD: u64 = 8;
@@ -147,12 +164,23 @@ pub const fn record_len(len: u64) -> u64 {
     LEN_WORD + align8(len)
 }
 
+/// Free bytes a producer needs to place a record of `len` bytes (without padding): the
+/// record and the next record's length word, which it zeroes before publishing.
+#[inline]
+pub const fn footprint(len: u64) -> u64 {
+    record_len(len) + LEN_WORD
+}
+
 /// A ring: its header and data area. Copyable; the roles below borrow nothing from it.
 #[derive(Debug, Clone, Copy)]
 pub struct Ring {
     hdr: *const SpscHeader,
     data: *mut u8,
     cap: u64,
+    /// Under loom, the length words live in loom atomics beside the data area (one per
+    /// 8 bytes, see [`HeapRing`]), so loom checks their publication; null elsewhere.
+    #[cfg(shmkit_loom)]
+    words: *const AtomicU64,
 }
 
 // SAFETY: a `Ring` is two pointers into memory that `Ring::new`'s caller guarantees
@@ -171,7 +199,13 @@ impl Ring {
     pub unsafe fn new(hdr: *const SpscHeader, data: *mut u8, cap: u64) -> Self {
         debug_assert!(valid_capacity(cap));
         debug_assert!((data as usize).is_multiple_of(8));
-        Ring { hdr, data, cap }
+        Ring {
+            hdr,
+            data,
+            cap,
+            #[cfg(shmkit_loom)]
+            words: core::ptr::null(),
+        }
     }
 
     /// The shared header.
@@ -202,43 +236,51 @@ impl Ring {
         sent.saturating_sub(recv)
     }
 
-    /// Bytes used (a snapshot; SeqCst loads, as the wait layer's re-check needs).
+    /// Bytes used (a snapshot; SeqCst loads, as the wait layer's re-check needs). 0 while
+    /// `head` is ahead of `tail` (a dead producer's last record was read before its
+    /// `tail` store; the next producer's attach catches `tail` up).
     pub fn used_bytes(&self) -> u64 {
         let h = self.header();
         let t = h.tail.pos.load(Ordering::SeqCst);
         let hd = h.head.pos.load(Ordering::SeqCst);
-        t.wrapping_sub(hd).min(self.cap)
+        let used = t.wrapping_sub(hd);
+        if used > self.cap { 0 } else { used }
     }
 
-    /// Whether committed records remain. `Acquire` (SeqCst, a plain load on x86) pairs
-    /// with the producer's `Release` on `tail`; the sleeper's re-check in the wait
-    /// protocol (docs/ring.md).
+    /// Whether a record (or padding) is published at the consumer's shared `head`: the
+    /// length word there is nonzero. SeqCst, a plain load on x86: the sleeper's re-check
+    /// in the wait protocol, paired with the producer's store of that word before its
+    /// fence (docs/ring.md).
     pub fn has_data(&self) -> bool {
-        let h = self.header();
-        h.tail.pos.load(Ordering::SeqCst) != h.head.pos.load(Ordering::SeqCst)
+        let head = self.header().head.pos.load(Ordering::SeqCst);
+        self.len_word(self.mask(head)).load(Ordering::SeqCst) != 0
+    }
+
+    /// The length word at data offset `off` (rounded down to 8), as an atomic: the
+    /// producer publishes it while the consumer polls it.
+    #[inline]
+    fn len_word(&self, off: u64) -> &AtomicU64 {
+        let off = (off & !7).min(self.cap - 8);
+        #[cfg(not(shmkit_loom))]
+        {
+            // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (clamped above), so the
+            // word lies in the data area (valid for the ring's life, `Ring::new`), and
+            // is 8-aligned because `data` is. Every access to a length word goes through
+            // this atomic; payload bytes, accessed plainly, never overlap a word while
+            // it is a live length word (the SPSC protocol).
+            unsafe { &*self.data.add(off as usize).cast::<AtomicU64>() }
+        }
+        #[cfg(shmkit_loom)]
+        {
+            assert!(!self.words.is_null(), "loom models use HeapRing");
+            // SAFETY: `HeapRing` allocates `cap / 8` words, alive as long as the ring.
+            unsafe { &*self.words.add((off / 8) as usize) }
+        }
     }
 
     #[inline]
     fn mask(&self, pos: u64) -> u64 {
         pos & (self.cap - 1)
-    }
-
-    /// # Safety
-    /// `off` is 8-aligned and `off + 8 <= cap`.
-    #[inline]
-    unsafe fn write_word(&self, off: u64, value: u64) {
-        // SAFETY: caller guarantees the word lies in the data area; it is 8-aligned
-        // because `data` is and `off` is; the bytes belong to the producer (free space).
-        unsafe { self.data.add(off as usize).cast::<u64>().write(value) }
-    }
-
-    /// # Safety
-    /// `off` is 8-aligned and `off + 8 <= cap`.
-    #[inline]
-    unsafe fn read_word(&self, off: u64) -> u64 {
-        // SAFETY: caller guarantees the word lies in the data area and is aligned; the
-        // bytes were published by the producer's Release on `tail`, which we Acquired.
-        unsafe { self.data.add(off as usize).cast::<u64>().read() }
     }
 }
 
@@ -256,20 +298,65 @@ pub struct ProducerCore {
 }
 
 impl ProducerCore {
-    /// Take the producing role, loading and validating both positions.
+    /// Take the producing role, loading and validating both positions, and catching
+    /// `tail` up with records a predecessor published but did not count in it (it died
+    /// between the two stores; see the module docs).
     pub fn attach(ring: Ring) -> Result<Self, RawError> {
         let h = ring.header();
         // Acquire: pairs with a previous producer's Release (a reopened ring).
-        let tail = h.tail.pos.load(Ordering::Acquire);
+        let mut tail = h.tail.pos.load(Ordering::Acquire);
         let head = h.head.pos.load(Ordering::Acquire);
         let sent = h.tail.count.load(Ordering::Relaxed);
-        // Invariant restored: 0 <= tail - head <= capacity, both 8-aligned.
-        if tail.wrapping_sub(head) > ring.cap || !tail.is_multiple_of(8) || !head.is_multiple_of(8)
-        {
+        if !tail.is_multiple_of(8) || !head.is_multiple_of(8) {
+            return Err(RawError::Corrupted(format!(
+                "positions not 8-aligned: head {head}, tail {tail}"
+            )));
+        }
+        // The consumer may already have read past `tail`: records published but not
+        // counted in it. Start from there.
+        let behind = head.wrapping_sub(tail);
+        if behind != 0 && behind <= ring.cap {
+            tail = head;
+        }
+        // Invariant restored: 0 <= tail - head <= capacity - 8 (a committed record always
+        // leaves the next length word free).
+        if tail.wrapping_sub(head) > ring.cap - LEN_WORD {
             return Err(RawError::Corrupted(format!(
                 "positions out of range: head {head}, tail {tail}, capacity {}",
                 ring.cap
             )));
+        }
+        let start = tail;
+        loop {
+            let off = ring.mask(tail);
+            // Acquire, paired with the Release that published it: the record is whole.
+            let word = ring.len_word(off).load(Ordering::Acquire);
+            let step = match word {
+                0 => break,
+                PADDING => ring.cap - off,
+                w if w & PUBLISHED != 0 && (w & !PUBLISHED) <= ring.max_message() as u64 => {
+                    record_len(w & !PUBLISHED)
+                }
+                w => {
+                    return Err(RawError::Corrupted(format!(
+                        "length word {w:#x} at offset {off} is no record (attaching at tail {tail})"
+                    )));
+                }
+            };
+            // Invariant restored: the record fits before the end and below head + cap,
+            // leaving the next length word free.
+            if (word != PADDING && step > ring.cap - off)
+                || tail.wrapping_add(step).wrapping_sub(head) > ring.cap - LEN_WORD
+            {
+                return Err(RawError::Corrupted(format!(
+                    "record of {step} bytes at offset {off} runs past the ring (head {head})"
+                )));
+            }
+            tail = tail.wrapping_add(step);
+        }
+        if tail != start {
+            // SYNC: Release, as in `publish`.
+            h.tail.pos.store(tail, Ordering::Release);
         }
         Ok(ProducerCore {
             ring,
@@ -357,7 +444,7 @@ impl ProducerCore {
         }
         let rec = record_len(len as u64);
         let contig = self.ring.cap - self.ring.mask(self.tail);
-        let need = if rec <= contig { rec } else { contig + rec };
+        let need = LEN_WORD + if rec <= contig { rec } else { contig + rec };
         // A record that needs padding may need the consumer to drain first; report
         // "not now" rather than publishing padding from a query.
         self.ensure(need.min(self.ring.cap))
@@ -375,7 +462,7 @@ impl ProducerCore {
             let off = self.ring.mask(self.tail);
             let contig = self.ring.cap - off;
             if rec <= contig {
-                if !self.ensure(rec)? {
+                if !self.ensure(rec + LEN_WORD)? {
                     return Err(RawError::Full);
                 }
                 return Ok(WriteGrant {
@@ -387,12 +474,15 @@ impl ProducerCore {
             // The record would cross the end: pad to the end, publish the padding on its
             // own (so a message as large as the whole ring fits once the consumer has
             // skipped it), and start again at offset 0.
-            if !self.ensure(contig)? {
+            if !self.ensure(contig + LEN_WORD)? {
                 return Err(RawError::Full);
             }
-            // SAFETY: `off` is 8-aligned (every record is a multiple of 8) and
-            // `off + 8 <= cap` since `contig >= 8`; `ensure` proved the bytes free.
-            unsafe { self.ring.write_word(off, PADDING) };
+            // The word at offset 0 (the next record's) is free (`ensure`): zero it, then
+            // publish the padding. Relaxed: ordered before the consumer's Acquire of the
+            // padding by the Release below.
+            self.ring.len_word(0).store(0, Ordering::Relaxed);
+            // SYNC: Release, paired with the consumer's Acquire of the length word.
+            self.ring.len_word(off).store(PADDING, Ordering::Release);
             self.tail = self.tail.wrapping_add(contig);
             self.publish();
         }
@@ -428,17 +518,12 @@ impl ProducerCore {
         Ok(n)
     }
 
-    /// Publish every deferred commit.
+    /// Store our position in the shared `tail` (the records are visible already: each
+    /// length word is its record's publication).
     pub fn publish(&mut self) {
-        let h = self.ring.header();
-        // Relaxed: a statistic; ordered before `tail` by the Release below.
-        h.tail.count.store(self.sent, Ordering::Relaxed);
-        // SYNC: Release, paired with the consumer's Acquire load of `tail` in
-        // `ConsumerCore::refresh_tail` (and `Ring::has_data`): the bytes and length
-        // words written above become visible before the position that covers them.
-        // (The wait layer's SeqCst fence after this store orders it before the check
-        // for sleepers: docs/ring.md.)
-        h.tail.pos.store(self.tail, Ordering::Release);
+        // SYNC: Release, paired with the Acquire in a successor's `attach` and in
+        // `Ring::used_bytes`' readers: the records below `tail` are whole.
+        self.ring.header().tail.pos.store(self.tail, Ordering::Release);
     }
 }
 
@@ -488,15 +573,28 @@ impl<'a> WriteGrant<'a> {
         self.finish().publish();
     }
 
-    /// Commit without publishing and give back the core the grant borrowed.
+    /// Publish the record (its length word) and advance our private tail, without
+    /// storing the shared `tail`.
     fn finish(self) -> &'a mut ProducerCore {
         let prod = self.prod;
-        // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (checked by `reserve`).
-        unsafe { prod.ring.write_word(self.off, self.len as u64) };
-        prod.tail = prod.tail.wrapping_add(record_len(self.len as u64));
+        let ring = prod.ring;
+        let next = prod.tail.wrapping_add(record_len(self.len as u64));
         // Wrapping: `sent` started from a counter in shared memory, which a peer may
-        // have set to anything (a statistic; overflow must not panic in debug builds).
+        // have set to anything (overflow must not panic in debug builds).
         prod.sent = prod.sent.wrapping_add(1);
+        // The count first: a consumer that takes this message and calls `task_done`
+        // (Queue) must find it counted. Relaxed: ordered by the Release below.
+        ring.header().tail.count.store(prod.sent, Ordering::Relaxed);
+        // The next record's length word is free (`reserve` ensured the record plus one
+        // word): zero it, so the consumer finds "nothing yet" there. Relaxed: ordered
+        // before the consumer's Acquire of our length word by the Release below.
+        ring.len_word(ring.mask(next)).store(0, Ordering::Relaxed);
+        // SYNC: Release, paired with the consumer's Acquire of the length word in
+        // `ConsumerCore::next` (and the sleeper's SeqCst re-check in `Ring::has_data`):
+        // the payload bytes and the zeroed next word are visible before the record.
+        ring.len_word(self.off)
+            .store(PUBLISHED | self.len as u64, Ordering::Release);
+        prod.tail = next;
         prod
     }
 }
@@ -519,27 +617,23 @@ pub struct Parked {
 pub struct ConsumerCore {
     ring: Ring,
     head: u64,
-    tail_cache: u64,
     received: u64,
 }
 
 impl ConsumerCore {
-    /// Take the consuming role, loading and validating both positions.
+    /// Take the consuming role, loading and validating `head`.
     pub fn attach(ring: Ring) -> Result<Self, RawError> {
         let h = ring.header();
         let head = h.head.pos.load(Ordering::Acquire);
         let received = h.head.count.load(Ordering::Relaxed);
-        let mut c = ConsumerCore {
-            ring,
-            head,
-            tail_cache: head,
-            received,
-        };
         if !head.is_multiple_of(8) {
             return Err(RawError::Corrupted(format!("head {head} not 8-aligned")));
         }
-        c.refresh_tail()?;
-        Ok(c)
+        Ok(ConsumerCore {
+            ring,
+            head,
+            received,
+        })
     }
 
     /// The ring.
@@ -553,11 +647,11 @@ impl ConsumerCore {
     }
 
     /// This core's private state; see [`ProducerCore::park`]. Deferred releases must
-    /// have been published.
+    /// have been published. (`other` is unused: the consumer never needs `tail`.)
     pub fn park(&self) -> Parked {
         Parked {
             pos: self.head,
-            other: self.tail_cache,
+            other: self.head,
             count: self.received,
         }
     }
@@ -565,81 +659,51 @@ impl ConsumerCore {
     /// Take the consuming role again from a [`park`](Self::park)ed state; see
     /// [`ProducerCore::resume`].
     pub fn resume(ring: Ring, p: Parked) -> Result<Self, RawError> {
-        // Invariant restored: head <= tail <= head + capacity, both 8-aligned.
-        if p.other.wrapping_sub(p.pos) > ring.cap
-            || !p.pos.is_multiple_of(8)
-            || !p.other.is_multiple_of(8)
-        {
+        if !p.pos.is_multiple_of(8) {
             return Err(RawError::Corrupted(format!(
-                "parked consumer out of range: head {}, tail {}, capacity {}",
-                p.pos, p.other, ring.cap
+                "parked consumer out of range: head {} not 8-aligned",
+                p.pos
             )));
         }
         Ok(ConsumerCore {
             ring,
             head: p.pos,
-            tail_cache: p.other,
             received: p.count,
         })
-    }
-
-    fn refresh_tail(&mut self) -> Result<(), RawError> {
-        // SYNC: Acquire, paired with the producer's Release store of `tail` in
-        // `ProducerCore::publish`: every record below `tail` is fully written.
-        let tail = self.ring.header().tail.pos.load(Ordering::Acquire);
-        // Invariant restored: head <= tail <= head + capacity, tail monotonic, aligned.
-        if tail.wrapping_sub(self.head) > self.ring.cap
-            || tail.wrapping_sub(self.tail_cache) > self.ring.cap
-            || !tail.is_multiple_of(8)
-        {
-            return Err(RawError::Corrupted(format!(
-                "tail {tail} out of range (head {}, capacity {})",
-                self.head, self.ring.cap
-            )));
-        }
-        self.tail_cache = tail;
-        Ok(())
     }
 
     /// Locate the next record: `(offset of payload, len)`, skipping padding.
     fn next(&mut self) -> Result<Option<(u64, usize)>, RawError> {
         loop {
-            if self.head == self.tail_cache {
-                self.refresh_tail()?;
-                if self.head == self.tail_cache {
-                    return Ok(None);
-                }
-            }
-            let avail = self.tail_cache.wrapping_sub(self.head);
             let off = self.ring.mask(self.head);
-            // SAFETY: `head` is 8-aligned (checked at attach and kept so: every step
-            // is a multiple of 8) and `off < cap` with `cap - off >= 8`.
-            let word = unsafe { self.ring.read_word(off) };
+            // SYNC: Acquire, paired with the producer's Release store of this length
+            // word in `WriteGrant::finish` (or of the padding marker in `reserve`): the
+            // record's bytes, and the zeroed word after it, are visible.
+            let word = self.ring.len_word(off).load(Ordering::Acquire);
             let contig = self.ring.cap - off;
-            if word == PADDING {
-                // Invariant restored: padding runs to the end and lies below `tail`.
-                if contig > avail {
-                    return Err(RawError::Corrupted(format!(
-                        "padding at offset {off} runs past tail (available {avail})"
-                    )));
+            match word {
+                0 => return Ok(None),
+                PADDING => {
+                    self.head = self.head.wrapping_add(contig);
+                    self.publish();
+                    continue;
                 }
-                self.head = self.head.wrapping_add(contig);
-                self.publish();
-                continue;
+                _ => {}
             }
-            // Invariant restored: the record fits in the data area without crossing
-            // the end, and lies wholly below `tail`.
-            if word > self.ring.max_message() as u64
-                || record_len(word) > contig
-                || record_len(word) > avail
+            let len = word & !PUBLISHED;
+            // Invariant restored: a published record whose bytes fit in the data area
+            // without crossing its end.
+            if word & PUBLISHED == 0
+                || len > self.ring.max_message() as u64
+                || record_len(len) > contig
             {
                 return Err(RawError::Corrupted(format!(
-                    "length word {word} at offset {off} exceeds the ring \
-                     (capacity {}, contiguous {contig}, available {avail})",
+                    "length word {word:#x} at offset {off} is no record \
+                     (capacity {}, contiguous {contig})",
                     self.ring.cap
                 )));
             }
-            return Ok(Some((off + LEN_WORD, word as usize)));
+            return Ok(Some((off + LEN_WORD, len as usize)));
         }
     }
 
@@ -719,8 +783,8 @@ impl<'a> ReadGrant<'a> {
     /// The message bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `next` checked `off - 8 + record_len(len) <= cap` and that the record
-        // lies below the Acquired `tail`, so the bytes are in the data area, fully
-        // written, and the producer will not touch them until we release them.
+        // was published (its length word Acquired), so the bytes are in the data area,
+        // fully written, and the producer will not touch them until we release them.
         unsafe { core::slice::from_raw_parts(self.cons.ring.data.add(self.off as usize), self.len) }
     }
 
@@ -761,6 +825,9 @@ pub struct HeapRing {
     /// one pointer: a `Box` asserts uniqueness on each use, which Miri reports as
     /// invalidating the rings' pointer (docs/reliability-tooling.md).
     data: *mut [u64],
+    /// Under loom: the length words, as loom atomics (see `Ring::len_word`).
+    #[cfg(shmkit_loom)]
+    words: Box<[AtomicU64]>,
 }
 
 // SAFETY: `HeapRing` owns its allocations (the raw `data` pointer included) like a `Box`
@@ -780,6 +847,8 @@ impl HeapRing {
         HeapRing {
             hdr: Box::new(SpscHeader::new(capacity)),
             data: Box::into_raw(vec![0u64; (capacity / 8) as usize].into_boxed_slice()),
+            #[cfg(shmkit_loom)]
+            words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -789,9 +858,15 @@ impl HeapRing {
     /// The `HeapRing` must outlive every role made from the returned ring.
     pub unsafe fn ring(&mut self) -> Ring {
         let cap = (self.data.len() * 8) as u64;
+        #[allow(unused_mut)]
         // SAFETY: header and data are owned by `self`, which the caller keeps alive;
         // the data is a `u64` slice, hence 8-aligned, of `cap` bytes.
-        unsafe { Ring::new(&*self.hdr, self.data.cast(), cap) }
+        let mut ring = unsafe { Ring::new(&*self.hdr, self.data.cast(), cap) };
+        #[cfg(shmkit_loom)]
+        {
+            ring.words = self.words.as_ptr();
+        }
+        ring
     }
 
     /// Overwrite a shared position (tests of corruption handling).
