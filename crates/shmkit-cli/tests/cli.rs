@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use shmkit::segment::Segment;
+use shmkit_testing::unique;
 
 shmkit_process::test_support!();
 
@@ -20,10 +21,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn unique(tag: &str) -> String {
-    format!("shmkit-test-cli-{tag}-{}", std::process::id())
 }
 
 /// Tests that leave a stale segment behind, and the test that runs `rm --stale`, take

@@ -7,7 +7,8 @@ mod support;
 
 use shmkit_remote::{Error, Queue};
 use std::time::{Duration, Instant};
-use support::{Durability, unique};
+use shmkit_testing::unique;
+use support::Durability;
 
 shmkit_process::test_support!();
 

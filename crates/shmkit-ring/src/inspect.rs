@@ -627,10 +627,7 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unique(tag: &str) -> String {
-        format!("shmkit-test-inspect-{tag}-{}", std::process::id())
-    }
+    use shmkit_testing::unique;
 
     #[test]
     #[cfg_attr(miri, ignore)]

@@ -4,9 +4,10 @@
 
 #![cfg(not(miri))] // real processes and syscalls: Miri runs the `raw_*` tests instead
 
-use shmkit_ring::primitive::{AtomicU32, Ordering};
+use shmkit_ring::primitive::Ordering;
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_testing::{assert_unlinked, unique};
 use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
@@ -17,22 +18,6 @@ const MANY: u64 = if cfg!(debug_assertions) {
 } else {
     1_000_000
 };
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-ring-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn assert_unlinked(name: &str) {
-    assert!(
-        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
-        "{name} left in /dev/shm"
-    );
-}
 
 fn join<R: serde::de::DeserializeOwned>(mut p: shmkit_process::Process<R>) -> R {
     p.join_timeout(LONG).expect("child finished in time")

@@ -18,13 +18,8 @@ use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
 
-#[path = "../../shmkit-process/tests/support/faults.rs"]
-mod support;
-use support::{BOUND, Rng, assert_unlinked, die, join_killed, torture};
-
-fn unique(tag: &str) -> String {
-    support::unique("ring", tag)
-}
+use shmkit_testing::faults::{BOUND, Rng, die, join_killed, torture};
+use shmkit_testing::{assert_unlinked, unique};
 
 // --- messages: sequence-numbered and checksummed -----------------------------------
 

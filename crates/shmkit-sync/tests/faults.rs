@@ -20,13 +20,8 @@ shmkit_process::test_support!();
 /// liveness every 10 ms slice; this leaves room for a loaded 2-core machine).
 const RECOVERY_BOUND: Duration = Duration::from_secs(1);
 
-#[path = "../../shmkit-process/tests/support/faults.rs"]
-mod support;
-use support::{BOUND, Rng, assert_unlinked, die, join_killed, torture};
-
-fn unique(tag: &str) -> String {
-    support::unique("sync", tag)
-}
+use shmkit_testing::faults::{BOUND, Rng, die, join_killed, torture};
+use shmkit_testing::{assert_unlinked, unique};
 
 fn fnv(x: u64) -> u64 {
     x.to_le_bytes().iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {

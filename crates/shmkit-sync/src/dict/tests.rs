@@ -7,19 +7,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use shmkit_segment::Segment;
+use shmkit_testing::unique;
 
 use super::*;
 use crate::lock::DATA_OFFSET;
-
-fn unique(tag: &str) -> String {
-    use crate::primitive::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-dict-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn shm_names_starting(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/dev/shm")

@@ -1,0 +1,26 @@
+//! What the shmkit crates' tests and benches share, in one place instead of a copy per
+//! test file (iceoryx2 keeps its test support in a dev-only crate the same way). Never
+//! published: every crate takes it as a path-only dev-dependency.
+//!
+//! - [`unique`]: a segment name no other test or test run uses; [`assert_unlinked`].
+//! - [`faults`]: the fault-injection suites' kill count, replayable random generator,
+//!   dying at an exact point, and the checks that a killed child was reaped
+//!   (`faults::join_killed`, feature `process`: it names `shmkit_process::Process`, so
+//!   shmkit-segment, below shmkit-process, goes without it).
+//!
+//! ```
+//! let a = shmkit_testing::unique("doc");
+//! let b = shmkit_testing::unique("doc");
+//! assert_ne!(a, b);
+//! assert!(a.starts_with("shmkit-test-doc-"));
+//! shmkit_testing::assert_unlinked(&a);
+//! ```
+
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
+pub mod faults;
+mod names;
+mod primitive;
+
+pub use names::{assert_unlinked, unique};
