@@ -677,10 +677,11 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn queue_and_pod_queue() {
-        let q = crate::Queue::<u64>::create(&unique("q"), 1 << 12).unwrap();
+        let name = unique("q");
+        let q = crate::Queue::<u64>::create(&name, 1 << 12).unwrap();
         q.put(&1).unwrap();
         q.put(&2).unwrap();
-        let seg = Segment::open(&unique("q")).unwrap();
+        let seg = Segment::open(&name).unwrap();
         let Some(Report::Queue(v)) = inspect(&seg).unwrap() else {
             panic!()
         };
@@ -692,9 +693,10 @@ mod tests {
         assert_eq!(v.handles[0].alive, Some(true));
         assert!(v.problems.is_empty(), "{:?}", v.problems);
 
-        let p = crate::PodQueue::<u32>::create(&unique("pq"), 8).unwrap();
+        let name = unique("pq");
+        let p = crate::PodQueue::<u32>::create(&name, 8).unwrap();
         p.put(&5).unwrap();
-        let seg = Segment::open(&unique("pq")).unwrap();
+        let seg = Segment::open(&name).unwrap();
         let Some(Report::PodQueue(v)) = inspect(&seg).unwrap() else {
             panic!()
         };
