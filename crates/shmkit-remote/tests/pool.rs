@@ -9,10 +9,10 @@ mod support;
 
 use shmkit_process::Process;
 use shmkit_remote::{Error, Pool, Worker};
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
 use shmkit_testing::faults::Rng;
 use shmkit_testing::unique;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use support::Durability;
 
 shmkit_process::test_support!();

@@ -6,8 +6,8 @@
 mod support;
 
 use shmkit_remote::{Error, Queue};
-use std::time::{Duration, Instant};
 use shmkit_testing::unique;
+use std::time::{Duration, Instant};
 use support::Durability;
 
 shmkit_process::test_support!();

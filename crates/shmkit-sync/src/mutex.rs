@@ -226,6 +226,15 @@ pub struct MutexGuard<'a, T: Pod> {
     owner_died: bool,
 }
 
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("value", &**self)
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
+}
+
 impl<T: Pod> MutexGuard<'_, T> {
     /// Whether a previous holder died while holding the lock (and nobody has called
     /// [`mark_consistent`](Self::mark_consistent) since): the data may be half-updated.

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use shmkit_process::{ProcessError, spawn};
-use shmkit_testing::unique;
 use shmkit_sync::{
     Array, Barrier, Condvar, Dict, Error, Event, Handle, Mutex, RLock, Semaphore, Value,
 };
+use shmkit_testing::unique;
 
 shmkit_process::test_support!();
 
