@@ -77,4 +77,5 @@ mod worker;
 pub use builder::Builder;
 pub use error::{Error, Result};
 pub use job::{AsyncResult, IMap, MapResult};
-pub use pool::{MAX_PROCESSES, Pool};
+pub use pool::Pool;
+pub use shmkit_sync::MAX_PROCESSES;

@@ -373,7 +373,7 @@ fn a_hundred_thousand_tiny_tasks() {
 #[test]
 fn new_without_a_count_starts_one_worker_per_cpu() {
     let p = Pool::new().expect("pool starts");
-    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES);
+    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES as usize);
     assert_eq!(p.processes(), cpus);
     assert_eq!(p.worker_pids().len(), cpus);
     assert_eq!(
@@ -385,12 +385,9 @@ fn new_without_a_count_starts_one_worker_per_cpu() {
 #[test]
 fn bad_settings_are_refused() {
     assert!(matches!(Pool::with_processes(0), Err(Error::Config(_))));
-    // One limit for the number of processes across the crates.
-    assert_eq!(
-        shmkit_pool::MAX_PROCESSES,
-        shmkit_sync::MAX_PROCESSES as usize
-    );
-    match Pool::with_processes(shmkit_pool::MAX_PROCESSES + 1) {
+    // One limit for the number of processes across the crates (one constant, re-exported).
+    assert_eq!(shmkit_pool::MAX_PROCESSES, shmkit_sync::MAX_PROCESSES);
+    match Pool::with_processes(shmkit_pool::MAX_PROCESSES as usize + 1) {
         Err(Error::Config(m)) => assert!(m.contains("1..=1024"), "{m}"),
         other => panic!("{other:?}"),
     }

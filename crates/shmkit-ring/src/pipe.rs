@@ -212,8 +212,9 @@ impl Connection {
         Ok(v)
     }
 
-    /// Receive without waiting: [`Error::Empty`] if nothing is there now.
-    pub fn try_recv_bytes(&self, buf: &mut Vec<u8>) -> Result<()> {
+    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting: [`Error::Empty`] if
+    /// nothing is there now.
+    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<()> {
         self.with_rx(|rx| rx.try_recv(buf))
     }
 
@@ -268,7 +269,7 @@ impl Connection {
     }
 
     /// Set how long blocking calls spin before they sleep.
-    pub fn set_spin_policy(&self, spin: SpinPolicy) {
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
         if let Some(tx) = lock(&self.tx).as_mut() {
             tx.spin = spin;
         }

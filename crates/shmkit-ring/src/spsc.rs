@@ -10,10 +10,10 @@
 //! let (mut tx, mut rx) = shmkit_ring::spsc::channel(&name, 1 << 12)?;
 //! tx.send(b"hello")?;
 //! let mut buf = Vec::new();
-//! rx.recv(&mut buf)?;
+//! rx.recv_into(&mut buf)?;
 //! assert_eq!(buf, b"hello");
 //! drop(tx);
-//! assert!(matches!(rx.recv(&mut buf), Err(shmkit_ring::Error::Disconnected)));
+//! assert!(matches!(rx.recv_into(&mut buf), Err(shmkit_ring::Error::Disconnected)));
 //! # Ok::<(), shmkit_ring::Error>(())
 //! ```
 
@@ -296,19 +296,19 @@ impl Consumer {
     /// Receive one message into `buf` (cleared first), waiting while the ring is empty.
     /// [`Error::Disconnected`] once the producer is gone and every message it committed
     /// has been received.
-    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.live()?;
         self.rx.recv(buf, None)
     }
 
-    /// [`recv`](Self::recv), giving up after `timeout` with [`Error::Timeout`].
-    pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+    /// [`recv_into`](Self::recv_into), giving up after `timeout` with [`Error::Timeout`].
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
         self.live()?;
         self.rx.recv(buf, Some(timeout))
     }
 
     /// Receive without waiting: [`Error::Empty`] if nothing is there now.
-    pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.live()?;
         self.rx.try_recv(buf)
     }
@@ -316,7 +316,7 @@ impl Consumer {
     /// Receive one message as a new `Vec`.
     pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.recv(&mut v)?;
+        self.recv_into(&mut v)?;
         Ok(v)
     }
 

@@ -94,7 +94,7 @@ fn a_scribbled_ring_reports_corruption_and_stays_in_bounds() {
             }
         }
         if let Some(rx) = rx.as_mut() {
-            match rx.try_recv(&mut buf) {
+            match rx.try_recv_into(&mut buf) {
                 Ok(()) => {
                     assert!(buf.len() <= max, "a message of {} bytes", buf.len());
                     counts[1] += 1;

@@ -47,13 +47,13 @@ fn spsc_fifo_exactly_once_child_producer() {
     let child = shmkit_process::spawn(produce, (tx.transfer(), MANY)).unwrap();
     let mut buf = Vec::new();
     for i in 0..MANY {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i), "message {i}");
     }
     assert_eq!(join(child), MANY);
     // The producer is gone and everything was drained.
     assert!(matches!(
-        rx.recv_timeout(&mut buf, LONG),
+        rx.recv_into_timeout(&mut buf, LONG),
         Err(Error::Disconnected)
     ));
     drop(rx);
@@ -64,11 +64,11 @@ fn consume(args: (Consumer, u64)) -> u64 {
     let (mut rx, n) = args;
     let mut buf = Vec::new();
     for i in 0..n {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i), "message {i}");
     }
     // Then the producer drops: disconnection after draining.
-    match rx.recv_timeout(&mut buf, LONG) {
+    match rx.recv_into_timeout(&mut buf, LONG) {
         Err(Error::Disconnected) => n,
         other => panic!("expected Disconnected, got {other:?}"),
     }
@@ -106,15 +106,15 @@ fn spsc_zero_length_and_max_size_messages() {
     let mut buf = vec![1];
     for round in 0..40u8 {
         tx.send(&[]).unwrap();
-        rx.recv(&mut buf).unwrap();
+        rx.recv_into(&mut buf).unwrap();
         assert!(buf.is_empty());
         let big = vec![round; max];
         tx.send_timeout(&big, LONG).unwrap();
         // Consumed padding is skipped transparently by blocking recv.
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, big);
         tx.send(&vec![round; (round as usize * 7) % max]).unwrap();
-        rx.recv(&mut buf).unwrap();
+        rx.recv_into(&mut buf).unwrap();
     }
     assert!(matches!(
         tx.send(&vec![0; max + 1]),
@@ -128,11 +128,11 @@ fn spsc_timeouts_are_bounded() {
     let mut buf = Vec::new();
     let t = Instant::now();
     assert!(matches!(
-        rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
     tx.send(&[0; 24]).unwrap();
     tx.send(&[0; 24]).unwrap();
     assert!(matches!(tx.try_send(&[1]), Err(Error::Full)));
@@ -162,7 +162,7 @@ fn spsc_roles_are_unique() {
     tx2.send(b"again").unwrap();
     let mut rx = rx;
     let mut buf = Vec::new();
-    rx.recv_timeout(&mut buf, LONG).unwrap();
+    rx.recv_into_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"again");
 }
 
@@ -179,13 +179,13 @@ fn spsc_consumer_sees_disconnect_when_producer_is_killed() {
     let child = shmkit_process::spawn(send_then_hang, tx.transfer()).unwrap();
     let mut buf = Vec::new();
     for i in 0..3 {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i));
     }
     child.kill().unwrap();
     let t = Instant::now();
     assert!(matches!(
-        rx.recv_timeout(&mut buf, LONG),
+        rx.recv_into_timeout(&mut buf, LONG),
         Err(Error::Disconnected)
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
@@ -193,7 +193,7 @@ fn spsc_consumer_sees_disconnect_when_producer_is_killed() {
 
 fn recv_one_then_hang(mut rx: Consumer) {
     let mut buf = Vec::new();
-    rx.recv_timeout(&mut buf, LONG).unwrap();
+    rx.recv_into_timeout(&mut buf, LONG).unwrap();
     std::thread::sleep(Duration::from_secs(60));
 }
 
@@ -233,7 +233,7 @@ fn spsc_corrupted_indices_are_reported() {
     // The producer's tail is the first word of the payload.
     seg.atomic_u64(0).unwrap().store(1 << 40, Ordering::Release);
     let mut buf = Vec::new();
-    let r = rx.recv_timeout(&mut buf, Duration::from_secs(1));
+    let r = rx.recv_into_timeout(&mut buf, Duration::from_secs(1));
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
     // A length word past the capacity.
     let name2 = unique("corrupt-len");
@@ -241,7 +241,7 @@ fn spsc_corrupted_indices_are_reported() {
     tx2.send(b"ok").unwrap();
     let seg2 = shmkit_segment::Segment::open(&name2).unwrap();
     seg2.write::<u64>(384, &5000).unwrap();
-    let r = rx2.recv_timeout(&mut buf, Duration::from_secs(1));
+    let r = rx2.recv_into_timeout(&mut buf, Duration::from_secs(1));
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
     drop((tx, rx, tx2, rx2, seg, seg2));
     assert_unlinked(&name);

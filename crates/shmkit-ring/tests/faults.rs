@@ -175,7 +175,7 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 // `reserve` publishes padding first.
                 for _ in 0..5 {
                     tx.send(&[7; 192]).unwrap();
-                    rx.recv(&mut buf).unwrap();
+                    rx.recv_into(&mut buf).unwrap();
                 }
             }
             let before = if wrap { 0 } else { 3 };
@@ -186,7 +186,7 @@ fn spsc_send_crash_points_whole_message_or_none() {
             let t0 = Instant::now();
             let mut got = Vec::new();
             loop {
-                match rx.recv_timeout(&mut buf, BOUND) {
+                match rx.recv_into_timeout(&mut buf, BOUND) {
                     Ok(()) => got.push(verify(&buf).1),
                     Err(Error::Disconnected) => break,
                     Err(e) => panic!("{step:?} wrap={wrap}: {e}"),
@@ -206,12 +206,12 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 tx2.send_timeout(&message(2, seq), BOUND).unwrap();
             }
             for seq in 0..3 {
-                rx.recv_timeout(&mut buf, BOUND).unwrap();
+                rx.recv_into_timeout(&mut buf, BOUND).unwrap();
                 assert_eq!(verify(&buf), (2, seq), "{step:?} wrap={wrap}");
             }
             drop(tx2);
             assert!(matches!(
-                rx.recv_timeout(&mut buf, BOUND),
+                rx.recv_into_timeout(&mut buf, BOUND),
                 Err(Error::Disconnected)
             ));
             drop(rx);
@@ -238,7 +238,7 @@ fn recv_and_die_at(args: (Consumer, u64, RecvStep)) {
     let (mut rx, before, step) = args;
     let mut buf = Vec::new();
     for seq in 0..before {
-        rx.recv_timeout(&mut buf, BOUND).unwrap();
+        rx.recv_into_timeout(&mut buf, BOUND).unwrap();
         assert_eq!(verify(&buf), (1, seq));
     }
     if step == RecvStep::BeforeRead {
@@ -270,12 +270,12 @@ fn spsc_recv_crash_points_lose_nothing() {
         let first = if step == RecvStep::Released { 3 } else { 2 };
         let mut buf = Vec::new();
         for seq in first..6 {
-            rx2.recv_timeout(&mut buf, BOUND).unwrap();
+            rx2.recv_into_timeout(&mut buf, BOUND).unwrap();
             assert_eq!(verify(&buf), (1, seq), "{step:?}");
         }
         drop(tx);
         assert!(matches!(
-            rx2.recv_timeout(&mut buf, BOUND),
+            rx2.recv_into_timeout(&mut buf, BOUND),
             Err(Error::Disconnected)
         ));
         drop(rx2);
@@ -492,7 +492,7 @@ fn spsc_producer_killed_at_random_points() {
         let mut next = 0u64;
         let t0 = Instant::now();
         while next < target {
-            match rx.recv_timeout(&mut buf, BOUND) {
+            match rx.recv_into_timeout(&mut buf, BOUND) {
                 Ok(()) => {
                     assert_eq!(verify(&buf), (generation, next), "generation {generation}");
                     next += 1;
@@ -508,7 +508,7 @@ fn spsc_producer_killed_at_random_points() {
         join_killed(child);
         // Drain: what it committed before dying, then Disconnected.
         loop {
-            match rx.recv_timeout(&mut buf, BOUND) {
+            match rx.recv_into_timeout(&mut buf, BOUND) {
                 Ok(()) => {
                     assert_eq!(verify(&buf), (generation, next), "generation {generation}");
                     next += 1;
@@ -619,7 +619,7 @@ fn spsc_consumer_killed_at_random_points() {
     let mut buf = Vec::new();
     let mut next = None;
     loop {
-        match rx.recv_timeout(&mut buf, BOUND) {
+        match rx.recv_into_timeout(&mut buf, BOUND) {
             Ok(()) => {
                 let (_, seq) = verify(&buf);
                 match next {

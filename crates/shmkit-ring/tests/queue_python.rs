@@ -236,13 +236,13 @@ fn an_spsc_producer_for_a_child_killed_before_taking_it_disconnects_the_consumer
     let mut buf = Vec::new();
     // The role is on its way to a live child: wait, do not disconnect.
     assert!(matches!(
-        rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     child.kill().unwrap();
     assert!(child.join_timeout(BOUND).is_err());
     assert!(matches!(
-        rx.recv_timeout(&mut buf, BOUND),
+        rx.recv_into_timeout(&mut buf, BOUND),
         Err(Error::Disconnected)
     ));
     drop(rx);
