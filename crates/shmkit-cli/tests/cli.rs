@@ -513,14 +513,7 @@ fn bench_quick_prints_both_tables_and_leaves_no_segment() {
         text.contains("Throughput") && text.contains("Round trip"),
         "{text}"
     );
-    let prefix = format!("shmkit-bench-{pid}-");
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    shmkit_testing::assert_none_starting(&format!("shmkit-bench-{pid}-"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ shmkit_process::test_support!();
 
 const LONG: Duration = Duration::from_secs(60);
 
+use shmkit_testing::assert_none_starting;
 use shmkit_testing::faults::{Rng, still_our_child, torture};
 
 /// A task that takes some microseconds (a few thousand multiply-adds).
@@ -22,16 +23,6 @@ fn work(x: u64) -> u64 {
             .wrapping_add(1_442_695_040_888_963_407);
     }
     h
-}
-
-fn assert_clean(prefix: &str) {
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
-        .collect();
-    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
 }
 
 /// Workers SIGKILLed at random moments (every 5-25 ms, a random worker) while a `map` of
@@ -118,7 +109,7 @@ fn workers_killed_at_random_during_a_map_of_10000_tasks() {
     for pid in &seen_pids {
         assert!(!still_our_child(*pid), "worker {pid} not reaped");
     }
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
     eprintln!(
         "pool: {maps} maps of 10000 tasks, workers killed: {}, tasks that got WorkerDied \
          (then retried): {died_total}, tasks that succeeded first time: {ok_total}, \

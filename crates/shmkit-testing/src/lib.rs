@@ -2,7 +2,8 @@
 //! test file (iceoryx2 keeps its test support in a dev-only crate the same way). Never
 //! published: every crate takes it as a path-only dev-dependency.
 //!
-//! - [`unique`]: a segment name no other test or test run uses; [`assert_unlinked`].
+//! - [`unique`]: a segment name no other test or test run uses; [`assert_unlinked`],
+//!   [`shm_names_starting`], [`assert_none_starting`]: what a test left in `/dev/shm`.
 //! - [`faults`]: the fault-injection suites' kill count, replayable random generator,
 //!   dying at an exact point, and the checks that a killed child was reaped
 //!   (`faults::join_killed`, feature `process`: it names `shmkit_process::Process`, so
@@ -23,4 +24,4 @@ pub mod faults;
 mod names;
 mod primitive;
 
-pub use names::{assert_unlinked, unique};
+pub use names::{assert_none_starting, assert_unlinked, shm_names_starting, unique};

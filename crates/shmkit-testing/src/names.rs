@@ -22,6 +22,24 @@ pub fn assert_unlinked(name: &str) {
     );
 }
 
+/// The names in `/dev/shm` that start with `prefix`, sorted (a test's segments, a
+/// dict's tables, a pool's rings).
+pub fn shm_names_starting(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Panics if any name in `/dev/shm` starts with `prefix`, naming them.
+pub fn assert_none_starting(prefix: &str) {
+    let left = shm_names_starting(prefix);
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +54,19 @@ mod tests {
             assert!(n.starts_with("shmkit-test-t-"), "{n}");
             assert!(n.contains(&pid), "{n}");
         }
+    }
+
+    #[test]
+    fn names_starting_a_prefix_are_listed_and_asserted_away() {
+        let name = unique("listed");
+        let path = format!("/dev/shm/{name}");
+        std::fs::write(&path, b"x").unwrap();
+        let listed = shm_names_starting(&name);
+        let asserted = std::panic::catch_unwind(|| assert_none_starting(&name));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(listed, vec![name.clone()]);
+        assert!(asserted.is_err(), "a name left behind must fail the check");
+        assert_none_starting(&name);
+        assert_unlinked(&name);
     }
 }

@@ -7,20 +7,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use shmkit_segment::Segment;
-use shmkit_testing::unique;
+use shmkit_testing::{shm_names_starting, unique};
 
 use super::*;
 use crate::lock::DATA_OFFSET;
-
-fn shm_names_starting(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Point {
