@@ -15,7 +15,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use shmkit_process::Process;
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, Queue};
+use shmkit_ring::{Connection, Error, Pipe, Queue, TryRecvError};
 use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::{Event, Handle, SpinPolicy, Value};
 use std::sync::atomic::Ordering;
@@ -304,7 +304,7 @@ pub fn echo_spin(conn: Connection) {
     loop {
         spin_until(|| match conn.try_recv_bytes_into(&mut buf) {
             Ok(()) => Some(()),
-            Err(Error::Empty) => None,
+            Err(TryRecvError::Empty) => None,
             Err(e) => panic!("echo: {e}"),
         });
         if buf.len() == 1 {

@@ -72,7 +72,7 @@ pub mod wait;
 #[allow(dead_code, unreachable_pub)]
 mod wait;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TryRecvError, TrySendError};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};
 pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue, QueueBuilder};
 pub use registry::MAX_HANDLES;

@@ -6,7 +6,7 @@
 
 use shmkit_ring::primitive::Ordering;
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue, TryRecvError, TrySendError};
 use shmkit_testing::{assert_unlinked, unique};
 use std::time::{Duration, Instant};
 
@@ -132,16 +132,62 @@ fn spsc_timeouts_are_bounded() {
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
-    assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(TryRecvError::Empty)
+    ));
     tx.send(&[0; 24]).unwrap();
     tx.send(&[0; 24]).unwrap();
-    assert!(matches!(tx.try_send(&[1]), Err(Error::Full)));
+    assert!(matches!(tx.try_send(&[1]), Err(TrySendError::Full)));
     let t = Instant::now();
     assert!(matches!(
         tx.send_timeout(&[1], Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+/// The try forms' errors come in three cases a caller matches exhaustively: now
+/// (`Full`, `Empty`), the end (`Disconnected`, after the last message), and never
+/// (`Failed`: too large, closed). `?` and `Error::from` give the crate's `Error`.
+#[test]
+fn try_forms_have_errors_a_caller_can_match_exhaustively() {
+    let (mut tx, mut rx) = spsc::channel_anonymous(256).unwrap();
+    let max = tx.max_message();
+    let too_large = tx.try_send(&vec![0; max + 1]).unwrap_err();
+    assert!(
+        matches!(&too_large, TrySendError::Failed(Error::TooLarge { len, .. }) if *len == max + 1),
+        "{too_large:?}"
+    );
+    assert!(matches!(Error::from(too_large), Error::TooLarge { .. }));
+    tx.try_send(b"last").unwrap();
+    drop(tx);
+    let mut buf = Vec::new();
+    rx.try_recv_into(&mut buf).unwrap(); // what was sent comes before the end
+    assert_eq!(buf, b"last");
+    let end = rx.try_recv_into(&mut buf).unwrap_err();
+    assert!(matches!(end, TryRecvError::Disconnected), "{end:?}");
+    assert!(matches!(Error::from(end), Error::Disconnected));
+
+    let (a, b) = Pipe::new().unwrap();
+    a.close();
+    assert!(matches!(
+        a.try_send_bytes(b"x"),
+        Err(TrySendError::Failed(Error::Closed))
+    ));
+    assert!(matches!(
+        a.try_recv_bytes_into(&mut buf),
+        Err(TryRecvError::Failed(Error::Closed))
+    ));
+    assert!(matches!(
+        b.try_recv_bytes_into(&mut buf),
+        Err(TryRecvError::Disconnected)
+    ));
+    fn send(c: &Connection) -> Result<(), Error> {
+        c.try_send_bytes(b"x")?;
+        Ok(())
+    }
+    assert!(matches!(send(&b), Err(Error::Disconnected)));
 }
 
 #[test]
@@ -208,7 +254,7 @@ fn spsc_producer_sees_disconnect_when_consumer_is_killed() {
         tx.send_timeout(&[0; 8], LONG).unwrap();
     }
     let t = Instant::now();
-    while matches!(tx.try_send(&[0; 8]), Err(Error::Full)) {
+    while matches!(tx.try_send(&[0; 8]), Err(TrySendError::Full)) {
         assert!(t.elapsed() < LONG, "child never received");
         std::thread::sleep(Duration::from_millis(1));
     }

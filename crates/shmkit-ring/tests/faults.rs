@@ -12,7 +12,7 @@ use shmkit_process::Process;
 use shmkit_ring::primitive::Ordering;
 use shmkit_ring::raw::spsc::{HEADER_BYTES, ProducerCore, Ring, SpscHeader};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Error, PodQueue, Queue};
+use shmkit_ring::{Error, PodQueue, Queue, TrySendError};
 use shmkit_segment::Segment;
 use std::time::{Duration, Instant};
 
@@ -594,7 +594,9 @@ fn spsc_consumer_killed_at_random_points() {
             assert!(t0.elapsed() < BOUND, "consumer {k} stalled");
             match tx.try_send(&message(1, sent)) {
                 Ok(()) => sent += 1,
-                Err(Error::Full) | Err(Error::Disconnected) => std::thread::yield_now(),
+                Err(TrySendError::Full) | Err(TrySendError::Disconnected) => {
+                    std::thread::yield_now()
+                }
                 Err(e) => panic!("{e}"),
             }
         }
