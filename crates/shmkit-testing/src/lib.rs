@@ -1,6 +1,6 @@
 //! What the shmkit crates' tests and benches share, in one place instead of a copy per
 //! test file (iceoryx2 keeps its test support in a dev-only crate the same way). Never
-//! published: every crate takes it as a path-only dev-dependency.
+//! published: the crates take it as a path-only dev-dependency.
 //!
 //! - [`unique`]: a segment name no other test or test run uses; [`assert_unlinked`],
 //!   [`shm_names_starting`], [`assert_none_starting`]: what a test left in `/dev/shm`.
