@@ -206,7 +206,7 @@ fn ring_sink((mut rx, mut ack): (spsc::Consumer, spsc::Producer)) {
     let mut buf = Vec::with_capacity(MSG);
     for _ in 0..ROUNDS {
         for _ in 0..RING_BATCH {
-            rx.recv(&mut buf).expect("recv");
+            rx.recv_into(&mut buf).expect("recv");
         }
         ack.send(b"k").expect("ack");
     }
@@ -338,7 +338,7 @@ fn comparison_tour() -> Result {
         let r = rate(
             RING_BATCH,
             || Ok(tx.send(&msg)?),
-            || Ok(ack_rx.recv(&mut ack)?),
+            || Ok(ack_rx.recv_into(&mut ack)?),
         )?;
         let p = rate(
             PIPE_BATCH,

@@ -32,6 +32,8 @@
 #![doc(html_root_url = "https://docs.rs/shmkit/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
 
 pub use shmkit_pool as pool;
 pub use shmkit_process as process;

@@ -65,7 +65,7 @@ fn every_kind_of_object_passes_to_a_child_as_itself() {
     assert_eq!(pod_queue.get_timeout(LONG).unwrap(), 7);
     assert_eq!(here.recv_timeout::<String>(LONG).unwrap(), "over the pipe");
     let mut buf = Vec::new();
-    consumer.recv_timeout(&mut buf, LONG).unwrap();
+    consumer.recv_into_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"over the ring");
     assert_eq!(value.get().unwrap(), 99);
     assert_eq!(dict.get(&"child".to_owned()).unwrap(), Some(7));
@@ -83,7 +83,7 @@ fn a_role_that_was_not_transferred_does_not_serialize() {
     producer.send(b"still mine").unwrap();
     let mut consumer = consumer;
     let mut buf = Vec::new();
-    consumer.recv_timeout(&mut buf, LONG).unwrap();
+    consumer.recv_into_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"still mine");
     a.send(&1u8).unwrap();
 }

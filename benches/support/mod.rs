@@ -292,7 +292,7 @@ impl Baseline {
     }
 
     /// Receive one frame into `buf` (for the echo role).
-    pub fn recv(&mut self, buf: &mut Vec<u8>) {
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) {
         let len = frame::read_len(&mut self.rx).expect("baseline recv header");
         frame::read_payload(&mut self.rx, len, buf).expect("baseline recv payload");
     }
@@ -300,7 +300,7 @@ impl Baseline {
     /// One round trip through an echo child.
     pub fn round_trip(&mut self, payload: &[u8], buf: &mut Vec<u8>) {
         self.send(payload);
-        self.recv(buf);
+        self.recv_into(buf);
     }
 }
 

@@ -15,7 +15,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use shmkit_process::Process;
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, Queue, WaitStrategy};
+use shmkit_ring::{Connection, Error, Pipe, Queue, TryRecvError, WaitStrategy};
 use shmkit_segment::{Segment, SegmentHandle};
 use shmkit_sync::{Event, Handle, SpinPolicy, Value};
 use std::sync::atomic::Ordering;
@@ -72,7 +72,7 @@ pub fn ring_sink(args: (Consumer, Producer)) {
     let (mut rx, mut ack) = args;
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
-        match rx.recv_timeout(&mut buf, LONG) {
+        match rx.recv_into_timeout(&mut buf, LONG) {
             Ok(()) if buf.is_empty() => ack.send(b"k").expect("ack"),
             Ok(()) if buf.len() == 1 => return,
             Ok(()) => {}
@@ -123,7 +123,9 @@ impl RingStream {
         let t0 = Instant::now();
         send(&mut self.tx);
         self.tx.send(SYNC).expect("sync");
-        self.ack_rx.recv_timeout(&mut self.ack, LONG).expect("ack");
+        self.ack_rx
+            .recv_into_timeout(&mut self.ack, LONG)
+            .expect("ack");
         t0.elapsed()
     }
 }
@@ -324,9 +326,9 @@ impl Drop for Cacheline {
 pub fn echo_spin(conn: Connection) {
     let mut buf = Vec::new();
     loop {
-        spin_until(|| match conn.try_recv_bytes(&mut buf) {
+        spin_until(|| match conn.try_recv_bytes_into(&mut buf) {
             Ok(()) => Some(()),
-            Err(Error::Empty) => None,
+            Err(TryRecvError::Empty) => None,
             Err(e) => panic!("echo: {e}"),
         });
         if buf.len() == 1 {
@@ -337,7 +339,7 @@ pub fn echo_spin(conn: Connection) {
 }
 
 /// Child of [`RingEcho`] sleeping on the futex at once (`SpinPolicy::NEVER`).
-pub fn echo_blocking(conn: Connection) {
+pub fn echo_blocking(mut conn: Connection) {
     conn.set_spin_policy(SpinPolicy::NEVER);
     let mut buf = Vec::new();
     loop {
@@ -366,7 +368,7 @@ impl RingEcho {
 
     /// [`spawn`](Self::spawn) over a pipe built with `strategy`.
     pub fn spawn_with(spin: bool, strategy: WaitStrategy) -> RingEcho {
-        let (conn, theirs) = Pipe::builder()
+        let (mut conn, theirs) = Pipe::builder()
             .capacity(1 << 16)
             .wait(strategy)
             .create()
@@ -393,7 +395,7 @@ impl RingEcho {
         for _ in 0..iters {
             if self.spin {
                 conn.try_send_bytes(msg).expect("send");
-                spin_until(|| conn.try_recv_bytes(buf).ok());
+                spin_until(|| conn.try_recv_bytes_into(buf).ok());
             } else {
                 conn.send_bytes(msg).expect("send");
                 conn.recv_bytes_into(buf).expect("recv");
@@ -427,7 +429,8 @@ pub fn spin_policy(spins: u32) -> SpinPolicy {
 /// Child of [`EventPingPong`]: wait for ping, answer pong, until told to stop (or
 /// [`LONG`] passes without a ping).
 pub fn pong_child(args: (Handle<Event>, Handle<Event>, Handle<Value<u32>>, u32)) {
-    let ping = args.0.open().expect("ping").with_spin(spin_policy(args.3));
+    let mut ping = args.0.open().expect("ping");
+    ping.set_spin_policy(spin_policy(args.3));
     let pong = args.1.open().expect("pong");
     let stop = args.2.open().expect("stop");
     let mut idle_since = Instant::now();
@@ -460,9 +463,8 @@ impl EventPingPong {
     /// The three shared objects and the child.
     pub fn spawn(spins: u32) -> EventPingPong {
         let ping = Event::anonymous().expect("ping");
-        let pong = Event::anonymous()
-            .expect("pong")
-            .with_spin(spin_policy(spins));
+        let mut pong = Event::anonymous().expect("pong");
+        pong.set_spin_policy(spin_policy(spins));
         let stop = Value::anonymous(0u32).expect("stop");
         let child = shmkit_process::spawn(
             pong_child,

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut rx) = Consumer::open(&name) {
         let mut buf = Vec::new();
         for _ in 0..8 {
-            if rx.try_recv(&mut buf).is_err() {
+            if rx.try_recv_into(&mut buf).is_err() {
                 break;
             }
         }
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = (rx.len(), rx.is_empty(), rx.is_disconnected());
         if let Ok(mut tx) = Producer::open(&name) {
             let _ = tx.try_send(b"fuzz");
-            let _ = rx.try_recv(&mut buf);
+            let _ = rx.try_recv_into(&mut buf);
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -95,7 +95,7 @@ trait Link {
 /// A [`Link`] whose peer sends every message back.
 trait Echo: Link {
     /// Receive the peer's answer into `buf`.
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), String>;
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), String>;
 }
 
 /// Starts a transport's peer for a message size; the peer lives at most `deadline`.
@@ -374,7 +374,7 @@ fn round_trip(mut link: Box<dyn Echo>, size: usize, per_run: Duration) -> Result
     while start.elapsed() < per_run {
         let t0 = Instant::now();
         link.send(&msg)?;
-        link.recv(&mut back)?;
+        link.recv_into(&mut back)?;
         trips_ns.push(t0.elapsed().as_nanos() as u64);
         if back.len() != size {
             return Err(format!("echo of {} bytes, sent {size}", back.len()));
@@ -470,8 +470,8 @@ impl Link for RingEcho {
 }
 
 impl Echo for RingEcho {
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
-        self.rx.recv_timeout(buf, IO_TIMEOUT).map_err(ring_err)
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
+        self.rx.recv_into_timeout(buf, IO_TIMEOUT).map_err(ring_err)
     }
 }
 
@@ -557,7 +557,7 @@ impl Link for EventEcho {
 }
 
 impl Echo for EventEcho {
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
         if !self.pong.wait_timeout(IO_TIMEOUT) {
             return Err("the bench peer did not answer the event".into());
         }
@@ -648,7 +648,7 @@ impl Link for StreamLink {
 }
 
 impl Echo for StreamLink {
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), String> {
         let len = frame::read_len(&mut self.r).map_err(io_err)?;
         if len as usize > MAX_SIZE {
             return Err(format!("the bench peer echoed a frame of {len} bytes"));
@@ -853,7 +853,8 @@ fn ring_sink(wire: &str, out: &mut File) -> Result<(u64, u64), String> {
     say_ready(out)?;
     let (mut n, mut bytes, mut buf) = (0u64, 0u64, Vec::new());
     loop {
-        rx.recv_timeout(&mut buf, IO_TIMEOUT).map_err(ring_err)?;
+        rx.recv_into_timeout(&mut buf, IO_TIMEOUT)
+            .map_err(ring_err)?;
         if buf.is_empty() {
             return Ok((n, bytes));
         }
@@ -868,7 +869,8 @@ fn ring_echo(wire: &str, out: &mut File) -> Result<(u64, u64), String> {
     say_ready(out)?;
     let (mut n, mut buf) = (0u64, Vec::new());
     loop {
-        rx.recv_timeout(&mut buf, IO_TIMEOUT).map_err(ring_err)?;
+        rx.recv_into_timeout(&mut buf, IO_TIMEOUT)
+            .map_err(ring_err)?;
         if buf.is_empty() {
             return Ok((n, 0));
         }

@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use shmkit::segment::Segment;
+use shmkit_testing::unique;
 
 shmkit_process::test_support!();
 
@@ -20,10 +21,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn unique(tag: &str) -> String {
-    format!("shmkit-test-cli-{tag}-{}", std::process::id())
 }
 
 /// Tests that leave a stale segment behind, and the test that runs `rm --stale`, take
@@ -537,14 +534,7 @@ fn bench_quick_prints_both_tables_and_leaves_no_segment() {
         text.contains("Throughput") && text.contains("Round trip"),
         "{text}"
     );
-    let prefix = format!("shmkit-bench-{pid}-");
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    shmkit_testing::assert_none_starting(&format!("shmkit-bench-{pid}-"));
 }
 
 #[test]

@@ -58,6 +58,8 @@
 #![doc(html_root_url = "https://docs.rs/shmkit-pool/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod builder;
 mod chunk;
@@ -75,4 +77,5 @@ mod worker;
 pub use builder::Builder;
 pub use error::{Error, Result};
 pub use job::{AsyncResult, IMap, MapResult};
-pub use pool::{MAX_PROCESSES, Pool};
+pub use pool::Pool;
+pub use shmkit_sync::MAX_PROCESSES;

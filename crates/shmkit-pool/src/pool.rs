@@ -18,10 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Most workers one pool can have: as many as a shmkit lock has process slots
-/// ([`shmkit_sync::MAX_PROCESSES`], the same number), so that every worker of a pool
-/// can share one `Lock`, `Value` or `Queue` with the others.
-pub const MAX_PROCESSES: usize = shmkit_sync::MAX_PROCESSES as usize;
+// Most workers one pool can have: shmkit's one process limit, as many as a lock has
+// process slots, so that every worker of a pool can share one lock, value or queue.
+use shmkit_sync::MAX_PROCESSES;
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
 
@@ -120,8 +119,8 @@ impl Pool {
         // Python's `Pool()`: one worker per CPU (within the limit).
         let processes = b
             .processes
-            .unwrap_or_else(|| shmkit_process::cpu_count().min(MAX_PROCESSES));
-        if processes == 0 || processes > MAX_PROCESSES {
+            .unwrap_or_else(|| shmkit_process::cpu_count().min(MAX_PROCESSES as usize));
+        if processes == 0 || processes > MAX_PROCESSES as usize {
             return Err(Error::Config(format!(
                 "processes must be 1..={MAX_PROCESSES}, got {processes}"
             )));

@@ -11,9 +11,8 @@ shmkit_process::test_support!();
 
 const LONG: Duration = Duration::from_secs(60);
 
-#[path = "../../shmkit-process/tests/support/faults.rs"]
-mod support;
-use support::still_our_child;
+use shmkit_testing::assert_none_starting;
+use shmkit_testing::faults::{Rng, still_our_child, torture};
 
 /// A task that takes some microseconds (a few thousand multiply-adds).
 fn work(x: u64) -> u64 {
@@ -26,16 +25,6 @@ fn work(x: u64) -> u64 {
     h
 }
 
-fn assert_clean(prefix: &str) {
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
-        .collect();
-    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
-}
-
 /// Workers SIGKILLed at random moments (every 5-25 ms, a random worker) while a `map` of
 /// 10 000 tasks runs, in chunks of the default size and of 10: the map returns (bounded);
 /// every task has its correct result or `WorkerDied` naming a worker we killed; a retry
@@ -43,21 +32,12 @@ fn assert_clean(prefix: &str) {
 /// reaped and the pool's segments are gone.
 #[test]
 fn workers_killed_at_random_during_a_map_of_10000_tasks() {
-    let kills_wanted: u64 = std::env::var("SHMKIT_TORTURE")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(20, |n| (n / 10).max(1));
+    let kills_wanted = (torture(200) / 10).max(1);
     let p = Pool::with_processes(2).unwrap();
     let prefix = p.prefix().to_owned();
     let mut seen_pids = std::collections::HashSet::new();
     let mut killed = std::collections::HashSet::new();
-    let mut seed = u64::from(std::process::id()) | 1;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = Rng::new("workers_killed_at_random_during_a_map_of_10000_tasks");
     let (mut died_total, mut ok_total, mut maps) = (0usize, 0usize, 0);
     let t_start = Instant::now();
     for chunk in [None, Some(10)] {
@@ -79,10 +59,10 @@ fn workers_killed_at_random_during_a_map_of_10000_tasks() {
             let t0 = Instant::now();
             while !outcome.is_finished() && kills < kills_wanted {
                 assert!(t0.elapsed() < LONG, "map never returned");
-                std::thread::sleep(Duration::from_millis(5 + rnd(20)));
+                std::thread::sleep(Duration::from_millis(5 + rng.below(20)));
                 let pids = p.worker_pids();
                 seen_pids.extend(pids.iter().copied());
-                let Some(&victim) = pids.get(rnd(pids.len() as u64) as usize) else {
+                let Some(&victim) = pids.get(rng.below(pids.len() as u64) as usize) else {
                     continue;
                 };
                 if outcome.is_finished() {
@@ -129,7 +109,7 @@ fn workers_killed_at_random_during_a_map_of_10000_tasks() {
     for pid in &seen_pids {
         assert!(!still_our_child(*pid), "worker {pid} not reaped");
     }
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
     eprintln!(
         "pool: {maps} maps of 10000 tasks, workers killed: {}, tasks that got WorkerDied \
          (then retried): {died_total}, tasks that succeeded first time: {ok_total}, \

@@ -88,13 +88,7 @@ fn running(pid: u32) -> bool {
 
 /// Entries in `/dev/shm` of the pools of process `pid`.
 fn pool_segments_of(pid: u32) -> Vec<String> {
-    let mine = format!("shmkit-pool-{pid}-");
-    std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&mine))
-        .collect()
+    shmkit_testing::shm_names_starting(&format!("shmkit-pool-{pid}-"))
 }
 
 /// Removes what a failed run left in `/dev/shm` (so a failure does not litter), after

@@ -4,6 +4,7 @@
 
 use shmkit_pool::{Error, Pool};
 use shmkit_process::StartMethod;
+use shmkit_testing::assert_none_starting;
 use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
@@ -39,17 +40,6 @@ fn die_on_three(x: u32) -> u32 {
 
 fn pool(n: usize) -> Pool {
     Pool::with_processes(n).expect("pool starts")
-}
-
-/// The pool's segments are all gone (after drop).
-fn assert_clean(prefix: &str) {
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .expect("/dev/shm")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
-        .collect();
-    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
 }
 
 /// Whether `pid` is a process that still exists (running or zombie).
@@ -103,7 +93,7 @@ fn every_map_form_keeps_order() {
     assert_eq!(r.completed(), 10);
     assert!(r.get_each().into_iter().all(|x| x.is_ok()));
     drop(p);
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
 }
 
 #[test]
@@ -187,7 +177,7 @@ fn a_worker_killed_mid_task_fails_that_task_only_and_is_replaced() {
         assert_eq!(after.len(), 2);
         assert_ne!(after, before);
         drop(p);
-        assert_clean(&prefix);
+        assert_none_starting(&format!("{prefix}-"));
     }
 }
 
@@ -252,7 +242,7 @@ fn drop_without_join_leaves_no_zombie_and_no_segment() {
     for pid in pids {
         assert!(!exists(pid), "worker {pid} reaped");
     }
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
 }
 
 #[test]
@@ -287,7 +277,7 @@ fn a_retiring_worker_hands_over_its_large_results() {
         assert_eq!(out.len(), 80_000, "task {i}");
     }
     drop(p);
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
 }
 
 static GREETING: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
@@ -350,7 +340,7 @@ fn mebibyte_arguments_and_results() {
     assert_eq!(got[1].0, 10);
     assert_eq!(got[2].1.len(), 6 << 20);
     drop(p);
-    assert_clean(&prefix);
+    assert_none_starting(&format!("{prefix}-"));
 }
 
 #[test]
@@ -373,7 +363,7 @@ fn a_hundred_thousand_tiny_tasks() {
 #[test]
 fn new_without_a_count_starts_one_worker_per_cpu() {
     let p = Pool::new().expect("pool starts");
-    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES);
+    let cpus = shmkit_process::cpu_count().min(shmkit_pool::MAX_PROCESSES as usize);
     assert_eq!(p.processes(), cpus);
     assert_eq!(p.worker_pids().len(), cpus);
     assert_eq!(
@@ -385,12 +375,9 @@ fn new_without_a_count_starts_one_worker_per_cpu() {
 #[test]
 fn bad_settings_are_refused() {
     assert!(matches!(Pool::with_processes(0), Err(Error::Config(_))));
-    // One limit for the number of processes across the crates.
-    assert_eq!(
-        shmkit_pool::MAX_PROCESSES,
-        shmkit_sync::MAX_PROCESSES as usize
-    );
-    match Pool::with_processes(shmkit_pool::MAX_PROCESSES + 1) {
+    // One limit for the number of processes across the crates (one constant, re-exported).
+    assert_eq!(shmkit_pool::MAX_PROCESSES, shmkit_sync::MAX_PROCESSES);
+    match Pool::with_processes(shmkit_pool::MAX_PROCESSES as usize + 1) {
         Err(Error::Config(m)) => assert!(m.contains("1..=1024"), "{m}"),
         other => panic!("{other:?}"),
     }

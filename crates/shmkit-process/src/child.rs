@@ -32,13 +32,11 @@ pub(crate) fn run_child_role_if_requested() {
     };
     let name = std::env::var(CHILD_NAME_ENV).unwrap_or_else(|_| "Process".into());
     let stdout = std::env::var(CHILD_STDOUT_ENV).ok();
-    // SAFETY: `init` runs first thing in main, before the program starts threads that
-    // could read the environment concurrently. In a test binary the child runs a single
-    // test (`--test-threads=1`), and libtest's main thread only waits for it meanwhile.
-    unsafe {
-        std::env::remove_var(CHILD_FD_ENV);
-        std::env::remove_var(CHILD_NAME_ENV);
-        std::env::remove_var(CHILD_STDOUT_ENV);
+    for var in [CHILD_FD_ENV, CHILD_NAME_ENV, CHILD_STDOUT_ENV] {
+        // SAFETY: `init` runs first thing in main, before the program starts threads that
+        // could read the environment concurrently. In a test binary the child runs a single
+        // test (`--test-threads=1`), and libtest's main thread only waits for it meanwhile.
+        unsafe { std::env::remove_var(var) };
     }
     if let Some(fd) = stdout.and_then(|fd| fd.parse().ok()) {
         use std::io::Write;

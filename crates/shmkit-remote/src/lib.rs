@@ -25,6 +25,8 @@
 #![doc(html_root_url = "https://docs.rs/shmkit-remote/0.1.0/")]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod error;
 mod func;

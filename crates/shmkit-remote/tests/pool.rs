@@ -9,9 +9,11 @@ mod support;
 
 use shmkit_process::Process;
 use shmkit_remote::{Error, Pool, Worker};
+use shmkit_testing::faults::Rng;
+use shmkit_testing::unique;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use support::{Durability, unique};
+use support::Durability;
 
 shmkit_process::test_support!();
 
@@ -300,17 +302,11 @@ fn workers_killed_at_random_during_a_map() {
         .connect()
         .unwrap();
     let mut w = Workers::start(&srv.url(), &name, 2);
-    let mut seed = u64::from(std::process::id()) | 1;
-    let mut rnd = move |m: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % m
-    };
+    let mut rng = Rng::new("workers_killed_at_random_during_a_map");
     let mut results = pool.imap_chunked(work, 0..n, 1).unwrap();
     let mut got = Vec::new();
     let mut killed = HashSet::new();
-    let mut next_kill = Instant::now() + Duration::from_millis(50 + rnd(200));
+    let mut next_kill = Instant::now() + Duration::from_millis(50 + rng.below(200));
     let started = Instant::now();
     while got.len() < n as usize {
         assert!(
@@ -318,14 +314,14 @@ fn workers_killed_at_random_during_a_map() {
             "map did not finish"
         );
         if Instant::now() >= next_kill {
-            let i = rnd(w.procs.len() as u64) as usize;
+            let i = rng.below(w.procs.len() as u64) as usize;
             let victim = w.procs.swap_remove(i);
             killed.insert(victim.pid());
             victim.kill().unwrap();
             let mut victim = victim;
             let _ = victim.join_timeout(LONG);
             w.add();
-            next_kill = Instant::now() + Duration::from_millis(50 + rnd(200));
+            next_kill = Instant::now() + Duration::from_millis(50 + rng.below(200));
         }
         match results.next_timeout(Duration::from_millis(20)) {
             Some(Err(Error::Timeout)) => continue,

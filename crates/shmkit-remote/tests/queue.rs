@@ -6,8 +6,9 @@
 mod support;
 
 use shmkit_remote::{Error, Queue};
+use shmkit_testing::unique;
 use std::time::{Duration, Instant};
-use support::{Durability, unique};
+use support::Durability;
 
 shmkit_process::test_support!();
 

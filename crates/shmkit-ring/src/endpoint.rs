@@ -38,13 +38,15 @@ pub(crate) fn ring_at(seg: &Segment, offset: usize, cap: u64) -> Result<Ring> {
         });
     }
     // SAFETY: the range [offset, offset + 384 + cap) lies inside the mapping (checked
-    // above against the mapping's own length), the payload base is 128-aligned and
-    // `offset` is a multiple of 128, so the header is aligned and the data 8-aligned.
-    // Every caller keeps the `Segment` (an `Arc`) alive as long as the ring is used.
-    let ring = unsafe {
-        let base = seg.as_ptr().add(offset);
-        Ring::new(base.cast::<SpscHeader>(), base.add(spsc::HEADER_BYTES), cap)
-    };
+    // above against the mapping's own length): `offset` is in bounds.
+    let base = unsafe { seg.as_ptr().add(offset) };
+    // SAFETY: HEADER_BYTES (384) <= 384 + cap: still inside that range.
+    let data = unsafe { base.add(spsc::HEADER_BYTES) };
+    // SAFETY: header and data lie inside the mapping (above); the payload base is
+    // 128-aligned and `offset` is a multiple of 128, so the header is aligned and the
+    // data 8-aligned. Every caller keeps the `Segment` (an `Arc`) alive as long as the
+    // ring is used.
+    let ring = unsafe { Ring::new(base.cast::<SpscHeader>(), data, cap) };
     let stored = ring.header().meta.capacity.load(Ordering::Acquire);
     // Invariant restored: the header's capacity (0 until the creator initialises it)
     // agrees with the capacity the mapping's size implies.

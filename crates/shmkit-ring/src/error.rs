@@ -28,10 +28,10 @@ pub enum Error {
         /// The largest message the ring can hold.
         max: usize,
     },
-    /// A `try_` send found no room.
+    /// A `try_` send found no room ([`TrySendError::Full`] as an `Error`).
     #[error("full")]
     Full,
-    /// A `try_` receive found nothing.
+    /// A `try_` receive found nothing ([`TryRecvError::Empty`] as an `Error`).
     #[error("empty")]
     Empty,
     /// A `_timeout` call ran out of time.
@@ -97,6 +97,87 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a `try_` send of an SPSC [`Producer`](crate::spsc::Producer) or a
+/// [`Connection`](crate::Connection) did not go through: three cases a caller can match
+/// exhaustively (crossbeam's `TrySendError`, with the permanent failures apart). The
+/// message is the caller's `&[u8]`, still in its hands. `?` turns it into an [`Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    /// No room now: a later try may succeed.
+    #[error("full")]
+    Full,
+    /// Nobody is left to receive: the other side is gone.
+    #[error("disconnected: the other side is gone")]
+    Disconnected,
+    /// No try will succeed through this handle: the message can never fit
+    /// ([`Error::TooLarge`]), the handle is closed or was sent away ([`Error::Closed`]),
+    /// or the ring is corrupted ([`Error::Corrupted`]).
+    #[error(transparent)]
+    Failed(Error),
+}
+
+/// Why a `try_` receive of an SPSC [`Consumer`](crate::spsc::Consumer) or a
+/// [`Connection`](crate::Connection) got nothing: three cases a caller can match
+/// exhaustively (crossbeam's `TryRecvError`, with the permanent failures apart). `?`
+/// turns it into an [`Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing there now: a later try may find a message.
+    #[error("empty")]
+    Empty,
+    /// The other side is gone and everything it sent has been received.
+    #[error("disconnected: the other side is gone")]
+    Disconnected,
+    /// No try will succeed through this handle: it is closed or was sent away
+    /// ([`Error::Closed`]), or the ring is corrupted ([`Error::Corrupted`]).
+    #[error(transparent)]
+    Failed(Error),
+}
+
+impl TrySendError {
+    /// The crate's error as a try-send's: `Full` and `Disconnected` are themselves,
+    /// everything else is permanent.
+    pub(crate) fn from_error(e: Error) -> TrySendError {
+        match e {
+            Error::Full => TrySendError::Full,
+            Error::Disconnected => TrySendError::Disconnected,
+            other => TrySendError::Failed(other),
+        }
+    }
+}
+
+impl TryRecvError {
+    /// The crate's error as a try-receive's: `Empty` and `Disconnected` are themselves,
+    /// everything else is permanent.
+    pub(crate) fn from_error(e: Error) -> TryRecvError {
+        match e {
+            Error::Empty => TryRecvError::Empty,
+            Error::Disconnected => TryRecvError::Disconnected,
+            other => TryRecvError::Failed(other),
+        }
+    }
+}
+
+impl From<TrySendError> for Error {
+    fn from(e: TrySendError) -> Error {
+        match e {
+            TrySendError::Full => Error::Full,
+            TrySendError::Disconnected => Error::Disconnected,
+            TrySendError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<TryRecvError> for Error {
+    fn from(e: TryRecvError) -> Error {
+        match e {
+            TryRecvError::Empty => Error::Empty,
+            TryRecvError::Disconnected => Error::Disconnected,
+            TryRecvError::Failed(e) => e,
+        }
+    }
+}
 
 impl Error {
     pub(crate) fn from_raw(name: &str, e: RawError) -> Error {

@@ -455,24 +455,24 @@ fn registry_header(seg: &Segment) -> Result<&QueueHeader> {
 fn registry_word(seg: &Segment, offset: usize) -> &AtomicU32 {
     assert!(offset + 4 <= REGISTRY_BYTES && offset.is_multiple_of(4));
     // SAFETY: callers checked the payload holds REGISTRY_BYTES (`registry_header`); the
-    // word lies inside it (asserted) and is 4-aligned on a 128-aligned base; any bit
-    // pattern is a valid `AtomicU32`; the reference borrows `seg`.
-    unsafe { &*seg.as_ptr().add(offset).cast::<AtomicU32>() }
+    // word lies inside it (asserted): in bounds.
+    let word = unsafe { seg.as_ptr().add(offset) };
+    // SAFETY: in bounds (above) and 4-aligned on a 128-aligned base; any bit pattern is
+    // a valid `AtomicU32`; the reference borrows `seg`, which owns the mapping.
+    unsafe { &*word.cast::<AtomicU32>() }
 }
 
 /// Handle-table entry `slot` (docs/memory-layout-ring.md).
 fn handle_entry(seg: &Segment, slot: u32) -> &HandleEntry {
     assert!(slot < MAX_HANDLES);
     // SAFETY: callers checked the payload holds REGISTRY_BYTES (`registry_header`), and
-    // the MAX_HANDLES entries at HANDLES_OFFSET end there; 8-aligned on a 128-aligned
-    // base; atomics only, any bit pattern is valid; the reference borrows `seg`.
-    unsafe {
-        &*seg
-            .as_ptr()
-            .add(HANDLES_OFFSET)
-            .cast::<HandleEntry>()
-            .add(slot as usize)
-    }
+    // the MAX_HANDLES entries at HANDLES_OFFSET end there: in bounds.
+    let table = unsafe { seg.as_ptr().add(HANDLES_OFFSET) }.cast::<HandleEntry>();
+    // SAFETY: slot < MAX_HANDLES (asserted): entry `slot` is inside that table.
+    let entry = unsafe { table.add(slot as usize) };
+    // SAFETY: in bounds (above), 8-aligned on a 128-aligned base; atomics only, any bit
+    // pattern is valid; the reference borrows `seg`, which owns the mapping.
+    unsafe { &*entry }
 }
 
 /// Handles on their way to a live process.
@@ -591,10 +591,12 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
             ),
         ));
     }
-    // SAFETY: MPMC_OFFSET + HEADER_BYTES <= SEQS_OFFSET <= len (checked above); the
-    // offset is a multiple of 128 on a 128-aligned base; `MpmcHeader` is atomics only
-    // (valid for any bit pattern); the reference borrows `seg`.
-    let q = unsafe { &*seg.as_ptr().add(MPMC_OFFSET).cast::<MpmcHeader>() };
+    // SAFETY: MPMC_OFFSET + HEADER_BYTES <= SEQS_OFFSET <= len (checked above): in bounds.
+    let q = unsafe { seg.as_ptr().add(MPMC_OFFSET) };
+    // SAFETY: in bounds (above); the offset is a multiple of 128 on a 128-aligned base;
+    // `MpmcHeader` is atomics only (valid for any bit pattern); the reference borrows
+    // `seg`, which owns the mapping.
+    let q = unsafe { &*q.cast::<MpmcHeader>() };
     let mut problems = Vec::new();
     check_ready(h, &mut problems);
     let m = &q.meta;
@@ -618,13 +620,14 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
     let mut claims = Vec::new();
     for slot in 0..MAX_HANDLES {
         // SAFETY: entry `slot` lies at TABLE_OFFSET + slot * 128 < SEQS_OFFSET <= len
-        // (checked above), 8-aligned; any bit pattern is a valid `AtomicU64`.
+        // (checked above): in bounds.
         let entry = unsafe {
-            &*seg
-                .as_ptr()
+            seg.as_ptr()
                 .add(TABLE_OFFSET + slot as usize * mpmc::ENTRY_BYTES)
-                .cast::<AtomicU64>()
         };
+        // SAFETY: in bounds (above), 8-aligned; any bit pattern is a valid `AtomicU64`;
+        // the reference borrows `seg`.
+        let entry = unsafe { &*entry.cast::<AtomicU64>() };
         let intent = entry.load(Ordering::Acquire);
         if intent != 0 {
             claims.push((slot, intent - 1));
@@ -651,10 +654,7 @@ fn pod_view(seg: &Segment) -> Result<PodQueueView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unique(tag: &str) -> String {
-        format!("shmkit-test-inspect-{tag}-{}", std::process::id())
-    }
+    use shmkit_testing::unique;
 
     #[test]
     #[cfg_attr(miri, ignore)]
@@ -704,10 +704,11 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn queue_and_pod_queue() {
-        let q = crate::Queue::<u64>::create(&unique("q"), 1 << 12).unwrap();
+        let name = unique("q");
+        let q = crate::Queue::<u64>::create(&name, 1 << 12).unwrap();
         q.put(&1).unwrap();
         q.put(&2).unwrap();
-        let seg = Segment::open(&unique("q")).unwrap();
+        let seg = Segment::open(&name).unwrap();
         let Some(Report::Queue(v)) = inspect(&seg).unwrap() else {
             panic!()
         };
@@ -719,9 +720,10 @@ mod tests {
         assert_eq!(v.handles[0].alive, Some(true));
         assert!(v.problems.is_empty(), "{:?}", v.problems);
 
-        let p = crate::PodQueue::<u32>::create(&unique("pq"), 8).unwrap();
+        let name = unique("pq");
+        let p = crate::PodQueue::<u32>::create(&name, 8).unwrap();
         p.put(&5).unwrap();
-        let seg = Segment::open(&unique("pq")).unwrap();
+        let seg = Segment::open(&name).unwrap();
         let Some(Report::PodQueue(v)) = inspect(&seg).unwrap() else {
             panic!()
         };

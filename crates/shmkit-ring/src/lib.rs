@@ -43,6 +43,8 @@
 #![doc(html_root_url = "https://docs.rs/shmkit-ring/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod endpoint;
 mod error;
@@ -51,12 +53,16 @@ mod pipe;
 #[cfg(feature = "internals")]
 pub mod primitive;
 #[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
 mod primitive;
 mod queue;
+// TODO(house): split after the record-format change (raw/ is being rewritten; its
+// unsafe blocks get one operation each then, like the rest of the crate).
 #[cfg(feature = "internals")]
+#[allow(clippy::multiple_unsafe_ops_per_block)]
 pub mod raw;
 #[cfg(not(feature = "internals"))]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, clippy::multiple_unsafe_ops_per_block)]
 mod raw;
 mod registry;
 pub mod spsc;
@@ -66,7 +72,7 @@ pub mod wait;
 #[allow(dead_code, unreachable_pub)]
 mod wait;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TryRecvError, TrySendError};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder};
 pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, PodQueueBuilder, Queue, QueueBuilder};
 pub use registry::MAX_HANDLES;

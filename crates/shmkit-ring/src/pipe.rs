@@ -2,7 +2,7 @@
 //! [`Connection`]s over two SPSC rings in one anonymous segment.
 
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait::WaitStrategy;
 use serde::de::DeserializeOwned;
@@ -235,9 +235,10 @@ impl Connection {
         self.with_tx(|tx| tx.send(bytes, Some(timeout)))
     }
 
-    /// Send without waiting: [`Error::Full`] if there is no room now.
-    pub fn try_send_bytes(&self, bytes: &[u8]) -> Result<()> {
+    /// Send without waiting: [`TrySendError::Full`] if there is no room now.
+    pub fn try_send_bytes(&self, bytes: &[u8]) -> Result<(), TrySendError> {
         self.with_tx(|tx| tx.try_send(bytes))
+            .map_err(TrySendError::from_error)
     }
 
     /// Receive a serde value. [`Error::Disconnected`] (Python's `EOFError`) once the
@@ -272,9 +273,11 @@ impl Connection {
         Ok(v)
     }
 
-    /// Receive without waiting: [`Error::Empty`] if nothing is there now.
-    pub fn try_recv_bytes(&self, buf: &mut Vec<u8>) -> Result<()> {
+    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting:
+    /// [`TryRecvError::Empty`] if nothing is there now.
+    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
         self.with_rx(|rx| rx.try_recv(buf))
+            .map_err(TryRecvError::from_error)
     }
 
     /// Whether a message (or the end of the stream) can be received now, waiting at
@@ -328,7 +331,7 @@ impl Connection {
     }
 
     /// Set how long blocking calls spin before they sleep.
-    pub fn set_spin_policy(&self, spin: SpinPolicy) {
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
         if let Some(tx) = lock(&self.tx).as_mut() {
             tx.spin = spin;
         }

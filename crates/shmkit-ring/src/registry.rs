@@ -180,49 +180,45 @@ impl Registry {
         unsafe { &*self.seg.as_ptr().cast::<QueueHeader>() }
     }
 
+    /// The address `offset` bytes into the registry.
+    fn at(&self, offset: usize) -> *mut u8 {
+        assert!(offset < REGISTRY_BYTES);
+        // SAFETY: `new` checked the payload holds REGISTRY_BYTES, and `offset` is inside
+        // them (asserted): in bounds of the mapping.
+        unsafe { self.seg.as_ptr().add(offset) }
+    }
+
     /// Consumer claim lock: 0 free, else holder's slot + 1.
     pub(crate) fn cons_lock(&self) -> &AtomicU32 {
-        // SAFETY: CONS_LOCK_OFFSET lies inside REGISTRY_BYTES (checked in `new`),
-        // 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as long
-        // as `self`.
-        unsafe { &*self.seg.as_ptr().add(CONS_LOCK_OFFSET).cast::<AtomicU32>() }
+        // SAFETY: CONS_LOCK_OFFSET + 4 <= REGISTRY_BYTES, inside the payload (checked in
+        // `new`), 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as
+        // long as `self`.
+        unsafe { &*self.at(CONS_LOCK_OFFSET).cast::<AtomicU32>() }
     }
 
     /// The get side's turn marker (see [`QueueHeader::last_producer`]).
     pub(crate) fn last_consumer(&self) -> &AtomicU32 {
-        // SAFETY: CONS_MARK_OFFSET lies inside REGISTRY_BYTES (checked in `new`),
-        // 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as long
-        // as `self`.
-        unsafe { &*self.seg.as_ptr().add(CONS_MARK_OFFSET).cast::<AtomicU32>() }
+        // SAFETY: CONS_MARK_OFFSET + 4 <= REGISTRY_BYTES, inside the payload (checked in
+        // `new`), 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as
+        // long as `self`.
+        unsafe { &*self.at(CONS_MARK_OFFSET).cast::<AtomicU32>() }
     }
 
     /// A growing queue's `released_to` position (see [`RELEASED_TO_OFFSET`]).
     pub(crate) fn released_to(&self) -> &AtomicU64 {
-        // SAFETY: RELEASED_TO_OFFSET (136) lies inside REGISTRY_BYTES (checked in `new`),
-        // 8-aligned on a 128-aligned base; any bit pattern is a valid `AtomicU64`; the
-        // segment lives as long as `self`.
-        unsafe {
-            &*self
-                .seg
-                .as_ptr()
-                .add(RELEASED_TO_OFFSET)
-                .cast::<AtomicU64>()
-        }
+        // SAFETY: RELEASED_TO_OFFSET (136) + 8 <= REGISTRY_BYTES, inside the payload
+        // (checked in `new`), 8-aligned on a 128-aligned base; any bit pattern is a valid
+        // `AtomicU64`; the segment lives as long as `self`.
+        unsafe { &*self.at(RELEASED_TO_OFFSET).cast::<AtomicU64>() }
     }
 
     pub(crate) fn entry(&self, slot: u32) -> &HandleEntry {
         assert!(slot < MAX_HANDLES);
+        let entry = self.at(HANDLES_OFFSET + slot as usize * size_of::<HandleEntry>());
         // SAFETY: MAX_HANDLES 32-byte entries at HANDLES_OFFSET end at REGISTRY_BYTES,
-        // inside the payload (checked in `new`); 8-aligned on a 128-aligned base;
-        // `slot < MAX_HANDLES` asserted above; atomics only, any bit pattern is valid.
-        unsafe {
-            &*self
-                .seg
-                .as_ptr()
-                .add(HANDLES_OFFSET)
-                .cast::<HandleEntry>()
-                .add(slot as usize)
-        }
+        // inside the payload (checked in `new`), and `slot < MAX_HANDLES` (asserted);
+        // 8-aligned on a 128-aligned base; atomics only, any bit pattern is valid.
+        unsafe { &*entry.cast::<HandleEntry>() }
     }
 
     fn state(&self, slot: u32) -> &AtomicU32 {

@@ -10,15 +10,15 @@
 //! let (mut tx, mut rx) = shmkit_ring::spsc::channel(&name, 1 << 12)?;
 //! tx.send(b"hello")?;
 //! let mut buf = Vec::new();
-//! rx.recv(&mut buf)?;
+//! rx.recv_into(&mut buf)?;
 //! assert_eq!(buf, b"hello");
 //! drop(tx);
-//! assert!(matches!(rx.recv(&mut buf), Err(shmkit_ring::Error::Disconnected)));
+//! assert!(matches!(rx.recv_into(&mut buf), Err(shmkit_ring::Error::Disconnected)));
 //! # Ok::<(), shmkit_ring::Error>(())
 //! ```
 
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait::WaitStrategy;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -208,24 +208,24 @@ impl Producer {
         self.tx.send(msg, Some(timeout))
     }
 
-    /// Send without waiting: [`Error::Full`] if there is no room now.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.live()?;
-        self.tx.try_send(msg)
+    /// Send without waiting: [`TrySendError::Full`] if there is no room now.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
+        self.live().map_err(TrySendError::from_error)?;
+        self.tx.try_send(msg).map_err(TrySendError::from_error)
     }
 
     /// Send as many of `msgs` as fit now, in order, published with one store and at
-    /// most one wake-up. Returns how many were sent.
-    pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<usize> {
-        self.live()?;
+    /// most one wake-up. Returns how many were sent (0 if there is no room now).
+    pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<usize, TrySendError> {
+        self.live().map_err(TrySendError::from_error)?;
         if self.tx.peer_gone(false) {
-            return Err(Error::Disconnected);
+            return Err(TrySendError::Disconnected);
         }
         let n = self
             .tx
             .core
             .try_send_batch(msgs)
-            .map_err(|e| Error::from_raw(self.tx.seg.name(), e))?;
+            .map_err(|e| TrySendError::from_error(Error::from_raw(self.tx.seg.name(), e)))?;
         if n > 0 {
             self.tx.notify();
         }
@@ -251,19 +251,19 @@ impl Producer {
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.live()?;
         self.tx.wait_room(len, Deadline::NEVER)?;
-        self.try_reserve(len)
+        self.try_reserve(len).map_err(Error::from)
     }
 
-    /// Reserve without waiting: [`Error::Full`] if there is no room now.
-    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        self.live()?;
+    /// Reserve without waiting: [`TrySendError::Full`] if there is no room now.
+    pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, TrySendError> {
+        self.live().map_err(TrySendError::from_error)?;
         let ring = self.tx.ring;
         let seg = &self.tx.seg; // the name only on error: no allocation per message
         let inner = self
             .tx
             .core
             .reserve(len)
-            .map_err(|e| Error::from_raw(seg.name(), e))?;
+            .map_err(|e| TrySendError::from_error(Error::from_raw(seg.name(), e)))?;
         Ok(WriteGrant {
             inner,
             ring,
@@ -365,42 +365,47 @@ impl Consumer {
     /// Receive one message into `buf` (cleared first), waiting while the ring is empty.
     /// [`Error::Disconnected`] once the producer is gone and every message it committed
     /// has been received.
-    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.live()?;
         self.rx.recv(buf, None)
     }
 
-    /// [`recv`](Self::recv), giving up after `timeout` with [`Error::Timeout`].
-    pub fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+    /// [`recv_into`](Self::recv_into), giving up after `timeout` with [`Error::Timeout`].
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
         self.live()?;
         self.rx.recv(buf, Some(timeout))
     }
 
-    /// Receive without waiting: [`Error::Empty`] if nothing is there now.
-    pub fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        self.live()?;
-        self.rx.try_recv(buf)
+    /// Receive without waiting: [`TryRecvError::Empty`] if nothing is there now.
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
+        self.live().map_err(TryRecvError::from_error)?;
+        self.rx.try_recv(buf).map_err(TryRecvError::from_error)
     }
 
     /// Receive one message as a new `Vec`.
     pub fn recv_vec(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.recv(&mut v)?;
+        self.recv_into(&mut v)?;
         Ok(v)
     }
 
     /// Receive up to `max` messages that are there now, appending them to `out`, with
-    /// one store and at most one wake-up. Returns how many.
-    pub fn try_recv_batch(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> Result<usize> {
-        self.live()?;
+    /// one store and at most one wake-up. Returns how many (0 if none is there now);
+    /// [`TryRecvError::Disconnected`] if none is and the producer is gone.
+    pub fn try_recv_batch(
+        &mut self,
+        out: &mut Vec<Vec<u8>>,
+        max: usize,
+    ) -> Result<usize, TryRecvError> {
+        self.live().map_err(TryRecvError::from_error)?;
         let n = self
             .rx
             .core
             .try_recv_batch(out, max)
-            .map_err(|e| Error::from_raw(self.rx.seg.name(), e))?;
+            .map_err(|e| TryRecvError::from_error(Error::from_raw(self.rx.seg.name(), e)))?;
         self.rx.notify();
         if n == 0 && self.rx.peer_gone(false) && !self.rx.ring.has_data() {
-            return Err(Error::Disconnected);
+            return Err(TryRecvError::Disconnected);
         }
         Ok(n)
     }
@@ -446,13 +451,13 @@ impl Consumer {
 
     fn read_deadline(&mut self, dl: Deadline) -> Result<ReadGrant<'_>> {
         self.wait_message(dl)?;
-        self.try_read()
+        self.try_read().map_err(Error::from)
     }
 
     /// Call `f` on every message there now, up to `max`, in place (zero-copy), then
     /// release them all with one store and at most one wake-up: the cheapest way to
-    /// drain a stream of small messages. Returns how many; [`Error::Empty`] if none
-    /// (or [`Error::Disconnected`] if none and the producer is gone).
+    /// drain a stream of small messages. Returns how many; [`TryRecvError::Empty`] if
+    /// none (or [`TryRecvError::Disconnected`] if none and the producer is gone).
     ///
     /// ```
     /// let name = format!("shmkit-doc-batch-{}", std::process::id());
@@ -463,22 +468,26 @@ impl Consumer {
     /// assert_eq!(seen, b"abc");
     /// # Ok::<(), shmkit_ring::Error>(())
     /// ```
-    pub fn try_read_batch(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
-        self.live()?;
+    pub fn try_read_batch(
+        &mut self,
+        max: usize,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, TryRecvError> {
+        self.live().map_err(TryRecvError::from_error)?;
         let seg = &self.rx.seg;
         let n = self
             .rx
             .core
             .read_batch(max, f)
-            .map_err(|e| Error::from_raw(seg.name(), e))?;
+            .map_err(|e| TryRecvError::from_error(Error::from_raw(seg.name(), e)))?;
         if n > 0 {
             self.rx.notify();
             return Ok(n);
         }
         if self.rx.peer_gone(false) && !self.rx.ring.has_data() {
-            return Err(Error::Disconnected);
+            return Err(TryRecvError::Disconnected);
         }
-        Err(Error::Empty)
+        Err(TryRecvError::Empty)
     }
 
     /// [`try_read_batch`](Self::try_read_batch), first waiting (at most `timeout`) for
@@ -491,8 +500,8 @@ impl Consumer {
     ) -> Result<usize> {
         // The deadline (a clock read) only once the fast path found nothing.
         match self.try_read_batch(max, &mut f) {
-            Err(Error::Empty) => {}
-            other => return other,
+            Err(TryRecvError::Empty) => {}
+            other => return other.map_err(Error::from),
         }
         let dl = Deadline::after(Some(timeout));
         loop {
@@ -500,15 +509,15 @@ impl Consumer {
                 return Err(Error::Disconnected);
             }
             match self.try_read_batch(max, &mut f) {
-                Err(Error::Empty) => {} // only padding was there
-                other => return other,
+                Err(TryRecvError::Empty) => {} // only padding was there
+                other => return other.map_err(Error::from),
             }
         }
     }
 
-    /// The next message in place without waiting: [`Error::Empty`] if none.
-    pub fn try_read(&mut self) -> Result<ReadGrant<'_>> {
-        self.live()?;
+    /// The next message in place without waiting: [`TryRecvError::Empty`] if none.
+    pub fn try_read(&mut self) -> Result<ReadGrant<'_>, TryRecvError> {
+        self.live().map_err(TryRecvError::from_error)?;
         let ring = self.rx.ring;
         let seg = &self.rx.seg; // the name only on error: no allocation per message
         match self.rx.core.read() {
@@ -517,8 +526,8 @@ impl Consumer {
                 ring,
                 strategy: self.rx.strategy,
             }),
-            Ok(None) => Err(Error::Empty),
-            Err(e) => Err(Error::from_raw(seg.name(), e)),
+            Ok(None) => Err(TryRecvError::Empty),
+            Err(e) => Err(TryRecvError::from_error(Error::from_raw(seg.name(), e))),
         }
     }
 

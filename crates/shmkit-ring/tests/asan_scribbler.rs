@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use shmkit_ring::Error;
 use shmkit_ring::spsc;
+use shmkit_ring::{Error, TryRecvError, TrySendError};
 use shmkit_segment::Segment;
 
 shmkit_process::test_support!();
@@ -87,21 +87,21 @@ fn a_scribbled_ring_reports_corruption_and_stays_in_bounds() {
         if let Some(tx) = tx.as_mut() {
             match tx.try_send(&msg[..i % msg.len()]) {
                 Ok(()) => counts[0] += 1,
-                Err(Error::Full) => counts[2] += 1,
-                Err(Error::Corrupted { .. }) => counts[3] += 1,
-                Err(Error::Disconnected) => counts[4] += 1,
+                Err(TrySendError::Full) => counts[2] += 1,
+                Err(TrySendError::Failed(Error::Corrupted { .. })) => counts[3] += 1,
+                Err(TrySendError::Disconnected) => counts[4] += 1,
                 Err(_) => counts[5] += 1,
             }
         }
         if let Some(rx) = rx.as_mut() {
-            match rx.try_recv(&mut buf) {
+            match rx.try_recv_into(&mut buf) {
                 Ok(()) => {
                     assert!(buf.len() <= max, "a message of {} bytes", buf.len());
                     counts[1] += 1;
                 }
-                Err(Error::Empty) => counts[2] += 1,
-                Err(Error::Corrupted { .. }) => counts[3] += 1,
-                Err(Error::Disconnected) => counts[4] += 1,
+                Err(TryRecvError::Empty) => counts[2] += 1,
+                Err(TryRecvError::Failed(Error::Corrupted { .. })) => counts[3] += 1,
+                Err(TryRecvError::Disconnected) => counts[4] += 1,
                 Err(_) => counts[5] += 1,
             }
             // The zero-copy path too: a grant is a slice into the mapping.

@@ -4,9 +4,10 @@
 
 #![cfg(not(miri))] // real processes and syscalls: Miri runs the `raw_*` tests instead
 
-use shmkit_ring::primitive::{AtomicU32, Ordering};
+use shmkit_ring::primitive::Ordering;
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue, TryRecvError, TrySendError};
+use shmkit_testing::{assert_unlinked, unique};
 use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
@@ -17,22 +18,6 @@ const MANY: u64 = if cfg!(debug_assertions) {
 } else {
     1_000_000
 };
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-ring-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn assert_unlinked(name: &str) {
-    assert!(
-        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
-        "{name} left in /dev/shm"
-    );
-}
 
 fn join<R: serde::de::DeserializeOwned>(mut p: shmkit_process::Process<R>) -> R {
     p.join_timeout(LONG).expect("child finished in time")
@@ -62,13 +47,13 @@ fn spsc_fifo_exactly_once_child_producer() {
     let child = shmkit_process::spawn(produce, (tx.transfer(), MANY)).unwrap();
     let mut buf = Vec::new();
     for i in 0..MANY {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i), "message {i}");
     }
     assert_eq!(join(child), MANY);
     // The producer is gone and everything was drained.
     assert!(matches!(
-        rx.recv_timeout(&mut buf, LONG),
+        rx.recv_into_timeout(&mut buf, LONG),
         Err(Error::Disconnected)
     ));
     drop(rx);
@@ -79,11 +64,11 @@ fn consume(args: (Consumer, u64)) -> u64 {
     let (mut rx, n) = args;
     let mut buf = Vec::new();
     for i in 0..n {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i), "message {i}");
     }
     // Then the producer drops: disconnection after draining.
-    match rx.recv_timeout(&mut buf, LONG) {
+    match rx.recv_into_timeout(&mut buf, LONG) {
         Err(Error::Disconnected) => n,
         other => panic!("expected Disconnected, got {other:?}"),
     }
@@ -121,15 +106,15 @@ fn spsc_zero_length_and_max_size_messages() {
     let mut buf = vec![1];
     for round in 0..40u8 {
         tx.send(&[]).unwrap();
-        rx.recv(&mut buf).unwrap();
+        rx.recv_into(&mut buf).unwrap();
         assert!(buf.is_empty());
         let big = vec![round; max];
         tx.send_timeout(&big, LONG).unwrap();
         // Consumed padding is skipped transparently by blocking recv.
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, big);
         tx.send(&vec![round; (round as usize * 7) % max]).unwrap();
-        rx.recv(&mut buf).unwrap();
+        rx.recv_into(&mut buf).unwrap();
     }
     assert!(matches!(
         tx.send(&vec![0; max + 1]),
@@ -143,22 +128,68 @@ fn spsc_timeouts_are_bounded() {
     let mut buf = Vec::new();
     let t = Instant::now();
     assert!(matches!(
-        rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(TryRecvError::Empty)
+    ));
     // Three 16-byte records and the next length word: 56 of the 64 bytes.
     for _ in 0..3 {
         tx.send(&[0; 8]).unwrap();
     }
-    assert!(matches!(tx.try_send(&[1]), Err(Error::Full)));
+    assert!(matches!(tx.try_send(&[1]), Err(TrySendError::Full)));
     let t = Instant::now();
     assert!(matches!(
         tx.send_timeout(&[1], Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+/// The try forms' errors come in three cases a caller matches exhaustively: now
+/// (`Full`, `Empty`), the end (`Disconnected`, after the last message), and never
+/// (`Failed`: too large, closed). `?` and `Error::from` give the crate's `Error`.
+#[test]
+fn try_forms_have_errors_a_caller_can_match_exhaustively() {
+    let (mut tx, mut rx) = spsc::channel_anonymous(256).unwrap();
+    let max = tx.max_message();
+    let too_large = tx.try_send(&vec![0; max + 1]).unwrap_err();
+    assert!(
+        matches!(&too_large, TrySendError::Failed(Error::TooLarge { len, .. }) if *len == max + 1),
+        "{too_large:?}"
+    );
+    assert!(matches!(Error::from(too_large), Error::TooLarge { .. }));
+    tx.try_send(b"last").unwrap();
+    drop(tx);
+    let mut buf = Vec::new();
+    rx.try_recv_into(&mut buf).unwrap(); // what was sent comes before the end
+    assert_eq!(buf, b"last");
+    let end = rx.try_recv_into(&mut buf).unwrap_err();
+    assert!(matches!(end, TryRecvError::Disconnected), "{end:?}");
+    assert!(matches!(Error::from(end), Error::Disconnected));
+
+    let (a, b) = Pipe::new().unwrap();
+    a.close();
+    assert!(matches!(
+        a.try_send_bytes(b"x"),
+        Err(TrySendError::Failed(Error::Closed))
+    ));
+    assert!(matches!(
+        a.try_recv_bytes_into(&mut buf),
+        Err(TryRecvError::Failed(Error::Closed))
+    ));
+    assert!(matches!(
+        b.try_recv_bytes_into(&mut buf),
+        Err(TryRecvError::Disconnected)
+    ));
+    fn send(c: &Connection) -> Result<(), Error> {
+        c.try_send_bytes(b"x")?;
+        Ok(())
+    }
+    assert!(matches!(send(&b), Err(Error::Disconnected)));
 }
 
 #[test]
@@ -179,7 +210,7 @@ fn spsc_roles_are_unique() {
     tx2.send(b"again").unwrap();
     let mut rx = rx;
     let mut buf = Vec::new();
-    rx.recv_timeout(&mut buf, LONG).unwrap();
+    rx.recv_into_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"again");
 }
 
@@ -196,13 +227,13 @@ fn spsc_consumer_sees_disconnect_when_producer_is_killed() {
     let child = shmkit_process::spawn(send_then_hang, tx.transfer()).unwrap();
     let mut buf = Vec::new();
     for i in 0..3 {
-        rx.recv_timeout(&mut buf, LONG).unwrap();
+        rx.recv_into_timeout(&mut buf, LONG).unwrap();
         assert_eq!(buf, payload(i));
     }
     child.kill().unwrap();
     let t = Instant::now();
     assert!(matches!(
-        rx.recv_timeout(&mut buf, LONG),
+        rx.recv_into_timeout(&mut buf, LONG),
         Err(Error::Disconnected)
     ));
     assert!(t.elapsed() < Duration::from_secs(5));
@@ -210,7 +241,7 @@ fn spsc_consumer_sees_disconnect_when_producer_is_killed() {
 
 fn recv_one_then_hang(mut rx: Consumer) {
     let mut buf = Vec::new();
-    rx.recv_timeout(&mut buf, LONG).unwrap();
+    rx.recv_into_timeout(&mut buf, LONG).unwrap();
     std::thread::sleep(Duration::from_secs(60));
 }
 
@@ -225,7 +256,7 @@ fn spsc_producer_sees_disconnect_when_consumer_is_killed() {
         tx.send_timeout(&[0; 8], LONG).unwrap();
     }
     let t = Instant::now();
-    while matches!(tx.try_send(&[0; 8]), Err(Error::Full)) {
+    while matches!(tx.try_send(&[0; 8]), Err(TrySendError::Full)) {
         assert!(t.elapsed() < LONG, "child never received");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -253,7 +284,8 @@ fn spsc_corrupted_indices_are_reported() {
     // the next producer to attach validates it and refuses.
     seg.atomic_u64(0).unwrap().store(1 << 40, Ordering::Release);
     let mut buf = Vec::new();
-    rx.recv_timeout(&mut buf, Duration::from_secs(1)).unwrap();
+    rx.recv_into_timeout(&mut buf, Duration::from_secs(1))
+        .unwrap();
     assert_eq!(buf, b"ok");
     let r = Producer::open(&name);
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
@@ -263,7 +295,7 @@ fn spsc_corrupted_indices_are_reported() {
     tx2.send(b"ok").unwrap();
     let seg2 = shmkit_segment::Segment::open(&name2).unwrap();
     seg2.write::<u64>(384, &5000).unwrap();
-    let r = rx2.recv_timeout(&mut buf, Duration::from_secs(1));
+    let r = rx2.recv_into_timeout(&mut buf, Duration::from_secs(1));
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
     drop((rx, tx2, rx2, seg, seg2));
     assert_unlinked(&name);
@@ -564,12 +596,12 @@ fn every_strategy_carries_messages_across_processes() {
         let child = shmkit_process::spawn(produce, (tx.transfer(), N)).unwrap();
         let mut buf = Vec::new();
         for i in 0..N {
-            rx.recv_timeout(&mut buf, LONG).unwrap();
+            rx.recv_into_timeout(&mut buf, LONG).unwrap();
             assert_eq!(buf, payload(i), "{strategy}: message {i}");
         }
         assert_eq!(join(child), N);
         assert!(matches!(
-            rx.recv_timeout(&mut buf, LONG),
+            rx.recv_into_timeout(&mut buf, LONG),
             Err(Error::Disconnected)
         ));
         drop(rx);

@@ -12,19 +12,14 @@ use shmkit_process::Process;
 use shmkit_ring::primitive::Ordering;
 use shmkit_ring::raw::spsc::{HEADER_BYTES, ProducerCore, Ring, SpscHeader};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Error, PodQueue, Queue, WaitStrategy};
+use shmkit_ring::{Error, PodQueue, Queue, TrySendError, WaitStrategy};
 use shmkit_segment::Segment;
 use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
 
-#[path = "../../shmkit-process/tests/support/faults.rs"]
-mod support;
-use support::{BOUND, Rng, assert_unlinked, die, join_killed, torture};
-
-fn unique(tag: &str) -> String {
-    support::unique("ring", tag)
-}
+use shmkit_testing::faults::{BOUND, Rng, die, join_killed, torture};
+use shmkit_testing::{assert_unlinked, unique};
 
 // --- messages: sequence-numbered and checksummed -----------------------------------
 
@@ -182,7 +177,7 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 // `reserve` publishes padding first.
                 for _ in 0..5 {
                     tx.send(&[7; 192]).unwrap();
-                    rx.recv(&mut buf).unwrap();
+                    rx.recv_into(&mut buf).unwrap();
                 }
             }
             let before = if wrap { 0 } else { 3 };
@@ -193,15 +188,15 @@ fn spsc_send_crash_points_whole_message_or_none() {
             let t0 = Instant::now();
             let mut got = Vec::new();
             loop {
-                match rx.recv_timeout(&mut buf, BOUND) {
+                match rx.recv_into_timeout(&mut buf, BOUND) {
                     Ok(()) => got.push(verify(&buf).1),
                     Err(Error::Disconnected) => break,
                     Err(e) => panic!("{step:?} wrap={wrap}: {e}"),
                 }
             }
             assert!(t0.elapsed() < BOUND);
-            let committed = before
-                + u64::from(matches!(step, SendStep::Committed | SendStep::LengthWord));
+            let committed =
+                before + u64::from(matches!(step, SendStep::Committed | SendStep::LengthWord));
             assert_eq!(
                 got,
                 (0..committed).collect::<Vec<_>>(),
@@ -214,12 +209,12 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 tx2.send_timeout(&message(2, seq), BOUND).unwrap();
             }
             for seq in 0..3 {
-                rx.recv_timeout(&mut buf, BOUND).unwrap();
+                rx.recv_into_timeout(&mut buf, BOUND).unwrap();
                 assert_eq!(verify(&buf), (2, seq), "{step:?} wrap={wrap}");
             }
             drop(tx2);
             assert!(matches!(
-                rx.recv_timeout(&mut buf, BOUND),
+                rx.recv_into_timeout(&mut buf, BOUND),
                 Err(Error::Disconnected)
             ));
             drop(rx);
@@ -246,7 +241,7 @@ fn recv_and_die_at(args: (Consumer, u64, RecvStep)) {
     let (mut rx, before, step) = args;
     let mut buf = Vec::new();
     for seq in 0..before {
-        rx.recv_timeout(&mut buf, BOUND).unwrap();
+        rx.recv_into_timeout(&mut buf, BOUND).unwrap();
         assert_eq!(verify(&buf), (1, seq));
     }
     if step == RecvStep::BeforeRead {
@@ -278,12 +273,12 @@ fn spsc_recv_crash_points_lose_nothing() {
         let first = if step == RecvStep::Released { 3 } else { 2 };
         let mut buf = Vec::new();
         for seq in first..6 {
-            rx2.recv_timeout(&mut buf, BOUND).unwrap();
+            rx2.recv_into_timeout(&mut buf, BOUND).unwrap();
             assert_eq!(verify(&buf), (1, seq), "{step:?}");
         }
         drop(tx);
         assert!(matches!(
-            rx2.recv_timeout(&mut buf, BOUND),
+            rx2.recv_into_timeout(&mut buf, BOUND),
             Err(Error::Disconnected)
         ));
         drop(rx2);
@@ -531,7 +526,7 @@ fn producer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
         let mut next = 0u64;
         let t0 = Instant::now();
         while next < target {
-            match rx.recv_timeout(&mut buf, BOUND) {
+            match rx.recv_into_timeout(&mut buf, BOUND) {
                 Ok(()) => {
                     assert_eq!(verify(&buf), (generation, next), "generation {generation}");
                     next += 1;
@@ -547,7 +542,7 @@ fn producer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
         join_killed(child);
         // Drain: what it committed before dying, then Disconnected.
         loop {
-            match rx.recv_timeout(&mut buf, BOUND) {
+            match rx.recv_into_timeout(&mut buf, BOUND) {
                 Ok(()) => {
                     assert_eq!(verify(&buf), (generation, next), "generation {generation}");
                     next += 1;
@@ -664,7 +659,9 @@ fn consumer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
             assert!(t0.elapsed() < BOUND, "consumer {k} stalled");
             match tx.try_send(&message(1, sent)) {
                 Ok(()) => sent += 1,
-                Err(Error::Full) | Err(Error::Disconnected) => std::thread::yield_now(),
+                Err(TrySendError::Full) | Err(TrySendError::Disconnected) => {
+                    std::thread::yield_now()
+                }
                 Err(e) => panic!("{e}"),
             }
         }
@@ -689,7 +686,7 @@ fn consumer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
     let mut buf = Vec::new();
     let mut next = None;
     loop {
-        match rx.recv_timeout(&mut buf, BOUND) {
+        match rx.recv_into_timeout(&mut buf, BOUND) {
             Ok(()) => {
                 let (_, seq) = verify(&buf);
                 match next {

@@ -5,8 +5,8 @@
 
 #![cfg(not(miri))] // real processes and syscalls
 
-use shmkit_ring::primitive::{AtomicU32, Ordering};
 use shmkit_ring::{Error, Queue};
+use shmkit_testing::unique;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -20,15 +20,6 @@ const MANY: u64 = if cfg!(debug_assertions) {
 } else {
     10_000_000
 };
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-qgrow-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Bytes of memory the named segment holds in /dev/shm.
 fn held_bytes(name: &str) -> u64 {

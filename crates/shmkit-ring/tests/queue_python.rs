@@ -6,30 +6,14 @@
 #![cfg(not(miri))] // real processes and syscalls
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shmkit_ring::primitive::{AtomicU32, Ordering};
 use shmkit_ring::{Error, PodQueue, Queue};
+use shmkit_testing::{assert_unlinked, unique};
 use std::time::{Duration, Instant};
 
 shmkit_process::test_support!();
 
 /// Long enough for any honest wait on a loaded 2-core machine; a hang fails the test.
 const BOUND: Duration = Duration::from_secs(20);
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-qpy-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn assert_unlinked(name: &str) {
-    assert!(
-        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
-        "{name} left in /dev/shm"
-    );
-}
 
 // --- typed at open -----------------------------------------------------------------
 
@@ -252,13 +236,13 @@ fn an_spsc_producer_for_a_child_killed_before_taking_it_disconnects_the_consumer
     let mut buf = Vec::new();
     // The role is on its way to a live child: wait, do not disconnect.
     assert!(matches!(
-        rx.recv_timeout(&mut buf, Duration::from_millis(50)),
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
     child.kill().unwrap();
     assert!(child.join_timeout(BOUND).is_err());
     assert!(matches!(
-        rx.recv_timeout(&mut buf, BOUND),
+        rx.recv_into_timeout(&mut buf, BOUND),
         Err(Error::Disconnected)
     ));
     drop(rx);

@@ -213,16 +213,20 @@ impl SegmentBuilder {
         let bytes = bytemuck::bytes_of(&header);
         let after_ready = READY_OFFSET + 4;
         // SAFETY: the mapping is at least HEADER_SIZE bytes (`total` >= HEADER_SIZE) and
-        // both ranges lie inside [0, HEADER_SIZE) of it and of `bytes`; no other process
-        // writes the header, and openers only read it after seeing `ready` published below.
+        // [0, READY_OFFSET) lies inside it and inside `bytes`; no other process writes the
+        // header, and openers only read it after seeing `ready` published below.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr(), READY_OFFSET) };
+        // SAFETY: after_ready < HEADER_SIZE <= the mapping's length: in bounds.
+        let dst = unsafe { map.ptr().add(after_ready) };
+        // SAFETY: [after_ready, HEADER_SIZE) lies inside the mapping (as above) and is
+        // exactly the rest of `bytes`; nobody else writes or reads it yet (as above).
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr(), READY_OFFSET);
             std::ptr::copy_nonoverlapping(
-                bytes.as_ptr().add(after_ready),
-                map.ptr().add(after_ready),
+                bytes[after_ready..].as_ptr(),
+                dst,
                 HEADER_SIZE - after_ready,
-            );
-        }
+            )
+        };
         let fd = Arc::new(fd);
         let seg = Segment {
             name,

@@ -10,7 +10,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Version of the header and of the layouts built on it.
 pub const LAYOUT_VERSION: u32 = 3;
 /// Value of `ready` once the creator has finished initialising ("REDY").
-pub const READY: u32 = u32::from_le_bytes(*b"REDY");
+pub(crate) const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes before the payload; a multiple of 128 so payload structures can be cache-padded.
 pub const HEADER_SIZE: usize = 256;
 /// Offset of the `ready` word inside the header.

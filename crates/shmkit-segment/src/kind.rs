@@ -120,7 +120,7 @@ pub struct TypeFingerprint {
 }
 
 /// Bytes of the type name kept in the header.
-pub const FP_NAME_LEN: usize = 48;
+pub(crate) const FP_NAME_LEN: usize = 48;
 
 impl TypeFingerprint {
     /// No type: the segment holds untyped bytes, and an opener's check is skipped.

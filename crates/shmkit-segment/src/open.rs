@@ -65,9 +65,11 @@ impl Segment {
         };
         let len = usize::try_from(size).map_err(|_| corrupted(format!("size {size} too large")))?;
         let map = sys::Mapping::new(&fd, len).map_err(|e| Error::from_io(&name, "mmap", e, 0))?;
-        // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so the
-        // `ready` word at READY_OFFSET is in bounds and 4-aligned; it lives as long as `map`.
-        let ready = unsafe { &*map.ptr().add(READY_OFFSET).cast::<OsAtomicU32>() };
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, so READY_OFFSET is in bounds.
+        let ready = unsafe { map.ptr().add(READY_OFFSET) };
+        // SAFETY: in bounds (above) and 4-aligned (a page-aligned base plus 28); the word
+        // lives as long as `map`, and is only ever accessed atomically.
+        let ready = unsafe { &*ready.cast::<OsAtomicU32>() };
         // SYNC: Acquire, paired with the creator's Release store of READY in `init`.
         while ready.load(OsOrdering::Acquire) != READY {
             let creating = sys::byte_locked_elsewhere(&fd, CREATOR_LOCK)

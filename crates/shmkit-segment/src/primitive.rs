@@ -10,10 +10,10 @@
 #![allow(clippy::disallowed_types)]
 
 #[cfg(shmkit_loom)]
-pub use loom::sync::atomic::{AtomicU32, AtomicU64};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 
 #[cfg(not(shmkit_loom))]
-pub use core::sync::atomic::{AtomicU32, AtomicU64};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// The hardware's atomics, even under `cfg(shmkit_loom)`: for the header's `ready` word, which
 /// this crate shares with other processes and which no loom model can stand in for.

@@ -105,9 +105,11 @@ impl Segment {
     }
 
     pub(crate) fn ready_word(&self) -> &OsAtomicU32 {
-        // SAFETY: READY_OFFSET + 4 <= HEADER_SIZE <= mapping length; page-aligned base,
-        // so 4-aligned; the reference borrows `self`, which owns the mapping.
-        unsafe { &*self.map.ptr().add(READY_OFFSET).cast::<OsAtomicU32>() }
+        // SAFETY: READY_OFFSET + 4 <= HEADER_SIZE <= mapping length: in bounds.
+        let word = unsafe { self.map.ptr().add(READY_OFFSET) };
+        // SAFETY: in bounds (above); page-aligned base, so 4-aligned; the reference
+        // borrows `self`, which owns the mapping; the word is only accessed atomically.
+        unsafe { &*word.cast::<OsAtomicU32>() }
     }
 
     /// The segment's name (`anonymous:<pid>:<fd>` for anonymous segments).

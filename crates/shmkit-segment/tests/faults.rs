@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{ChildRole, Cleanup, unique};
 use shmkit_segment::{Error, HEADER_SIZE, Kind, LIVENESS_BASE, Segment, SegmentState};
+use shmkit_testing::faults::{Rng, torture};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -326,22 +327,16 @@ fn a_creator_killed_at_each_step_leaves_an_openable_or_clearly_broken_segment() 
 /// within its timeout — never a panic, a hang or a SIGBUS — and `remove` cleans up.
 #[test]
 fn creators_killed_at_random_points_of_create() {
-    let kills = std::env::var("SHMKIT_TORTURE")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(30, |n| n / 4);
+    let kills = torture(120) / 4;
     let (mut whole, mut missing, mut broken) = (0, 0, 0);
-    let mut seed = std::process::id() as u64 | 1;
+    let mut rng = Rng::new("creators_killed_at_random_points_of_create");
     for _ in 0..kills {
         let name = unique("create-kill");
         let _c = Cleanup(name.clone());
         let child = ChildRole::start("create_loop", &name);
         child.expect_line("LOOPING");
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         // A random moment in the loop (it runs tens of creates per millisecond).
-        std::thread::sleep(Duration::from_micros(seed % 3000));
+        std::thread::sleep(Duration::from_micros(rng.below(3000)));
         child.kill();
         let t0 = Instant::now();
         match Segment::builder(&name)

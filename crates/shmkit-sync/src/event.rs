@@ -72,10 +72,9 @@ impl Event {
         Ok(Event::from(AtomicsSegment::open(name, Kind::Event)?))
     }
 
-    /// Set the spin budget of this handle's waits.
-    pub fn with_spin(mut self, spin: SpinPolicy) -> Event {
+    /// Set how long this handle's waits spin before they sleep.
+    pub fn set_spin_policy(&mut self, spin: SpinPolicy) {
         self.spin = spin;
-        self
     }
 
     fn st(&self) -> &EventState {

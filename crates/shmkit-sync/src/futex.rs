@@ -110,7 +110,8 @@ pub fn wake_all(word: &AtomicU32) -> u32 {
 /// ```
 /// use shmkit_sync::{Event, SpinPolicy};
 /// // Sleep at once: for a waiter that shares its core with the process it waits for.
-/// let ev = Event::anonymous()?.with_spin(SpinPolicy::NEVER);
+/// let mut ev = Event::anonymous()?;
+/// ev.set_spin_policy(SpinPolicy::NEVER);
 /// // Spin long: for a latency-critical waiter with a core of its own.
 /// let busy = SpinPolicy { spins: 2000, yields: 0 };
 /// assert!(busy.spin_until(|| true));

@@ -43,6 +43,8 @@
 #![doc(html_root_url = "https://docs.rs/shmkit-sync/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod barrier;
 mod condvar;
@@ -51,11 +53,14 @@ mod error;
 mod event;
 pub mod futex;
 pub mod inspect;
+// Its lock core is public as `raw` under `internals` (below).
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 mod lock;
 mod mutex;
 #[cfg(feature = "internals")]
 pub mod primitive;
 #[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
 mod primitive;
 mod rlock;
 mod semaphore;

@@ -27,7 +27,9 @@ use crate::futex::{self, Deadline, SpinPolicy, WaitOutcome};
 use crate::primitive::{AtomicU32, Ordering};
 use crate::{Error, Result};
 
-/// Process slots per lock (and generation table entries).
+/// shmkit's one limit on processes: the process slots of a lock (and its generation
+/// table's entries), and so the most workers of a `shmkit_pool::Pool`, all of which can
+/// share one lock.
 pub const MAX_PROCESSES: u32 = 1024;
 pub(crate) const SLOT_BITS: u32 = 10;
 pub(crate) const GEN_MASK: u32 = (1 << 21) - 1;

@@ -53,7 +53,10 @@ impl<T> std::fmt::Debug for Mutex<T> {
 /// ```
 /// use shmkit_sync::{Mutex, SpinPolicy};
 /// let name = format!("shmkit-doc-mutex-builder-{}", std::process::id());
-/// let m = Mutex::<u32>::builder(&name).spin(SpinPolicy::NEVER).mode(0o600).create(5)?;
+/// let m = Mutex::<u32>::builder(&name)
+///     .spin_policy(SpinPolicy::NEVER)
+///     .mode(0o600)
+///     .create(5)?;
 /// assert_eq!(*m.lock()?, 5);
 /// # Ok::<(), shmkit_sync::Error>(())
 /// ```
@@ -66,7 +69,7 @@ pub struct MutexBuilder {
 
 impl MutexBuilder {
     /// How long lockers spin before they sleep (default [`SpinPolicy::DEFAULT`]).
-    pub fn spin(mut self, spin: SpinPolicy) -> Self {
+    pub fn spin_policy(mut self, spin: SpinPolicy) -> Self {
         self.spin = spin;
         self
     }
@@ -224,6 +227,15 @@ impl<T: Pod> Open for Mutex<T> {
 pub struct MutexGuard<'a, T: Pod> {
     mutex: &'a Mutex<T>,
     owner_died: bool,
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("value", &**self)
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
 }
 
 impl<T: Pod> MutexGuard<'_, T> {

@@ -408,6 +408,15 @@ pub struct ArrayGuard<'a, T: Pod> {
     owner_died: bool,
 }
 
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrayGuard")
+            .field("items", &&**self)
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
+}
+
 impl<T: Pod> ArrayGuard<'_, T> {
     /// Whether a previous holder died holding the lock (see [`Mutex`]).
     pub fn owner_died(&self) -> bool {

@@ -7,20 +7,11 @@ use shmkit_process::{ProcessError, spawn};
 use shmkit_sync::{
     Array, Barrier, Condvar, Dict, Error, Event, Handle, Mutex, RLock, Semaphore, Value,
 };
+use shmkit_testing::unique;
 
 shmkit_process::test_support!();
 
 const LONG: Duration = Duration::from_secs(20);
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-sync-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn join<R: serde::de::DeserializeOwned>(mut p: shmkit_process::Process<R>) -> R {
     p.join_timeout(LONG).expect("child finished in time")

@@ -20,13 +20,8 @@ shmkit_process::test_support!();
 /// liveness every 10 ms slice; this leaves room for a loaded 2-core machine).
 const RECOVERY_BOUND: Duration = Duration::from_secs(1);
 
-#[path = "../../shmkit-process/tests/support/faults.rs"]
-mod support;
-use support::{BOUND, Rng, assert_unlinked, die, join_killed, torture};
-
-fn unique(tag: &str) -> String {
-    support::unique("sync", tag)
-}
+use shmkit_testing::faults::{BOUND, Rng, die, join_killed, torture};
+use shmkit_testing::{assert_unlinked, shm_names_starting, unique};
 
 fn fnv(x: u64) -> u64 {
     x.to_le_bytes().iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -358,26 +353,19 @@ fn dict_writers_killed_at_random_points() {
 
 // --- 3. crash points: dict insert, remove and growth -----------------------------------
 
-/// Names in /dev/shm that start with `prefix`: a dict's segment and its tables.
-fn shm_names(prefix: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(prefix))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Only the dict's own segment and its current table are linked.
 fn assert_only_current_table(name: &str, d: &Entries) {
     let mut want = vec![name.to_owned(), d.table_segment_name()];
     want.sort();
-    assert_eq!(shm_names(name), want, "segments of dict {name}");
+    assert_eq!(shm_names_starting(name), want, "segments of dict {name}");
 }
 
 fn assert_no_tables(name: &str) {
-    assert_eq!(shm_names(name), Vec::<String>::new(), "left in /dev/shm");
+    assert_eq!(
+        shm_names_starting(name),
+        Vec::<String>::new(),
+        "left in /dev/shm"
+    );
 }
 
 /// Every entry `k -> (k, fnv(k))` is whole, and the count agrees with the entries.

@@ -117,18 +117,24 @@ fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
             ),
         });
     }
-    let base = seg.as_ptr();
+    let at = |offset: usize| {
+        assert!(offset < seg.len());
+        // SAFETY: `offset` is inside the mapping's payload (asserted).
+        unsafe { seg.as_ptr().add(offset) }
+    };
+    let (header, table) = (at(MPMC_OFFSET), at(TABLE_OFFSET));
+    let (seqs, payload) = (at(SEQS_OFFSET), at(SEQS_OFFSET + cap as usize * 8));
     // SAFETY: header, table, sequences and payload lie at the offsets above, inside the
     // mapping (SEQS_OFFSET + cap * (8 + stride) == len, checked); all 8-aligned (the
     // payload base is 128-aligned and every offset a multiple of 8). The segment is
     // kept alive (an `Arc` in `Inner`) as long as the `Mpmc` is used.
     let q = unsafe {
         Mpmc::new(
-            base.add(MPMC_OFFSET).cast(),
-            base.add(TABLE_OFFSET).cast::<CachePadded<AtomicU64>>(),
+            header.cast(),
+            table.cast::<CachePadded<AtomicU64>>(),
             MAX_HANDLES,
-            base.add(SEQS_OFFSET).cast(),
-            base.add(SEQS_OFFSET + cap as usize * 8),
+            seqs.cast(),
+            payload,
             cap,
             item,
         )

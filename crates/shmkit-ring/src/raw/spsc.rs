@@ -523,7 +523,11 @@ impl ProducerCore {
     pub fn publish(&mut self) {
         // SYNC: Release, paired with the Acquire in a successor's `attach` and in
         // `Ring::used_bytes`' readers: the records below `tail` are whole.
-        self.ring.header().tail.pos.store(self.tail, Ordering::Release);
+        self.ring
+            .header()
+            .tail
+            .pos
+            .store(self.tail, Ordering::Release);
     }
 }
 

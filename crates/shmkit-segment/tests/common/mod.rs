@@ -1,20 +1,13 @@
-//! Test helpers: unique names, a guard that removes a name even when a test fails, and
+//! Test helpers: unique names (shmkit-testing's), a guard that removes a name even when a test fails, and
 //! a child process that is this test binary re-executed to run one role.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (or test run) uses.
-pub fn unique(tag: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("shmkit-test-{tag}-{}-{n}", std::process::id())
-}
+pub use shmkit_testing::unique;
 
 /// Removes `/dev/shm/<name>` on drop, whatever happened in the test.
 pub struct Cleanup(pub String);

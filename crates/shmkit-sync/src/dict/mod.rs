@@ -7,6 +7,8 @@
 //! - [`view`]: the read-only snapshot `shmkit inspect` prints.
 
 mod control;
+// Public as `dict_faults` under `internals` (lib.rs).
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 pub(crate) mod crash;
 mod hash;
 pub(crate) mod table;

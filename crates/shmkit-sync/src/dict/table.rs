@@ -307,14 +307,11 @@ impl Table {
     fn slot(&self, i: u64) -> &AtomicU64 {
         let i = i & (self.slots - 1);
         // SAFETY: i < slots, and HEADER + 8 * slots <= payload length (checked at
-        // create/open); 8-aligned (HEADER is); AtomicU64 is valid for any bits.
-        unsafe {
-            &*self
-                .seg
-                .as_ptr()
-                .add((HEADER + 8 * i) as usize)
-                .cast::<AtomicU64>()
-        }
+        // create/open): in bounds.
+        let word = unsafe { self.seg.as_ptr().add((HEADER + 8 * i) as usize) };
+        // SAFETY: in bounds (above); 8-aligned (HEADER is); AtomicU64 is valid for any
+        // bits; borrows `self`, which owns the mapping.
+        unsafe { &*word.cast::<AtomicU64>() }
     }
 
     #[inline]
@@ -329,11 +326,13 @@ impl Table {
     /// `offset + len <= self.heap_bytes`.
     #[inline]
     unsafe fn heap_bytes_at(&self, offset: u64, len: u64) -> &[u8] {
+        // SAFETY: offset <= offset + len <= heap_bytes (caller): inside the heap.
+        let start = unsafe { self.heap().add(offset as usize) };
         // SAFETY: the range lies inside the heap (caller), which lies inside the mapping
         // `self` owns. The bytes of a published record are never written again in this
         // generation (module docs); a misbehaving process can only make them wrong,
         // which `u8` tolerates.
-        unsafe { std::slice::from_raw_parts(self.heap().add(offset as usize), len as usize) }
+        unsafe { std::slice::from_raw_parts(start, len as usize) }
     }
 
     /// The record a live slot word points at, checked to lie inside the heap.
@@ -495,16 +494,18 @@ impl Table {
         fixed[..8].copy_from_slice(&hash.to_le_bytes());
         fixed[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
         fixed[12..].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        let dst = self.heap();
-        // SAFETY: [offset, offset + size) lies inside the heap (asserted above); it is
-        // past the heap's end mark, so no slot points at it and no reader reads it; the
-        // dict's lock makes this the only writer.
-        unsafe {
-            let at = dst.add(offset as usize);
-            std::ptr::copy_nonoverlapping(fixed.as_ptr(), at, fixed.len());
-            let at = at.add(fixed.len());
-            std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
-            std::ptr::copy_nonoverlapping(value.as_ptr(), at.add(key.len()), value.len());
+        let heap = self.heap();
+        let mut at = offset as usize;
+        for part in [&fixed[..], key, value] {
+            // SAFETY: the three parts follow each other from `offset` and add up to at
+            // most `size` (`record_size`), so [at, at + len) lies inside [offset, offset +
+            // size), inside the heap (asserted above); it is past the heap's end mark, so
+            // no slot points at it and no reader reads it; the dict's lock makes this the
+            // only writer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), heap.wrapping_add(at), part.len())
+            };
+            at += part.len();
         }
     }
 

@@ -7,29 +7,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use shmkit_segment::Segment;
+use shmkit_testing::{shm_names_starting, unique};
 
 use super::*;
 use crate::lock::DATA_OFFSET;
-
-fn unique(tag: &str) -> String {
-    use crate::primitive::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-dict-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn shm_names_starting(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Point {

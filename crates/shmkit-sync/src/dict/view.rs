@@ -55,9 +55,12 @@ pub fn inspect_dict(seg: &Segment) -> Result<Option<DictView>> {
             ),
         });
     }
-    // SAFETY: the payload holds DATA_OFFSET + CONTROL_SIZE bytes (checked above), the
-    // control region 128-aligned at DATA_OFFSET; atomics only; borrows `seg`.
-    let c = unsafe { &*seg.as_ptr().add(DATA_OFFSET).cast::<Control>() };
+    // SAFETY: the payload holds DATA_OFFSET + CONTROL_SIZE bytes (checked above): in
+    // bounds.
+    let c = unsafe { seg.as_ptr().add(DATA_OFFSET) };
+    // SAFETY: the control region lies inside the payload (above), 128-aligned at
+    // DATA_OFFSET; atomics only (any bit pattern is valid); borrows `seg`.
+    let c = unsafe { &*c.cast::<Control>() };
     let generation = c.generation.load(Ordering::Acquire);
     let base = c.base(seg.name())?;
     let name = table_name(&base, generation);

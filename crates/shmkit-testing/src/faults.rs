@@ -1,25 +1,11 @@
-//! Helpers shared by the fault-injection suites of the crates (`crates/*/tests/faults.rs`
-//! include this file with `#[path]`): unique names, the kill count, a replayable random
-//! generator, dying at an exact point, and checks that a killed child is reaped and a
-//! segment is gone. Kept here, next to the launcher whose children they watch.
-#![allow(dead_code)] // each suite uses a different part
+//! What the fault-injection suites (`crates/*/tests/faults.rs`) share: the bound on every
+//! wait, the kill count, a replayable random generator, dying at an exact point, and the
+//! check that a killed child is reaped (`join_killed`, with the feature `process`).
 
-use shmkit_process::{Process, ProcessError};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The bound on every wait: a bug fails a test after this, it never hangs it.
 pub const BOUND: Duration = Duration::from_secs(10);
-
-/// A segment name unique to this process and call: `shmkit-test-faults-<suite>-<tag>-...`.
-pub fn unique(suite: &str, tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmkit-test-faults-{suite}-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// The number of kills of a random test: `SHMKIT_TORTURE`, or `default`.
 pub fn torture(default: u64) -> u64 {
@@ -31,6 +17,7 @@ pub fn torture(default: u64) -> u64 {
 
 /// A small xorshift generator: the kill points are random, the seed is printed so a
 /// failure can be replayed (`SHMKIT_FAULT_SEED`).
+#[derive(Debug)]
 pub struct Rng(pub u64);
 
 impl Rng {
@@ -67,14 +54,6 @@ pub fn die() -> ! {
     std::process::abort()
 }
 
-/// The segment `name` is gone from /dev/shm.
-pub fn assert_unlinked(name: &str) {
-    assert!(
-        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
-        "{name} left in /dev/shm"
-    );
-}
-
 /// Whether `pid` is still our child (running or a zombie): it must not be after a join.
 pub fn still_our_child(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -89,10 +68,13 @@ pub fn still_our_child(pid: u32) -> bool {
 
 /// Join a child that must have died of SIGKILL (killed by us or by itself), and check
 /// it is reaped. A panic in the child (a failed check there) fails the test.
-pub fn join_killed<R: serde::de::DeserializeOwned + std::fmt::Debug>(mut p: Process<R>) {
+#[cfg(feature = "process")]
+pub fn join_killed<R: serde::de::DeserializeOwned + std::fmt::Debug>(
+    mut p: shmkit_process::Process<R>,
+) {
     let pid = p.pid();
     match p.join_timeout(BOUND) {
-        Err(ProcessError::Signaled { number: 9, .. }) => {}
+        Err(shmkit_process::ProcessError::Signaled { number: 9, .. }) => {}
         other => panic!("child {pid}: expected death by SIGKILL, got {other:?}"),
     }
     assert!(!still_our_child(pid), "child {pid} not reaped");
