@@ -150,7 +150,7 @@ impl Header {
     }
 }
 
-/// `kind Queue<u64 (8 bytes, align 8)> layout 2`, or `kind Event layout 2` without a type.
+/// `kind Queue<u64 (8 bytes, align 8)> layout 3`, or `kind Event layout 3` without a type.
 fn describe(kind: Kind, fingerprint: Option<&TypeFingerprint>) -> String {
     match fingerprint.filter(|fp| !fp.is_none()) {
         Some(fp) => format!("kind {kind}<{fp}> layout {LAYOUT_VERSION}"),
@@ -294,8 +294,8 @@ mod tests {
         let h = header(Kind::Value, TypeFingerprint::of::<u64>(), 8);
         let (expected, found) =
             mismatch(h.validate(HEADER_SIZE + 8, wanted(Some(Kind::Event), None)));
-        assert_eq!(expected, "kind Event layout 2");
-        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 2");
+        assert_eq!(expected, "kind Event layout 3");
+        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 3");
     }
 
     #[test]
@@ -303,12 +303,12 @@ mod tests {
         let h = header(Kind::Value, TypeFingerprint::of::<u64>(), 8);
         let want = wanted(Some(Kind::Value), Some(TypeFingerprint::of::<u32>()));
         let (expected, found) = mismatch(h.validate(HEADER_SIZE + 8, want));
-        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 2");
-        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 2");
+        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 3");
+        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 3");
         // A type but no kind: the kind found is assumed.
         let want = wanted(None, Some(TypeFingerprint::of::<u32>()));
         let (expected, _) = mismatch(h.validate(HEADER_SIZE + 8, want));
-        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 2");
+        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 3");
     }
 
     #[test]
