@@ -3,12 +3,17 @@
 //!
 //! - `floor/crossbeam_channel/8B`: streaming `u64`s through a bounded crossbeam channel
 //!   between two threads (time per message).
+//! - `floor/rtrb_threads/{8B,64B}`: streaming 8- and 64-byte messages (one per push,
+//!   copied in and out) through rtrb's wait-free SPSC ring between two threads: the
+//!   in-process target for shmkit's `BusyPoll` SPSC ring (`throughput/spsc_busy_poll`).
 //! - `floor/cacheline_threads/8B`: a round trip of one cache line between two threads
 //!   (an atomic ping-pong), the in-process twin of `roundtrip/cacheline/8B`.
 //! - `floor/memcpy/{64KiB,1MiB}`: copy bandwidth of this machine, the ceiling of any
 //!   copying transport.
 //!
 //! Run: `cargo bench --bench floor`.
+
+mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::sync::Arc;
@@ -17,6 +22,7 @@ use std::time::Instant;
 
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
+    support::placement::note("before floor");
 
     g.throughput(Throughput::Bytes(8));
     g.bench_function(BenchmarkId::new("crossbeam_channel", "8B"), |b| {
@@ -38,6 +44,11 @@ fn floor(c: &mut Criterion) {
             t0.elapsed()
         })
     });
+
+    rtrb_stream::<8>(&mut g, "8B");
+    g.throughput(Throughput::Bytes(64));
+    rtrb_stream::<64>(&mut g, "64B");
+    g.throughput(Throughput::Bytes(8));
 
     g.bench_function(BenchmarkId::new("cacheline_threads", "8B"), |b| {
         b.iter_custom(|iters| {
@@ -80,7 +91,43 @@ fn floor(c: &mut Criterion) {
             })
         });
     }
+    support::placement::note("after floor");
     g.finish();
+}
+
+/// `iters` messages of `N` bytes through an rtrb ring to a thread that copies each out;
+/// both sides spin when full or empty, as a `BusyPoll` ring does.
+fn rtrb_stream<const N: usize>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+) {
+    g.bench_function(BenchmarkId::new("rtrb_threads", label), |b| {
+        b.iter_custom(|iters| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(4096);
+            let sink = std::thread::spawn(move || {
+                let mut sum = 0u64;
+                for _ in 0..iters {
+                    let m = loop {
+                        match rx.pop() {
+                            Ok(m) => break m,
+                            Err(_) => std::hint::spin_loop(),
+                        }
+                    };
+                    sum = sum.wrapping_add(u64::from(std::hint::black_box(m)[0]));
+                }
+                sum
+            });
+            let msg = [0x5au8; N];
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                while tx.push(std::hint::black_box(msg)).is_err() {
+                    std::hint::spin_loop();
+                }
+            }
+            std::hint::black_box(sink.join().expect("sink"));
+            t0.elapsed()
+        })
+    });
 }
 
 criterion_group!(benches, floor);

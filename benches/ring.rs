@@ -185,6 +185,7 @@ fn send_batches(tx: &mut Producer, msg: &[u8], iters: u64) {
 fn roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("roundtrip");
     let msg = [7u8; 8];
+    support::placement::note("before roundtrip");
 
     let mut cacheline = Cacheline::spawn();
     g.bench_function(BenchmarkId::new("cacheline", "8B"), |b| {
@@ -213,6 +214,7 @@ fn roundtrip(c: &mut Criterion) {
             bch.iter(|| base.round_trip(&msg, &mut buf))
         });
     }
+    support::placement::note("after roundtrip");
     g.finish();
 }
 

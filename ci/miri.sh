@@ -18,6 +18,13 @@
 #       carries on) instead of aborting the test.
 #   -Zmiri-permissive-provenance  rustix's libc futex call passes its timeout through an
 #       integer-to-pointer cast; this silences the warning (does not hide UB in our code).
+#   -Zmiri-disable-weak-memory-emulation  (raw_spsc only) the SPSC ring's length words
+#       are atomics inside the data area, and a later lap writes payload bytes over an
+#       old length word (never concurrently: ordered by head/tail). Such mixed atomic
+#       and non-atomic accesses are allowed when they do not race, but Miri's store-buffer
+#       emulation crashes on them (an internal error, "cannot have empty store buffer
+#       when previous write was atomic", nightly 2026-05-19). Its data-race detector, which
+#       would report a racing pair, stays on.
 # Long mode by hand: MIRI_LONG=1 ci/miri.sh (every test of the three crates' test files
 # Miri can run, and Tree Borrows as well as Stacked Borrows).
 set -euo pipefail
@@ -43,8 +50,10 @@ run() {
   cargo +nightly miri test "$@" 2>&1 | tee -a "$log" | grep -vE '^(warning: operation rejected|    = help|    = note)' || return 1
 }
 
+export MIRIFLAGS="$base_flags -Zmiri-disable-weak-memory-emulation"
+run -p shmkit-ring --test raw_spsc
 export MIRIFLAGS="$base_flags"
-run -p shmkit-ring --test raw_spsc --test raw_mpmc
+run -p shmkit-ring --test raw_mpmc
 run -p shmkit-sync --test raw_lock
 run -p shmkit-ring -p shmkit-sync -p shmkit-segment --lib
 if [ "${MIRI_LONG:-0}" != 0 ]; then

@@ -334,3 +334,20 @@ fn resume_refuses_inconsistent_parked_state() {
     };
     assert_eq!(ProducerCore::resume(ring, fine).unwrap().park(), fine);
 }
+
+/// Regression (found by the scribbler test): padding markers at offset 0 made the
+/// consumer skip whole laps for ever; padding never starts there, so it is `Corrupted`.
+#[test]
+fn padding_at_offset_zero_is_corrupted_not_an_endless_skip() {
+    let mut heap = HeapRing::new(64);
+    heap.corrupt_word(0, u64::MAX);
+    // SAFETY: `heap` outlives the roles.
+    let ring = unsafe { heap.ring() };
+    let mut c = ConsumerCore::attach(ring).unwrap();
+    let mut out = Vec::new();
+    assert!(matches!(c.try_recv(&mut out), Err(RawError::Corrupted(_))));
+    assert!(matches!(
+        ProducerCore::attach(ring),
+        Err(RawError::Corrupted(_))
+    ));
+}

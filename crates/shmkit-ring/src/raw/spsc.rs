@@ -333,7 +333,7 @@ impl ProducerCore {
             let word = ring.len_word(off).load(Ordering::Acquire);
             let step = match word {
                 0 => break,
-                PADDING => ring.cap - off,
+                PADDING if off != 0 => ring.cap - off,
                 w if w & PUBLISHED != 0 && (w & !PUBLISHED) <= ring.max_message() as u64 => {
                     record_len(w & !PUBLISHED)
                 }
@@ -687,6 +687,13 @@ impl ConsumerCore {
             let contig = self.ring.cap - off;
             match word {
                 0 => return Ok(None),
+                // Invariant restored: padding never starts at offset 0 (any record fits
+                // there), so a call skips padding at most once and always terminates.
+                PADDING if off == 0 => {
+                    return Err(RawError::Corrupted(
+                        "padding marker at offset 0 (a record always fits there)".into(),
+                    ));
+                }
                 PADDING => {
                     self.head = self.head.wrapping_add(contig);
                     self.publish();
