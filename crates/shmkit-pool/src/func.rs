@@ -136,7 +136,12 @@ fn each_input<T: DeserializeOwned, R: Serialize>(
     for _ in 0..n {
         let (item, r) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
         rest = r;
-        push(&g(item), out)?;
+        crate::wire::push_outcome(&g(item), out).map_err(|e| {
+            format!(
+                "could not encode the results as {}: {e}",
+                std::any::type_name::<R>()
+            )
+        })?;
     }
     Ok(())
 }
