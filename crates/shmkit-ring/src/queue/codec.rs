@@ -43,7 +43,7 @@ thread_local! {
 }
 
 /// An item ready to be written into the ring.
-pub(crate) enum Encoded<'a> {
+pub enum Encoded<'a> {
     /// A byte buffer: postcard's varint length, then these bytes.
     Bytes(&'a [u8]),
     /// The whole postcard encoding.
@@ -52,15 +52,20 @@ pub(crate) enum Encoded<'a> {
 
 impl Encoded<'_> {
     /// Bytes the item takes in the ring.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Encoded::Bytes(b) => varint_len(b.len()) + b.len(),
             Encoded::Whole(b) => b.len(),
         }
     }
 
+    /// Whether the item takes no bytes (never: every encoding has a length or a value).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Write the item into `out`, exactly [`len`](Self::len) bytes long.
-    pub(crate) fn write(&self, out: &mut [u8]) {
+    pub fn write(&self, out: &mut [u8]) {
         match self {
             Encoded::Bytes(b) => {
                 let n = write_varint(b.len(), out);
@@ -73,17 +78,24 @@ impl Encoded<'_> {
 
 /// Where [`encode`] puts an encoding: a stack buffer for small items, the per-thread
 /// buffer for the others.
-pub(crate) struct Scratch {
+pub struct Scratch {
     stack: [u8; ENCODE_STACK],
     heap: Option<Vec<u8>>,
 }
 
 impl Scratch {
-    pub(crate) fn new() -> Self {
+    /// An empty one.
+    pub fn new() -> Self {
         Scratch {
             stack: [0; ENCODE_STACK],
             heap: None,
         }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new()
     }
 }
 
@@ -114,7 +126,7 @@ fn as_bytes<T: 'static>(item: &T) -> Option<&[u8]> {
 
 /// Encode `item` (see the module docs): byte buffers are borrowed as they are, any
 /// other item is encoded into `scratch`.
-pub(crate) fn encode<'a, T: Serialize + 'static>(
+pub fn encode<'a, T: Serialize + 'static>(
     item: &'a T,
     scratch: &'a mut Scratch,
 ) -> postcard::Result<Encoded<'a>> {
@@ -126,10 +138,34 @@ pub(crate) fn encode<'a, T: Serialize + 'static>(
         Err(postcard::Error::SerializeBufferFull) => {}
         Err(e) => return Err(e),
     }
-    let mut heap = SCRATCH.take();
+    let heap = scratch.heap.insert(SCRATCH.take());
     heap.clear();
-    let heap = scratch.heap.insert(postcard::to_extend(item, heap)?);
+    postcard::serialize_with_flavor(item, Append(heap))?;
     Ok(Encoded::Whole(heap))
+}
+
+/// A postcard output that appends to a vector in place (a byte is a `push`, a slice an
+/// `extend_from_slice`; postcard's `to_extend` extends through an iterator per byte).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Bytes of postcard's varint for `n`.
@@ -153,7 +189,7 @@ fn write_varint(mut n: usize, out: &mut [u8]) -> usize {
 /// Decode an item from its ring bytes (trailing bytes are ignored, as postcard's
 /// `from_bytes` ignores them). `Vec<u8>` and `Box<[u8]>` are copied out in one piece;
 /// the varint and the length are checked by postcard as for any item.
-pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> postcard::Result<T> {
+pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> postcard::Result<T> {
     let mut out: Option<T> = None;
     let slot = &mut out as &mut dyn Any;
     if let Some(v) = slot.downcast_mut::<Option<Vec<u8>>>() {

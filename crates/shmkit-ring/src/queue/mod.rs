@@ -19,6 +19,9 @@
 //! producers are done, without sentinels and without closing their own handles.
 
 mod builder;
+#[cfg(feature = "internals")]
+pub mod codec;
+#[cfg(not(feature = "internals"))]
 mod codec;
 mod growth;
 mod handle;
