@@ -22,6 +22,7 @@ mod builder;
 #[cfg(feature = "internals")]
 pub mod codec;
 #[cfg(not(feature = "internals"))]
+#[allow(dead_code, unreachable_pub)]
 mod codec;
 mod growth;
 mod handle;
