@@ -107,7 +107,16 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline]
     fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(b);
+        // Postcard writes every varint as a slice of 1 to 10 bytes: a `memcpy` call
+        // each was the largest cost of a worker encoding small results.
+        if b.len() <= 16 {
+            self.0.reserve(b.len());
+            for &x in b {
+                self.0.push(x);
+            }
+        } else {
+            self.0.extend_from_slice(b);
+        }
         Ok(())
     }
 
