@@ -2,7 +2,7 @@
 //! Unix socket, all across two processes (children via shmkit-process; timing with
 //! `iter_custom`, so start-up is outside the measured loop).
 //!
-//! - `throughput/{spsc_ring,mpmc,pipe,unix_socket}/{8B,64B,1KiB,64KiB,1MiB}`: stream
+//! - `throughput/{spsc_ring,queue_vec,pipe,unix_socket}/{8B,64B,1KiB,64KiB,1MiB}`: stream
 //!   messages to a child that receives (copies out) each; a sync message at the end of
 //!   each sample waits until the child has read everything. `spsc_ring` sends one
 //!   message per call (on a `Blocking` ring; `spsc_busy_poll` and `spsc_backoff`,
@@ -24,7 +24,6 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_ring::spsc::{Consumer, Producer};
 use shmkit_ring::{Error, Queue, WaitStrategy};
 use std::time::Instant;
@@ -61,41 +60,12 @@ fn ring_sink_zero_copy(args: (Consumer, Producer)) {
     }
 }
 
-/// Bytes as postcard bytes (one length + one copy), not as a sequence of u8.
-#[derive(Debug, Clone)]
-struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Blob;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
-            }
-        }
-        d.deserialize_bytes(V)
-    }
-}
-
-fn queue_sink(args: (Queue<Blob>, Queue<u8>)) {
+fn queue_sink(args: (Queue<Vec<u8>>, Queue<u8>)) {
     let (q, ack) = args;
     loop {
         match q.get_timeout(LONG) {
-            Ok(b) if b.0.is_empty() => ack.put(&1).expect("ack"),
-            Ok(b) if b.0.len() == 1 => return,
+            Ok(b) if b.is_empty() => ack.put(&1).expect("ack"),
+            Ok(b) if b.len() == 1 => return,
             Ok(_) => {}
             Err(e) => panic!("queue sink: {e}"),
         }
@@ -138,22 +108,24 @@ fn throughput(c: &mut Criterion) {
         }
         drop(ring);
 
-        let q = Queue::<Blob>::anonymous(RING).expect("queue");
+        // `Queue<Vec<u8>>`, as a program moving buffers writes it: a plain `Vec<u8>`
+        // item (no serde_bytes wrapper), taken out as a new `Vec` per item.
+        let q = Queue::<Vec<u8>>::anonymous(RING).expect("queue");
         let ack_q = Queue::<u8>::anonymous(4096).expect("ack queue");
         let child = shmkit_process::spawn(queue_sink, (q.clone(), ack_q.clone())).expect("spawn");
-        let blob = Blob(msg.to_vec());
-        g.bench_function(BenchmarkId::new("mpmc", label), |b| {
+        let item = msg.to_vec();
+        g.bench_function(BenchmarkId::new("queue_vec", label), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    q.put(&blob).expect("put");
+                    q.put(&item).expect("put");
                 }
-                q.put(&Blob(Vec::new())).expect("sync");
+                q.put(&Vec::new()).expect("sync");
                 ack_q.get_timeout(LONG).expect("ack");
                 t0.elapsed()
             })
         });
-        q.put(&Blob(vec![0])).expect("stop");
+        q.put(&vec![0]).expect("stop");
         let mut child = child;
         child.join_timeout(LONG).expect("queue sink stops");
 

@@ -3,11 +3,12 @@
 # nightly): fuzz/fuzz_targets/*.rs feed fuzzer-chosen bytes to segment header validation
 # and the inspectors (segment_open), the SPSC core with scribbles between operations
 # (spsc_ring), the MPMC slots, sequences and producer table (mpmc_slots), the public SPSC
-# Consumer/Producer over a real segment (ring_segment) and the Dict table (dict_table).
+# Consumer/Producer over a real segment (ring_segment), the Dict table (dict_table) and
+# a Queue item's ring bytes through the Queue codec, against postcard (queue_item).
 # A crash, panic, hang (> 10 s on one input) or ASan report fails the step and leaves the
 # input in $CARGO_TARGET_DIR/fuzz-work/artifacts/<target>/.
 #
-# CI mode: FUZZ_SECONDS (default 12) per target, 5 targets, ~60 s of fuzzing in all.
+# CI mode: FUZZ_SECONDS (default 12) per target, 6 targets, ~72 s of fuzzing in all.
 # Long mode by hand: FUZZ_SECONDS=600 ci/fuzz.sh   (or FUZZ_TARGETS="spsc_ring mpmc_slots").
 # The corpus is kept in $CARGO_TARGET_DIR/fuzz-work/corpus/<target>/, so runs build on
 # each other on one machine; a fresh CI machine starts from empty inputs.
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 seconds="${FUZZ_SECONDS:-12}"
-targets="${FUZZ_TARGETS:-segment_open spsc_ring mpmc_slots ring_segment dict_table}"
+targets="${FUZZ_TARGETS:-segment_open spsc_ring mpmc_slots ring_segment dict_table queue_item}"
 work="$CARGO_TARGET_DIR/fuzz-work"
 fuzz_target_dir="$CARGO_TARGET_DIR/fuzz"   # the fuzz package's own build dir
 

@@ -119,10 +119,15 @@ fn push<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
 /// `Vec<Result<R, String>>` of `g` over them into `out`: the same bytes as decoding and
 /// encoding whole vectors, without their two allocations per chunk. The length read
 /// from the ring sizes nothing: a short input fails at its first missing element.
+///
+/// A panic in `g` (or in encoding its value) is that task's outcome, and the next task
+/// runs. The tasks run in stretches under one `catch_panic` each, not one per task (its
+/// cost showed per task at the default chunk size): a stretch ends at a panic, and the
+/// bytes the panicking task had begun to write are dropped.
 fn each_input<T: DeserializeOwned, R: Serialize>(
     input: &[u8],
     out: &mut Vec<u8>,
-    mut g: impl FnMut(T) -> Result<R, String>,
+    mut g: impl FnMut(T) -> R,
 ) -> Result<(), String> {
     let bad = |e: postcard::Error| {
         format!(
@@ -130,13 +135,38 @@ fn each_input<T: DeserializeOwned, R: Serialize>(
             std::any::type_name::<T>()
         )
     };
+    let unencodable = |e: postcard::Error| {
+        format!(
+            "could not encode the results as {}: {e}",
+            std::any::type_name::<R>()
+        )
+    };
     let (n, mut rest) = postcard::take_from_bytes::<usize>(input).map_err(bad)?;
     out.clear();
     push(&n, out)?;
-    for _ in 0..n {
-        let (item, r) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
-        rest = r;
-        push(&g(item), out)?;
+    let mut started = 0;
+    while started < n {
+        // Where the task that is running began writing: a panic truncates to it.
+        let mut mark = out.len();
+        let stretch = shmkit_process::catch_panic(|| -> Result<(), String> {
+            while started < n {
+                let (item, r) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
+                rest = r;
+                mark = out.len();
+                // Counted before it runs: if it panics, the panic is its outcome.
+                started += 1;
+                let value = g(item);
+                crate::wire::push_outcome(&Ok(value), out).map_err(unencodable)?;
+            }
+            Ok(())
+        });
+        match stretch {
+            Ok(done) => done?,
+            Err(message) => {
+                out.truncate(mark);
+                crate::wire::push_outcome::<R>(&Err(message), out).map_err(unencodable)?;
+            }
+        }
     }
     Ok(())
 }
@@ -150,7 +180,7 @@ pub(crate) fn map_chunk<A: DeserializeOwned, R: Serialize>(
     // SAFETY: `f` comes from a token that `Pool` made from a `fn(A) -> R` together with
     // this trampoline, monomorphised for the same `A` and `R` (see `FnToken::resolve`).
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    each_input(input, out, |a: A| shmkit_process::catch_panic(|| f(a)))
+    each_input(input, out, f)
 }
 
 /// Chunk of `f(a, b)` calls (`starmap`): inputs `Vec<(A, B)>`.
@@ -161,9 +191,7 @@ pub(crate) fn star_chunk<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>
 ) -> Result<(), String> {
     // SAFETY: as in `map_chunk`, for a `fn(A, B) -> R`.
     let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(f) };
-    each_input(input, out, |(a, b): (A, B)| {
-        shmkit_process::catch_panic(|| f(a, b))
-    })
+    each_input(input, out, |(a, b): (A, B)| f(a, b))
 }
 
 /// The initializer: one `f(a)` call whose panic fails the worker.
@@ -228,5 +256,69 @@ mod tests {
                 .contains("three is not welcome")
         );
         assert_eq!(back[2], Ok(4));
+    }
+
+    /// A value whose encoding panics half-way (after writing some bytes).
+    struct Explosive(u32);
+
+    impl Serialize for Explosive {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&self.0)?;
+            assert!(self.0 != 7, "seven does not encode");
+            t.serialize_element(&self.0)?;
+            t.end()
+        }
+    }
+
+    #[test]
+    fn panics_in_a_row_at_either_end_and_in_encoding_are_each_their_own_outcome() {
+        fn boom_odd(x: u32) -> Explosive {
+            assert!(x.is_multiple_of(2), "odd {x}");
+            Explosive(x)
+        }
+        // Panics in the function: first, twice in a row, and last.
+        let inputs = vec![1u32, 3, 2, 5, 4, 9];
+        let mut out = Vec::new();
+        map_chunk::<u32, Explosive>(
+            boom_odd as fn(u32) -> Explosive as usize,
+            &postcard::to_allocvec(&inputs).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let back: Vec<Result<(u32, u32), String>> = postcard::from_bytes(&out).unwrap();
+        assert_eq!(back.len(), inputs.len());
+        for (x, r) in inputs.iter().zip(&back) {
+            if x.is_multiple_of(2) {
+                assert_eq!(r, &Ok((*x, *x)));
+            } else {
+                assert!(
+                    r.as_ref().unwrap_err().contains(&format!("odd {x}")),
+                    "{r:?}"
+                );
+            }
+        }
+
+        fn wrap(x: u32) -> Explosive {
+            Explosive(x)
+        }
+        let inputs = vec![6u32, 7, 8];
+        let mut out = Vec::new();
+        map_chunk::<u32, Explosive>(
+            wrap as fn(u32) -> Explosive as usize,
+            &postcard::to_allocvec(&inputs).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let back: Vec<Result<(u32, u32), String>> = postcard::from_bytes(&out).unwrap();
+        assert_eq!(back[0], Ok((6, 6)));
+        assert!(
+            back[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("seven does not encode")
+        );
+        assert_eq!(back[2], Ok((8, 8)));
     }
 }

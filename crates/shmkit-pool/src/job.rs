@@ -2,6 +2,7 @@
 //! caller waits on ([`AsyncResult`], [`MapResult`], [`IMap`]).
 
 use crate::error::{Error, Result};
+use crate::wire;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -65,6 +66,18 @@ impl<R> State<R> {
         if self.track_order {
             self.order.push_back(i);
         }
+    }
+
+    /// Empty the slots of `range` that were filled since `done` was `before` (a chunk
+    /// whose outcomes turned out undecodable half-way; no other chunk fills them).
+    fn unfill(&mut self, range: std::ops::Range<usize>, before: usize) {
+        let end = range.end.min(self.values.len());
+        for i in range.start.min(end)..end {
+            self.values[i] = None;
+            self.errors.remove(&i);
+        }
+        self.order.retain(|i| !(range.start..end).contains(i));
+        self.done = before;
     }
 
     /// Result `i`, once (then `Taken`).
@@ -165,41 +178,46 @@ impl<R> Job<R> {
 
 impl<R: DeserializeOwned + Send> Deliver for Job<R> {
     fn deliver(&self, first: usize, count: usize, outcome: Result<&[u8]>) {
-        let decode_error = |reason: String| Error::Decode {
-            type_name: std::any::type_name::<R>(),
-            reason,
+        let bytes = match outcome {
+            Ok(bytes) => bytes,
+            Err(e) => return self.fill(first, all_failed(e, count).into_iter()),
         };
-        if let (Ok(bytes), 1) = (&outcome, count) {
-            // One task (chunk size 1: the case where per-chunk costs show): decoded in
-            // place, without a vector.
-            let one = postcard::take_from_bytes::<usize>(bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|(n, rest)| match n {
-                    1 => postcard::take_from_bytes::<Result<R, String>>(rest)
-                        .map_err(|e| e.to_string()),
-                    n => Err(format!("{n} outcomes for a chunk of 1")),
-                });
-            let value = match one {
-                Ok((r, _)) => r.map_err(|message| Error::Panicked { message }),
-                Err(reason) => Err(decode_error(reason)),
+        // Decoded straight into the slots, under one lock: no vector of outcomes per
+        // chunk (two allocations of a chunk's size, and their page faults, per chunk of
+        // a long map), and the `Result` tag read by hand (serde's enum machinery was
+        // the collector's largest cost per task: docs/benchmarks.md).
+        let mut st = self.lock();
+        let put = |st: &mut State<R>| -> std::result::Result<(), String> {
+            let (n, mut rest) =
+                postcard::take_from_bytes::<usize>(bytes).map_err(|e| e.to_string())?;
+            if n != count {
+                return Err(format!("{n} outcomes for a chunk of {count}"));
+            }
+            for i in 0..count {
+                let (r, more) = wire::take_outcome::<R>(rest).map_err(|e| e.to_string())?;
+                rest = more;
+                st.put(first + i, r.map_err(|message| Error::Panicked { message }));
+            }
+            Ok(())
+        };
+        let before = st.done;
+        if let Err(reason) = put(&mut st) {
+            // All or nothing, as if the chunk had not been decoded at all: the slots
+            // this chunk filled so far are emptied, then every one gets the error.
+            st.unfill(first..first + count, before);
+            let e = Error::Decode {
+                type_name: std::any::type_name::<R>(),
+                reason,
             };
-            return self.fill(first, std::iter::once(value));
+            for i in 0..count {
+                st.put(first + i, Err(e.clone()));
+            }
         }
-        let values: Vec<Result<R>> = match outcome {
-            Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, String>>>(bytes) {
-                Ok(v) if v.len() == count => v
-                    .into_iter()
-                    .map(|r| r.map_err(|message| Error::Panicked { message }))
-                    .collect(),
-                Ok(v) => {
-                    let e = decode_error(format!("{} outcomes for a chunk of {count}", v.len()));
-                    all_failed(e, count)
-                }
-                Err(e) => all_failed(decode_error(e.to_string()), count),
-            },
-            Err(e) => all_failed(e, count),
-        };
-        self.fill(first, values.into_iter());
+        let want = st.want;
+        if st.satisfied(want) {
+            st.want = Want::Nothing;
+            self.cv.notify_all();
+        }
     }
 }
 
@@ -448,3 +466,46 @@ impl<R> Iterator for IMap<R> {
 }
 
 impl<R> ExactSizeIterator for IMap<R> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(rs: &[std::result::Result<u64, String>]) -> Vec<u8> {
+        let mut out = postcard::to_stdvec(&rs.len()).unwrap();
+        for r in rs {
+            wire::push_outcome(r, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn a_chunk_is_decoded_into_its_slots() {
+        let job = Job::<u64>::new(5, false);
+        job.deliver(2, 3, Ok(&outcomes(&[Ok(4), Err("boom".into()), Ok(16)])));
+        job.deliver(0, 2, Ok(&outcomes(&[Ok(0), Ok(1)])));
+        let mut st = job.lock();
+        assert_eq!(st.done, 5);
+        assert_eq!(st.take(0).unwrap(), 0);
+        assert_eq!(st.take(4).unwrap(), 16);
+        assert!(matches!(st.take(3), Err(Error::Panicked { message }) if message == "boom"));
+    }
+
+    #[test]
+    fn an_undecodable_chunk_fails_every_task_of_it_even_half_way() {
+        let job = Job::<u64>::new(4, true);
+        // Two good outcomes, then a bad tag: nothing of the chunk is kept.
+        let mut bytes = outcomes(&[Ok(1), Ok(2), Ok(3)]);
+        let third = bytes.len() - 2; // tag of the third outcome (value 3: one byte)
+        bytes[third] = 9;
+        job.deliver(0, 3, Ok(&bytes));
+        // A count that does not match.
+        job.deliver(3, 1, Ok(&outcomes(&[Ok(1), Ok(2)])));
+        let mut st = job.lock();
+        assert_eq!(st.done, 4);
+        assert_eq!(st.order.len(), 4, "each slot once in completion order");
+        for i in 0..4 {
+            assert!(matches!(st.take(i), Err(Error::Decode { .. })), "task {i}");
+        }
+    }
+}

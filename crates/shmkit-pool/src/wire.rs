@@ -7,6 +7,7 @@
 //! nothing is left there however the pool or a worker ends.
 
 use crate::func::FnToken;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shmkit_segment::{Segment, SegmentHandle};
 use std::borrow::Cow;
@@ -55,7 +56,7 @@ pub(crate) struct Done<'a> {
 /// What became of a chunk.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Outcome<'a> {
-    /// The encoded `Vec<Result<R, String>>`.
+    /// The encoded `Vec<Result<R, String>>` (each outcome written by [`push_outcome`]).
     Inline(&'a [u8]),
     /// In an anonymous blob segment of the worker's, which the worker holds until the
     /// pool has opened it: the pool then writes `seq` to the worker's "taken" word.
@@ -67,6 +68,76 @@ pub(crate) enum Outcome<'a> {
     /// It could not run (its function token did not verify, its arguments or results
     /// could not be read or stored).
     Failed(#[serde(borrow)] Cow<'a, str>),
+}
+
+/// Append one task's outcome to `out` as postcard encodes a `Result<R, String>`: the
+/// variant index as a varint (`0` for `Ok`, `1` for `Err`: one byte), then the value.
+/// Written and read by hand ([`take_outcome`]) rather than through serde's enum
+/// machinery, which cost more per task than the task itself for small results; the
+/// bytes are the same (a test compares them).
+pub(crate) fn push_outcome<R: Serialize>(
+    r: &Result<R, String>,
+    out: &mut Vec<u8>,
+) -> postcard::Result<()> {
+    match r {
+        Ok(v) => {
+            out.push(0);
+            postcard::serialize_with_flavor(v, Append(out))
+        }
+        Err(m) => {
+            out.push(1);
+            postcard::serialize_with_flavor(m, Append(out))
+        }
+    }
+}
+
+/// A postcard output that appends to a vector in place: a byte is a `push`, a slice an
+/// `extend_from_slice` (postcard's `to_extend` moves the vector in and out per value
+/// and extends it through an iterator per byte).
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        // Postcard writes every varint as a slice of 1 to 10 bytes: a `memcpy` call
+        // each was the largest cost of a worker encoding small results.
+        if b.len() <= 16 {
+            self.0.reserve(b.len());
+            for &x in b {
+                self.0.push(x);
+            }
+        } else {
+            self.0.extend_from_slice(b);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// One outcome written by [`push_outcome`] (or by serde for a `Result<R, String>`),
+/// and the bytes after it.
+pub(crate) fn take_outcome<R: DeserializeOwned>(
+    bytes: &[u8],
+) -> postcard::Result<(Result<R, String>, &[u8])> {
+    match bytes.split_first() {
+        Some((0, rest)) => postcard::take_from_bytes::<R>(rest).map(|(v, rest)| (Ok(v), rest)),
+        Some((1, rest)) => {
+            postcard::take_from_bytes::<String>(rest).map(|(m, rest)| (Err(m), rest))
+        }
+        Some(_) => Err(postcard::Error::DeserializeBadEnum),
+        None => Err(postcard::Error::DeserializeUnexpectedEnd),
+    }
 }
 
 /// Create an anonymous blob holding `bytes`.
@@ -104,4 +175,43 @@ pub(crate) fn blob_read(seg: &Segment, len: u64) -> shmkit_segment::Result<Vec<u
         });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_the_bytes_serde_writes_for_a_result() {
+        let cases: Vec<Result<(u64, String), String>> = vec![
+            Ok((0, String::new())),
+            Ok((u64::MAX, "x".repeat(300))),
+            Err(String::new()),
+            Err("panicked: boom".into()),
+        ];
+        let mut out = Vec::new();
+        for r in &cases {
+            push_outcome(r, &mut out).unwrap();
+        }
+        let mut serde_bytes = Vec::new();
+        for r in &cases {
+            serde_bytes = postcard::to_extend(r, serde_bytes).unwrap();
+        }
+        assert_eq!(out, serde_bytes);
+        let mut rest = &out[..];
+        for r in &cases {
+            let (got, more) = take_outcome::<(u64, String)>(rest).unwrap();
+            assert_eq!(&got, r);
+            rest = more;
+        }
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn a_bad_tag_or_a_short_outcome_is_an_error() {
+        assert!(take_outcome::<u64>(&[]).is_err());
+        assert!(take_outcome::<u64>(&[2, 7]).is_err());
+        assert!(take_outcome::<u64>(&[0]).is_err());
+        assert!(take_outcome::<u64>(&[1, 5, b'a']).is_err());
+    }
 }

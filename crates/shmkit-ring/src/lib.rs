@@ -32,7 +32,7 @@
 //!
 //! - `internals` (off by default): makes public what this crate's own tests, loom models,
 //!   fuzz targets and benches reach into — the `raw` cores, the `wait` layer, the
-//!   `primitive` atomics and the test hooks (`HeapRing::corrupt_tail`,
+//!   `primitive` atomics, the `Queue` item `codec` and the test hooks (`HeapRing::corrupt_tail`,
 //!   `PodQueue::claim_and_abandon_for_test`, ...). **Not covered by semver**: anything it
 //!   exposes may change or disappear in any release. Do not enable it in a library; the
 //!   crate enables it for its own tests through a dev-dependency on itself (the way
@@ -74,6 +74,9 @@ mod wait;
 
 pub use error::{Error, Result, TryRecvError, TrySendError};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder};
+/// How a `Queue` item becomes ring bytes and back (for the fuzz targets; `internals`).
+#[cfg(feature = "internals")]
+pub use queue::codec;
 pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, PodQueueBuilder, Queue, QueueBuilder};
 pub use registry::MAX_HANDLES;
 pub use wait::WaitStrategy;

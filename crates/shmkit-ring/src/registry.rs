@@ -154,6 +154,20 @@ pub(crate) enum Taken {
     Over,
 }
 
+/// A claim lock held ([`Registry::lock_guard`]); dropping it unlocks.
+#[derive(Debug)]
+pub(crate) struct ClaimGuard<'a> {
+    word: &'a AtomicU32,
+}
+
+impl Drop for ClaimGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SYNC: Release, paired with the Acquire in `Registry::lock`.
+        self.word.store(0, Ordering::Release);
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Registry {
     pub(crate) seg: Arc<Segment>,
@@ -362,6 +376,7 @@ impl Registry {
         self.state(slot).store(CLOSED, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self, slot: u32) -> bool {
         self.state(slot).load(Ordering::Acquire) == CLOSED
     }
@@ -415,20 +430,44 @@ impl Registry {
     /// Waits at most `timeout` (`None`: forever); the deadline is computed only when
     /// the lock is contended. Returns [`Taken::Over`] if the holder had died: its turn
     /// marker and whatever it wrote are then not to be trusted.
+    #[inline]
     pub(crate) fn lock(
         &self,
         word: &AtomicU32,
         me: u32,
         timeout: Option<Duration>,
     ) -> Result<Taken> {
-        let mine = me + 1;
-        // SYNC: Acquire, as below.
+        // SYNC: Acquire, as in `lock_contended`.
         if word
-            .compare_exchange(0, mine, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, me + 1, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             return Ok(Taken::Free);
         }
+        self.lock_contended(word, me, timeout)
+    }
+
+    /// A claim lock through a guard that unlocks it when dropped (also on unwind).
+    #[inline]
+    pub(crate) fn lock_guard<'a>(
+        &self,
+        word: &'a AtomicU32,
+        me: u32,
+        timeout: Option<Duration>,
+    ) -> Result<(ClaimGuard<'a>, Taken)> {
+        let taken = self.lock(word, me, timeout)?;
+        Ok((ClaimGuard { word }, taken))
+    }
+
+    /// [`lock`](Self::lock) once the first try failed.
+    #[cold]
+    fn lock_contended(
+        &self,
+        word: &AtomicU32,
+        me: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Taken> {
+        let mine = me + 1;
         let dl = Deadline::after(timeout);
         let mut tries = 0u32;
         loop {
@@ -464,6 +503,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub(crate) fn unlock(&self, word: &AtomicU32) {
         // SYNC: Release, paired with the Acquire in `lock`.
         word.store(0, Ordering::Release);

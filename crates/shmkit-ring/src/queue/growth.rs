@@ -88,19 +88,31 @@ fn for_ranges(
     Ok(())
 }
 
-fn growing(reg: &Registry) -> bool {
-    // Relaxed: written once before `ready`, whose Acquire in `wait_ready` ordered it.
-    reg.header().flags.load(Relaxed) & GROWING != 0
+/// A growing queue's settings, read once when a handle opens (both are written before
+/// `ready` and never again). A handle keeps them so that the get side never reads the
+/// put side's header line: that line changes hands with every put, and reading it on
+/// every get cost two cache-line transfers per item (measured, docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Growth {
+    /// Bytes reserved or given back at a time (at least a page).
+    step: u64,
 }
 
-fn step(reg: &Registry) -> u64 {
-    u64::from(reg.header().growth_step.load(Relaxed)).max(PAGE)
+impl Growth {
+    /// `Some` if `reg`'s queue grows (`None`: a fixed ring).
+    pub(crate) fn of(reg: &Registry) -> Option<Growth> {
+        let h = reg.header();
+        // Relaxed: written once before `ready`, whose Acquire in `wait_ready` ordered it.
+        (h.flags.load(Relaxed) & GROWING != 0).then(|| Growth {
+            step: u64::from(h.growth_step.load(Relaxed)).max(PAGE),
+        })
+    }
 }
 
 /// Under the put lock, before a record of `len` bytes is reserved in the ring: make
 /// sure the pages it (and any padding before it) may touch are reserved.
-pub(crate) fn before_put(reg: &Registry, ring: Ring, len: usize) -> Result<()> {
-    if !growing(reg) || len > ring.max_message() {
+pub(crate) fn before_put(g: Growth, reg: &Registry, ring: Ring, len: usize) -> Result<()> {
+    if len > ring.max_message() {
         return Ok(()); // (too large: the ring says so)
     }
     let h = reg.header();
@@ -112,7 +124,7 @@ pub(crate) fn before_put(reg: &Registry, ring: Ring, len: usize) -> Result<()> {
     if need <= reserved {
         return Ok(());
     }
-    let to = need.next_multiple_of(step(reg));
+    let to = need.next_multiple_of(g.step);
     let seg = &reg.seg;
     for_ranges(ring, reserved.max(tail), to, |off, len| {
         seg.reserve_range(off, len).map_err(Error::Segment)
@@ -125,19 +137,17 @@ pub(crate) fn before_put(reg: &Registry, ring: Ring, len: usize) -> Result<()> {
 
 /// Under the get lock `me` holds, after an item was released: give back what is
 /// consumed, if enough is, and the put lock is free right now.
-pub(crate) fn after_get(reg: &Registry, ring: Ring, me: u32) {
-    if !growing(reg) {
-        return;
-    }
+pub(crate) fn after_get(g: Growth, reg: &Registry, ring: Ring, me: u32) {
     let h = reg.header();
-    let step = step(reg);
+    let step = g.step;
     // Relaxed: `head` and `released_to` are written under the get lock, which we hold;
     // `tail` and `reserved_to` are only a hint here (re-read under the put lock).
     let head = ring.header().head.pos.load(Relaxed);
     let released = reg.released_to().load(Relaxed);
-    let empty = ring.header().tail.pos.load(Relaxed) == head;
-    let reserved = h.reserved_to.load(Relaxed);
-    let worth = head >= released + step || (empty && reserved > released + step / 4);
+    // `reserved_to` lies on the put side's line: read only when the queue is empty.
+    let worth = head >= released + step
+        || (ring.header().tail.pos.load(Relaxed) == head
+            && h.reserved_to.load(Relaxed) > released + step / 4);
     if !worth {
         return;
     }

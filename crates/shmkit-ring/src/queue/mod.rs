@@ -2,6 +2,8 @@
 //! `flavors/` as the model):
 //! - [`typed`]: [`Queue`], serde items over the byte ring, the counterpart of Python's
 //!   `multiprocessing.Queue` / `JoinableQueue`;
+//! - [`codec`]: how a `Queue` item becomes ring bytes and back (postcard, with byte
+//!   buffers moved as bytes);
 //! - [`pod`]: [`PodQueue`], its `Pod` fast path over lock-free MPMC slots;
 //! - [`handle`]: what every handle of either shares, written once — registration in the
 //!   handle table ([`crate::registry`]), the producer mark, `close`, `Drop`, cloning and
@@ -17,6 +19,11 @@
 //! producers are done, without sentinels and without closing their own handles.
 
 mod builder;
+#[cfg(feature = "internals")]
+pub mod codec;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unreachable_pub)]
+mod codec;
 mod growth;
 mod handle;
 pub(crate) mod pod;

@@ -14,63 +14,47 @@
 //! ring's `tail` is stored last), so the taker simply overwrites the partial bytes.
 
 use super::builder::{QueueBuilder, Shape};
-use super::growth;
+use super::codec::{self, Encoded, Scratch};
+use super::growth::{self, Growth};
 use super::handle::{Flavor, Handle, Wire};
 use crate::endpoint::ring_at;
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::RawError;
-use crate::raw::spsc::{self, ConsumerCore, Parked, ProducerCore, Ring};
-use crate::registry::{GROWING, READY, REGISTRY_BYTES, Registry, Taken};
+use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
+use crate::registry::{ClaimGuard, GROWING, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::SLICE;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use shmkit_sync::wake::WakeWord;
+use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Items whose encoding fits this many bytes are encoded on the stack.
-const ENCODE_STACK: usize = 256;
-
-/// Encode `item` into `stack` if it fits, else into `heap`.
-fn encode<'a, T: Serialize>(
-    item: &T,
-    stack: &'a mut [u8; ENCODE_STACK],
-    heap: &'a mut Vec<u8>,
-) -> Result<&'a [u8]> {
-    match postcard::to_slice(item, stack) {
-        Ok(b) => Ok(b),
-        Err(postcard::Error::SerializeBufferFull) => {
-            *heap = postcard::to_allocvec(item).map_err(Error::Encode)?;
-            Ok(heap)
-        }
-        Err(e) => Err(Error::Encode(e)),
-    }
-}
-
-/// A core for this turn at a claim lock: resumed from `parked` if our own turn marker
-/// is still `mark` (nobody else took the lock since our last turn, and its last holder
-/// did not die in it), else attached afresh — after writing our marker, so a holder
-/// that dies later in its turn never leaves somebody else's marker behind.
-fn resume_or_attach<C>(
+/// The ring core for this turn at a claim lock: the one kept in `cell` if our own turn
+/// marker is still `mark` (nobody else took the lock since our last turn, and its last
+/// holder did not die in it), else attached afresh — after writing our marker, so a
+/// holder that dies later in its turn never leaves somebody else's marker behind.
+fn core_for_turn<'c, C>(
+    cell: &'c mut Option<C>,
     mark: &AtomicU32,
     slot: u32,
-    parked: Option<Parked>,
     taken: Taken,
-    make: impl FnOnce(Option<Parked>) -> std::result::Result<C, RawError>,
-) -> std::result::Result<C, RawError> {
+    attach: impl FnOnce() -> std::result::Result<C, RawError>,
+) -> std::result::Result<&'c mut C, RawError> {
     let mine = slot + 1;
     // Relaxed: written and read only by holders of the claim lock, whose Release
     // (unlock) / Acquire (lock) order it; a taken-over lock ignores it.
-    match parked {
-        Some(p) if taken == Taken::Free && mark.load(Ordering::Relaxed) == mine => make(Some(p)),
-        _ => {
-            mark.store(mine, Ordering::Relaxed);
-            make(None)
-        }
+    if taken != Taken::Free || mark.load(Ordering::Relaxed) != mine {
+        mark.store(mine, Ordering::Relaxed);
+        *cell = None;
+    }
+    match cell {
+        Some(core) => Ok(core),
+        empty => Ok(empty.insert(attach()?)),
     }
 }
 
@@ -78,49 +62,36 @@ fn resume_or_attach<C>(
 /// [`Queue::anonymous`]); [`Queue::new`] needs none.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 
-/// A ring core parked between this handle's turns at a claim lock. Only the lock
-/// holder touches it, and the claim lock's Acquire/Release orders it between our
-/// threads, so Relaxed words suffice: no second lock (and no locked instruction) on
-/// the hot path.
-#[derive(Debug)]
-struct ParkedCell {
-    /// 1 while a state is parked.
-    valid: AtomicU32,
-    pos: AtomicU64,
-    other: AtomicU64,
-    count: AtomicU64,
+/// A ring core kept between this handle's turns at a claim lock, so that a handle that
+/// takes turns alone (the common one producer, one consumer) neither reloads the
+/// shared positions — lines the other side is working on — nor rebuilds its core on
+/// every item. Only the holder of the claim lock touches it ([`ClaimGuard`]).
+struct CoreCell<C>(UnsafeCell<Option<C>>);
+
+// SAFETY: the cell is reached only through `get`, whose caller holds the claim lock
+// the cell belongs to; the lock admits one holder at a time (across threads and
+// processes: its word names the holding handle's slot, and a holder's lock is taken
+// over only once its process is dead), and its Acquire/Release order the accesses.
+// The core inside is `Send` (it is plain data and a `Ring`, which is `Send`).
+unsafe impl<C: Send> Sync for CoreCell<C> {}
+
+impl<C> CoreCell<C> {
+    fn new() -> Self {
+        CoreCell(UnsafeCell::new(None))
+    }
+
+    /// The kept core. `_claim` must hold the claim lock this cell belongs to (the put
+    /// lock for the producer core, the get lock for the consumer core).
+    fn get<'a>(&'a self, _claim: &'a mut ClaimGuard<'_>) -> &'a mut Option<C> {
+        // SAFETY: see the `Sync` impl: the claim lock excludes every other access, and
+        // the guard's `&mut` borrow excludes a second `get` in this turn.
+        unsafe { &mut *self.0.get() }
+    }
 }
 
-impl ParkedCell {
-    fn new() -> Self {
-        ParkedCell {
-            valid: AtomicU32::new(0),
-            pos: AtomicU64::new(0),
-            other: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Take the parked state out (the cell is empty until [`put`](Self::put)).
-    fn take(&self) -> Option<Parked> {
-        use Ordering::Relaxed;
-        // A load and a store, not a swap: only the lock holder gets here, and a swap
-        // would be a locked instruction on the hot path.
-        let valid = self.valid.load(Relaxed) == 1;
-        self.valid.store(0, Relaxed);
-        valid.then(|| Parked {
-            pos: self.pos.load(Relaxed),
-            other: self.other.load(Relaxed),
-            count: self.count.load(Relaxed),
-        })
-    }
-
-    fn put(&self, p: Parked) {
-        use Ordering::Relaxed;
-        self.pos.store(p.pos, Relaxed);
-        self.other.store(p.other, Relaxed);
-        self.count.store(p.count, Relaxed);
-        self.valid.store(1, Relaxed);
+impl<C> std::fmt::Debug for CoreCell<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoreCell")
     }
 }
 
@@ -160,12 +131,13 @@ pub struct Queue<T> {
     ring: Ring,
     /// Most items the queue holds (0: no bound in items), copied from its header.
     maxsize: u64,
+    /// A growing queue's settings, copied from its header (`None`: a fixed ring).
+    growth: Option<Growth>,
     /// This handle's producer core, kept across `put`s while no other handle produced
-    /// (the turn marker says so), which saves reloading the shared positions — lines
-    /// the consumer is working on — on every item. Used only under the producer lock.
-    prod_park: ParkedCell,
+    /// (the turn marker says so). Used only under the producer lock.
+    prod_core: CoreCell<ProducerCore>,
     /// Same for the consumer side.
-    cons_park: ParkedCell,
+    cons_core: CoreCell<ConsumerCore>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -271,10 +243,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         Queue {
             // Relaxed: written once before `ready` (ordered by `wait_ready`'s Acquire).
             maxsize: h.reg.header().maxsize.load(Ordering::Relaxed),
+            growth: Growth::of(&h.reg),
             ring: h.flavor,
             h,
-            prod_park: ParkedCell::new(),
-            cons_park: ParkedCell::new(),
+            prod_core: CoreCell::new(),
+            cons_core: CoreCell::new(),
             _t: PhantomData,
         }
     }
@@ -295,23 +268,22 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
 
     /// Put without waiting: [`Error::Full`] if there is no room now.
     pub fn try_put(&self, item: &T) -> Result<()> {
-        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
-        let bytes = encode(item, &mut stack, &mut heap)?;
-        match self.put_once(bytes, None)? {
+        let mut scratch = Scratch::new();
+        let bytes = codec::encode(item, &mut scratch).map_err(Error::Encode)?;
+        match self.put_once(&bytes, None)? {
             true => Ok(()),
             false => Err(Error::Full),
         }
     }
 
-    /// Put the encoded bytes if they fit now (`Ok(false)` if not).
-    fn put_once(&self, bytes: &[u8], timeout: Option<Duration>) -> Result<bool> {
+    /// Put the encoded item if it fits now (`Ok(false)` if not).
+    #[inline]
+    fn put_once(&self, bytes: &Encoded<'_>, timeout: Option<Duration>) -> Result<bool> {
         self.h.before_put()?;
         let reg = &self.h.reg;
-        let me = self.h.slot();
-        let lock = &reg.header().prod_lock;
-        let taken = reg.lock(lock, me, timeout)?;
-        let res = self.put_locked(bytes, taken);
-        reg.unlock(lock);
+        let (mut claim, taken) = reg.lock_guard(&reg.header().prod_lock, self.h.slot(), timeout)?;
+        let res = self.put_locked(bytes, &mut claim, taken);
+        drop(claim);
         if let Ok(true) = res {
             self.h.strategy.notify(&self.ring.header().meta.data_wake);
         }
@@ -320,38 +292,46 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
 
     /// One turn at the producer lock: resume our parked core if we were the last to
     /// produce, else attach afresh; copy in and publish if there is room.
-    fn put_locked(&self, bytes: &[u8], taken: Taken) -> Result<bool> {
+    #[inline]
+    fn put_locked(
+        &self,
+        bytes: &Encoded<'_>,
+        claim: &mut ClaimGuard<'_>,
+        taken: Taken,
+    ) -> Result<bool> {
         if self.maxsize != 0 && self.ring.message_count() >= self.maxsize {
             return Ok(false);
         }
-        growth::before_put(&self.h.reg, self.ring, bytes.len())?;
+        if let Some(g) = self.growth {
+            growth::before_put(g, &self.h.reg, self.ring, bytes.len())?;
+        }
         let mark = &self.h.reg.header().last_producer;
-        let parked = self.prod_park.take();
-        let core = resume_or_attach(mark, self.h.slot(), parked, taken, |p| match p {
-            Some(p) => ProducerCore::resume(self.ring, p),
-            None => ProducerCore::attach(self.ring),
+        let cell = self.prod_core.get(claim);
+        let core = core_for_turn(cell, mark, self.h.slot(), taken, || {
+            ProducerCore::attach(self.ring)
         });
-        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
-        let res = match core.reserve(bytes.len()) {
+        let core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        match core.reserve(bytes.len()) {
             Ok(mut g) => {
-                g.as_mut_slice().copy_from_slice(bytes);
+                bytes.write(g.as_mut_slice());
                 // Publishes the ring's message count (the items put, for task_done and
                 // join) before the tail that makes the item visible.
                 g.commit();
                 Ok(true)
             }
             Err(RawError::Full) => Ok(false),
-            // Not parked again: the next turn attaches and re-validates.
-            Err(e) => return Err(Error::from_raw(self.name(), e)),
-        };
-        self.prod_park.put(core.park());
-        res
+            Err(e) => {
+                // Not kept: the next turn attaches and re-validates.
+                *cell = None;
+                Err(Error::from_raw(self.name(), e))
+            }
+        }
     }
 
     fn put_deadline(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
-        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
-        let bytes = encode(item, &mut stack, &mut heap)?;
-        if self.put_once(bytes, timeout)? {
+        let mut scratch = Scratch::new();
+        let bytes = codec::encode(item, &mut scratch).map_err(Error::Encode)?;
+        if self.put_once(&bytes, timeout)? {
             return Ok(());
         }
         let dl = Deadline::after(timeout);
@@ -362,7 +342,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         let rec = spsc::footprint(bytes.len() as u64).max(cap / 8);
         let mut ask_kernel = false;
         loop {
-            if self.put_once(bytes, dl.remaining())? {
+            if self.put_once(&bytes, dl.remaining())? {
                 return Ok(());
             }
             let ring = self.ring;
@@ -389,31 +369,39 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 
     /// Take one item if there is one now (`Ok(None)` if empty).
+    #[inline]
     fn get_once(&self, timeout: Option<Duration>) -> Result<Option<T>> {
         let reg = &self.h.reg;
-        let me = self.h.slot();
-        let lock = reg.cons_lock();
-        let taken = reg.lock(lock, me, timeout)?;
-        let res = self.get_locked(taken);
-        reg.unlock(lock);
-        // Also after an empty read: skipping padding freed room.
-        self.h.strategy.notify(&self.ring.header().meta.space_wake);
+        let (mut claim, taken) = reg.lock_guard(reg.cons_lock(), self.h.slot(), timeout)?;
+        let (res, moved) = self.get_locked(&mut claim, taken);
+        drop(claim);
+        // Only if `head` moved (also on an empty read that skipped padding): a read that
+        // found nothing freed nothing, and a consumer polling an empty queue would
+        // otherwise pay a fence per poll.
+        if moved {
+            self.h.strategy.notify(&self.ring.header().meta.space_wake);
+        }
         res
     }
 
-    /// One turn at the consumer lock (see [`put_locked`](Self::put_locked)).
-    fn get_locked(&self, taken: Taken) -> Result<Option<T>> {
+    /// One turn at the consumer lock (see [`put_locked`](Self::put_locked)), and
+    /// whether it moved `head`.
+    #[inline]
+    fn get_locked(&self, claim: &mut ClaimGuard<'_>, taken: Taken) -> (Result<Option<T>>, bool) {
         let mark = self.h.reg.last_consumer();
-        let parked = self.cons_park.take();
-        let core = resume_or_attach(mark, self.h.slot(), parked, taken, |p| match p {
-            Some(p) => ConsumerCore::resume(self.ring, p),
-            None => ConsumerCore::attach(self.ring),
+        let cell = self.cons_core.get(claim);
+        let core = core_for_turn(cell, mark, self.h.slot(), taken, || {
+            ConsumerCore::attach(self.ring)
         });
-        let mut core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        let core = match core {
+            Ok(core) => core,
+            Err(e) => return (Err(Error::from_raw(self.name(), e)), true),
+        };
+        let before = core.position();
         let res = match core.read() {
             Ok(Some(g)) => {
                 // Never drop an item: one that does not decode is handed back.
-                let v = postcard::from_bytes::<T>(&g).map_err(|source| Error::Undecodable {
+                let v = codec::decode::<T>(&g).map_err(|source| Error::Undecodable {
                     name: self.name().to_owned(),
                     bytes: g.to_vec(),
                     source,
@@ -422,13 +410,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 v.map(Some)
             }
             Ok(None) => Ok(None),
-            Err(e) => return Err(Error::from_raw(self.name(), e)),
+            Err(e) => {
+                // Not kept: the next turn attaches and re-validates.
+                *cell = None;
+                return (Err(Error::from_raw(self.name(), e)), true);
+            }
         };
-        self.cons_park.put(core.park());
-        if matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. })) {
-            growth::after_get(&self.h.reg, self.ring, self.h.slot());
+        let moved = core.position() != before;
+        if let Some(g) = self.growth
+            && matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. }))
+        {
+            growth::after_get(g, &self.h.reg, self.ring, self.h.slot());
         }
-        res
+        (res, moved)
     }
 
     /// Take the next item, waiting while the queue is empty. [`Error::Disconnected`] if
