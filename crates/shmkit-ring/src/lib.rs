@@ -66,6 +66,9 @@ pub mod wait;
 #[allow(dead_code, unreachable_pub)]
 mod wait;
 
+#[cfg(feature = "internals")]
+pub mod wait_side;
+
 pub use error::{Error, Result};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe};
 pub use queue::{DEFAULT_QUEUE_CAPACITY, PodQueue, Queue, QueueBuilder};

@@ -208,6 +208,14 @@ impl Producer {
         Ok(WriteGrant { inner, ring })
     }
 
+    /// The side `send` of `len` bytes waits for, for the async forms (feature
+    /// `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self, len: usize) -> crate::wait_side::WaitSide<'_> {
+        crate::endpoint::space_side(&self.tx.seg, self.tx.ring, self.tx.peer, len)
+    }
+
     /// Largest message this ring can hold.
     pub fn max_message(&self) -> usize {
         self.tx.ring.max_message()
@@ -442,6 +450,13 @@ impl Consumer {
             Ok(None) => Err(Error::Empty),
             Err(e) => Err(Error::from_raw(seg.name(), e)),
         }
+    }
+
+    /// The side `recv` and `read` wait for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        crate::endpoint::data_side(&self.rx.seg, self.rx.ring, self.rx.peer)
     }
 
     /// Whether the producer is gone (asks the kernel about its liveness lock).

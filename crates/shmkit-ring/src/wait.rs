@@ -65,15 +65,26 @@ pub fn sleep_until_woken(w: &Wake, ready: impl Fn() -> bool) {
 }
 
 fn sleep_inner(w: &Wake, ready: impl Fn() -> bool, slice: Option<Duration>) -> bool {
+    let mut timed_out = false;
+    if let Some(seq) = announce(w, ready)
+        && slice != Some(Duration::ZERO)
+    {
+        timed_out = futex::wait(&w.seq, seq, slice) == futex::WaitOutcome::TimedOut;
+    }
+    timed_out
+}
+
+/// The sleeper's half of the protocol without the sleep: read `seq`, raise the flag,
+/// fence, re-check `ready()`. `None` if it holds (do not sleep); else `Some(seq)`:
+/// sleep on `w.seq` while it still holds that value. [`sleep`] is this plus a
+/// `futex_wait`; the async waiters (shmkit-async) hand the pair to their waker thread
+/// instead.
+pub fn announce(w: &Wake, ready: impl Fn() -> bool) -> Option<u32> {
     // Read `seq` before raising the flag: a waker that clears the flag bumps `seq`
-    // afterwards, so our `futex_wait` cannot miss it.
+    // afterwards, so a wait on the value read here cannot miss it.
     let seq = w.seq.load(Ordering::SeqCst);
     w.sleepers.swap(1, Ordering::SeqCst);
     // SYNC: SeqCst fence, paired with the one in `notify`.
     fence(Ordering::SeqCst);
-    let mut timed_out = false;
-    if !ready() && slice != Some(Duration::ZERO) {
-        timed_out = futex::wait(&w.seq, seq, slice) == futex::WaitOutcome::TimedOut;
-    }
-    timed_out
+    (!ready()).then_some(seq)
 }

@@ -487,6 +487,38 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         }
     }
 
+    /// The side `get` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        use crate::wait_side::{WaitSide, Words};
+        let ring = self.ring;
+        WaitSide::new(
+            Words::Ring(ring, true),
+            move || ring.has_data(),
+            move || !self.h.reg.others_can_put(self.h.slot()),
+        )
+    }
+
+    /// The side `put(item)` waits for, for the async forms (feature `internals`): ready
+    /// when the item fits, as in the blocking `put` (with its hysteresis).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self, item: &T) -> Result<crate::wait_side::WaitSide<'_>> {
+        use crate::wait_side::{WaitSide, Words};
+        let (mut stack, mut heap) = ([0u8; ENCODE_STACK], Vec::new());
+        let len = encode(item, &mut stack, &mut heap)?.len();
+        let (ring, maxsize, cap) = (self.ring, self.maxsize, self.ring.capacity());
+        let rec = spsc::record_len(len as u64).max(cap / 8);
+        Ok(WaitSide::new(
+            Words::Ring(ring, false),
+            move || {
+                ring.used_bytes() + rec <= cap && (maxsize == 0 || ring.message_count() < maxsize)
+            },
+            move || !self.h.reg.others_alive(self.h.slot()),
+        ))
+    }
+
     /// Items in the queue (a snapshot, like Python's `qsize`).
     pub fn len(&self) -> usize {
         self.ring.message_count() as usize
