@@ -64,6 +64,12 @@ impl<'a> WaitSide<'a> {
         wait::announce(self.wake(), &self.ready)
     }
 
+    /// Whether the side is ready now (the re-check alone, without announcing): for a
+    /// waiter that spins a little before it announces itself.
+    pub fn is_ready(&self) -> bool {
+        (self.ready)()
+    }
+
     /// The futex word (process-shared) to wait on.
     pub fn word(&self) -> &AtomicU32 {
         &self.wake().seq

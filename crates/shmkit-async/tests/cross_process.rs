@@ -1,0 +1,523 @@
+//! The awaited waits across real processes (children started with shmkit-process), on
+//! both tokio runtimes: a queue fed by a child, a pipe round trip, an event set by a
+//! child, `join`, pool results, the SPSC ring; a peer SIGKILLed mid-wait; thousands of
+//! futures dropped mid-wait while messages flow; 1000 tasks on 100 queues. Every wait is
+//! bounded by `tokio::time::timeout` (a hit fails the test); every segment is anonymous
+//! or uniquely named and gone at the end.
+
+#![cfg(not(miri))] // real processes and syscalls
+
+use shmkit_async::Async;
+use shmkit_pool::Pool;
+use shmkit_process::{Process, ProcessError};
+use shmkit_ring::spsc::{self, Consumer, Producer};
+use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_sync::{Event, Handle, Semaphore, SpinPolicy};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::timeout;
+
+shmkit_process::test_support!();
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "shmkit-test-async-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Run `f` on both runtimes.
+fn on_both<F: Future<Output = ()>>(f: impl Fn() -> F) {
+    current_thread().block_on(f());
+    multi_thread().block_on(f());
+}
+
+async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    timeout(LONG, f)
+        .await
+        .expect("bounded wait hit its timeout")
+}
+
+fn put_after((q, start, n, pause_ms): (Queue<u64>, u64, u64, u64)) -> u64 {
+    // The pause makes the parent's first get wait (sleep and be woken), not find the
+    // item at once.
+    std::thread::sleep(Duration::from_millis(pause_ms));
+    for i in start..start + n {
+        q.put(&i).unwrap();
+    }
+    n
+}
+
+#[test]
+fn queue_get_awaits_items_put_by_a_child() {
+    on_both(|| async {
+        let q = Queue::<u64>::new().unwrap();
+        let child = shmkit_process::spawn(put_after, (q.clone(), 0, 1000, 50)).unwrap();
+        let q = Async::new(q);
+        for i in 0..1000 {
+            assert_eq!(bounded(q.get()).await.unwrap(), i);
+        }
+        // The child put and left: nobody else can put.
+        let mut child = Async::new(child);
+        assert_eq!(bounded(child.join()).await.unwrap(), 1000);
+        assert!(matches!(bounded(q.get()).await, Err(Error::Disconnected)));
+    });
+}
+
+fn get_n((q, n): (Queue<u64>, u64)) -> u64 {
+    (0..n).map(|_| q.get_timeout(LONG).unwrap()).sum()
+}
+
+#[test]
+fn queue_put_awaits_room_taken_by_a_child() {
+    on_both(|| async {
+        let q = Queue::<u64>::builder().maxsize(4).create().unwrap();
+        let child = shmkit_process::spawn(get_n, (q.clone(), 500)).unwrap();
+        let q = Async::new(q);
+        for i in 0..500 {
+            bounded(q.put(&i)).await.unwrap();
+        }
+        assert_eq!(
+            bounded(Async::new(child).join()).await.unwrap(),
+            499 * 500 / 2
+        );
+    });
+}
+
+fn pod_put((q, n): (PodQueue<u64>, u64)) {
+    std::thread::sleep(Duration::from_millis(30));
+    for i in 0..n {
+        q.put_timeout(&i, LONG).unwrap();
+    }
+}
+
+#[test]
+fn pod_queue_get_and_put_across_processes() {
+    on_both(|| async {
+        let q = PodQueue::<u64>::anonymous(8).unwrap();
+        let child = shmkit_process::spawn(pod_put, (q.clone(), 2000)).unwrap();
+        let q = Async::new(q);
+        for i in 0..2000 {
+            assert_eq!(bounded(q.get()).await.unwrap(), i);
+        }
+        bounded(Async::new(child).join()).await.unwrap();
+        // Full, then room made by this process: put waits, then goes through.
+        for i in 0..8 {
+            bounded(q.put(&i)).await.unwrap();
+        }
+        assert!(matches!(q.try_put(&9), Err(Error::Full)));
+        let (a, b) = tokio::join!(q.put(&9), async { q.get().await });
+        a.unwrap();
+        assert_eq!(b.unwrap(), 0);
+    });
+}
+
+fn echo(conn: Connection) -> u64 {
+    let mut n = 0;
+    loop {
+        match conn.recv::<(u64, String)>() {
+            Ok(m) => {
+                conn.send(&m).unwrap();
+                n += 1;
+            }
+            Err(Error::Disconnected) => return n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn connection_round_trips_with_a_child() {
+    on_both(|| async {
+        let (a, b) = Pipe::new().unwrap();
+        let child = shmkit_process::spawn(echo, b.transfer()).unwrap();
+        let a = Async::new(a);
+        for i in 0..1000u64 {
+            bounded(a.send(&(i, format!("msg {i}")))).await.unwrap();
+            let back: (u64, String) = bounded(a.recv()).await.unwrap();
+            assert_eq!(back, (i, format!("msg {i}")));
+        }
+        a.close();
+        assert_eq!(bounded(Async::new(child).join()).await.unwrap(), 1000);
+    });
+}
+
+fn spsc_echo((mut rx, mut tx, n): (Consumer, Producer, u64)) {
+    let mut buf = Vec::new();
+    for _ in 0..n {
+        rx.recv_timeout(&mut buf, LONG).unwrap();
+        tx.send_timeout(&buf, LONG).unwrap();
+    }
+}
+
+#[test]
+fn spsc_recv_read_and_send_when_full() {
+    on_both(|| async {
+        let (tx1, rx1) = spsc::channel(&unique("spsc-out"), 256).unwrap();
+        let (tx2, rx2) = spsc::channel(&unique("spsc-back"), 256).unwrap();
+        let n = 2000u64;
+        let child = shmkit_process::spawn(spsc_echo, (rx1.transfer(), tx2.transfer(), n)).unwrap();
+        let (mut tx, mut rx) = (Async::new(tx1), Async::new(rx2));
+        // The sender runs ahead of the echo, filling the 256-byte rings (send waits);
+        // the receiver alternates copy-out and zero-copy reads.
+        let send = async {
+            for i in 0..n {
+                bounded(tx.send(&i.to_le_bytes())).await.unwrap();
+            }
+        };
+        let recv = async {
+            let mut buf = Vec::new();
+            for i in 0..n {
+                if i % 2 == 0 {
+                    bounded(rx.recv(&mut buf)).await.unwrap();
+                    assert_eq!(buf, i.to_le_bytes());
+                } else {
+                    let g = bounded(rx.read()).await.unwrap();
+                    assert_eq!(&*g, i.to_le_bytes());
+                    g.release();
+                }
+            }
+        };
+        tokio::join!(send, recv);
+        bounded(Async::new(child).join()).await.unwrap();
+        // The echo's producer is gone: the next recv says so.
+        assert!(matches!(
+            bounded(rx.recv_vec()).await,
+            Err(Error::Disconnected)
+        ));
+    });
+}
+
+fn set_after((ev, ms): (Handle<Event>, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    ev.open().unwrap().set();
+}
+
+#[test]
+fn event_wait_is_woken_by_a_child() {
+    on_both(|| async {
+        let ev = Async::new(Event::anonymous().unwrap());
+        let child = shmkit_process::spawn(set_after, (ev.handle(), 50)).unwrap();
+        // Two waiters on the same word, one of them cancelled first.
+        assert!(
+            timeout(Duration::from_millis(5), ev.wait()).await.is_err(),
+            "not set yet"
+        );
+        tokio::join!(bounded(ev.wait()), bounded(ev.wait()));
+        assert!(ev.is_set());
+        bounded(Async::new(child).join()).await.unwrap();
+    });
+}
+
+fn release_n((sem, n): (Handle<Semaphore>, u32)) {
+    let sem = sem.open().unwrap();
+    for _ in 0..n {
+        std::thread::sleep(Duration::from_millis(2));
+        sem.release();
+    }
+}
+
+#[test]
+fn semaphore_acquire_takes_permits_released_by_a_child() {
+    on_both(|| async {
+        let sem = Arc::new(Async::new(Semaphore::anonymous(0).unwrap()));
+        let child = shmkit_process::spawn(release_n, (sem.handle(), 20)).unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let sem = Arc::clone(&sem);
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        bounded(sem.acquire()).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(sem.value(), 0);
+        bounded(Async::new(child).join()).await.unwrap();
+    });
+}
+
+fn sleep_then_return(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms * 2
+}
+
+fn hang(_: ()) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn process_join_returns_the_result_or_the_death() {
+    on_both(|| async {
+        let mut p = Async::new(shmkit_process::spawn(sleep_then_return, 30).unwrap());
+        // A join cancelled mid-wait leaves the process joinable.
+        assert!(timeout(Duration::from_millis(1), p.join()).await.is_err());
+        assert_eq!(bounded(p.join()).await.unwrap(), 60);
+        assert!(matches!(
+            p.join().await,
+            Err(ProcessError::AlreadyJoined { .. })
+        ));
+        let mut h: Async<Process<()>> = Async::new(shmkit_process::spawn(hang, ()).unwrap());
+        h.kill().unwrap();
+        assert!(matches!(
+            bounded(h.join()).await,
+            Err(ProcessError::Signaled { .. })
+        ));
+    });
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn pool_results_are_awaited() {
+    let pool = Pool::with_processes(2).unwrap();
+    let pool = &pool;
+    on_both(|| async move {
+        let r = Async::new(pool.apply_async(square, 7).unwrap());
+        assert_eq!(bounded(r.get()).await.unwrap(), 49);
+        let m = Async::new(pool.map_async(square, 0..100u64).unwrap());
+        let want: Vec<u64> = (0..100).map(|x| x * x).collect();
+        assert_eq!(bounded(m.get()).await.unwrap(), want);
+        let mut it = Async::new(pool.imap(square, 0..50u64).unwrap());
+        let mut got = Vec::new();
+        while let Some(v) = bounded(next(&mut it)).await {
+            got.push(v.unwrap());
+        }
+        assert_eq!(got, want[..50]);
+        let mut it = Async::new(pool.imap_unordered(square, 0..50u64).unwrap());
+        let mut got = Vec::new();
+        while let Some(v) = bounded(next(&mut it)).await {
+            got.push(v.unwrap());
+        }
+        got.sort_unstable();
+        assert_eq!(got, want[..50]);
+    });
+}
+
+/// `StreamExt::next` without a dependency for it.
+async fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
+}
+
+fn put_one_then_hang(q: Queue<u64>) {
+    q.put(&1).unwrap();
+    hang(());
+}
+
+fn send_one_then_hang(c: Connection) {
+    c.send(&1u64).unwrap();
+    hang(());
+}
+
+#[test]
+fn a_killed_producer_ends_an_awaited_get_with_disconnected() {
+    on_both(|| async {
+        let q = Queue::<u64>::new().unwrap();
+        let child = shmkit_process::spawn(put_one_then_hang, q.clone()).unwrap();
+        let q = Async::new(q);
+        assert_eq!(bounded(q.get()).await.unwrap(), 1);
+        let getter = q.get();
+        tokio::pin!(getter);
+        // Waiting now (nothing there, the producer lives).
+        assert!(
+            timeout(Duration::from_millis(20), &mut getter)
+                .await
+                .is_err()
+        );
+        child.kill().unwrap();
+        assert!(matches!(bounded(getter).await, Err(Error::Disconnected)));
+
+        let (a, b) = Pipe::new().unwrap();
+        let child = shmkit_process::spawn(send_one_then_hang, b.transfer()).unwrap();
+        let a = Async::new(a);
+        assert_eq!(bounded(a.recv::<u64>()).await.unwrap(), 1);
+        child.kill().unwrap();
+        assert!(matches!(
+            bounded(a.recv::<u64>()).await,
+            Err(Error::Disconnected)
+        ));
+    });
+}
+
+fn put_paced((q, id, n): (Queue<(u32, u64)>, u32, u64)) {
+    for i in 0..n {
+        q.put(&(id, i)).unwrap();
+        if i % 4 == 3 {
+            // Gaps in the stream, so the consumer's futures wait (and are dropped
+            // mid-wait) between bursts.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[test]
+fn futures_dropped_mid_wait_lose_no_message() {
+    on_both(|| async {
+        let q = Queue::<(u32, u64)>::new().unwrap();
+        let per = 2000u64;
+        let kids: Vec<_> = (0..2)
+            .map(|id| shmkit_process::spawn(put_paced, (q.clone(), id, per)).unwrap())
+            .collect();
+        // No spinning or yielding before a sleep: every get that is not ready at once
+        // registers with the waker thread, so each one dropped was dropped mid-wait.
+        let q = Async::new(q).with_spin(SpinPolicy::NEVER);
+        let mut next_of = [0u64; 2];
+        let mut dropped = 0u64;
+        let mut round = 0u64;
+        let all = async {
+            while next_of.iter().sum::<u64>() < 2 * per {
+                round += 1;
+                // Most rounds race the get against a yield (the get is dropped if it is
+                // still waiting on its second poll), one in eight against a 1 ms timer.
+                let got = if !round.is_multiple_of(8) {
+                    tokio::select! {
+                        biased;
+                        r = q.get() => Some(r),
+                        _ = tokio::task::yield_now() => None,
+                    }
+                } else {
+                    tokio::select! {
+                        r = q.get() => Some(r),
+                        _ = tokio::time::sleep(Duration::from_millis(1)) => None,
+                    }
+                };
+                match got {
+                    Some(r) => {
+                        let (id, i) = r.unwrap();
+                        assert_eq!(
+                            i, next_of[id as usize],
+                            "producer {id}: out of order or twice"
+                        );
+                        next_of[id as usize] += 1;
+                    }
+                    None => dropped += 1,
+                }
+            }
+        };
+        bounded(all).await;
+        for k in kids {
+            bounded(Async::new(k).join()).await.unwrap();
+        }
+        assert!(matches!(bounded(q.get()).await, Err(Error::Disconnected)));
+        assert!(
+            dropped >= 1000,
+            "only {dropped} futures were dropped mid-wait"
+        );
+        eprintln!(
+            "{dropped} get futures dropped mid-wait, {} messages each delivered once",
+            2 * per
+        );
+    });
+}
+
+fn feed((qs, go, per): (Vec<Queue<u64>>, Handle<Event>, u64)) {
+    assert!(go.open().unwrap().wait_timeout(LONG), "never told to go");
+    for q in &qs {
+        for i in 0..per {
+            q.put(&i).unwrap();
+        }
+    }
+}
+
+/// User + system CPU ticks of this process's waker threads.
+fn waker_ticks() -> u64 {
+    let mut ticks = 0;
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = t.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("shmkit-waker") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    ticks
+}
+
+#[test]
+fn a_thousand_tasks_await_a_hundred_queues_fed_by_children() {
+    let rt = multi_thread();
+    rt.block_on(async {
+        let queues: Vec<Queue<u64>> = (0..100).map(|_| Queue::new().unwrap()).collect();
+        let go = Event::anonymous().unwrap();
+        let kids: Vec<_> = queues
+            .chunks(25)
+            .map(|c| shmkit_process::spawn(feed, (c.to_vec(), go.handle(), 10)).unwrap())
+            .collect();
+        let queues: Vec<Arc<Async<Queue<u64>>>> = queues
+            .into_iter()
+            .map(|q| Arc::new(Async::new(q)))
+            .collect();
+        let started = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..1000)
+            .map(|t| {
+                let q = Arc::clone(&queues[t % 100]);
+                let started = Arc::clone(&started);
+                tokio::spawn(async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    q.get().await.unwrap()
+                })
+            })
+            .collect();
+        bounded(async {
+            while started.load(Ordering::SeqCst) < 1000 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        // Every task waits; nothing arrives for 300 ms: the waker threads stay idle
+        // (woken once per slice to let the tasks check their producers' liveness).
+        let before = waker_ticks();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = waker_ticks() - before;
+        assert!(
+            idle <= 3,
+            "waker threads used {idle} ticks in 300 ms of idling"
+        );
+        go.set();
+        let mut sum = 0;
+        for t in tasks {
+            sum += bounded(t).await.unwrap();
+        }
+        // Each queue got 0..10 once; its 10 tasks took one each.
+        assert_eq!(sum, 100 * (0..10).sum::<u64>());
+        for k in kids {
+            bounded(Async::new(k).join()).await.unwrap();
+        }
+        eprintln!(
+            "waker threads: {}, idle ticks in 300 ms: {idle}",
+            shmkit_async::waker_threads()
+        );
+    });
+}
