@@ -5,7 +5,7 @@
 //! bounded by `tokio::time::timeout` (a hit fails the test); every segment is anonymous
 //! or uniquely named and gone at the end.
 
-#![cfg(not(miri))] // real processes and syscalls
+#![cfg(not(any(miri, shmkit_loom)))] // real processes and syscalls (loom: tests/loom_waiter.rs)
 
 use shmkit_async::Async;
 use shmkit_pool::Pool;
