@@ -3,7 +3,8 @@
 //!
 //! - `async_roundtrip_8b/{shmkit_pipe,tokio_unixstream,tokio_fifo}`: the parent awaits an
 //!   8-byte message's echo: a shmkit `Pipe` (`Async<Connection>`), a tokio `UnixStream`,
-//!   a pair of FIFOs read and written through tokio's `pipe` module.
+//!   a pair of FIFOs read and written through tokio's `pipe` module;
+//!   `shmkit_pipe_blocking` is the same pipe with the blocking calls, for comparison.
 //! - `stream_8b/{async,blocking}`: messages of 8 bytes from a child producer through one
 //!   SPSC ring, received with `Async<Consumer>::recv` or `Consumer::recv` (target: the
 //!   async receiver at least 0.8x the blocking one).
@@ -89,6 +90,14 @@ fn roundtrip(c: &mut Criterion) {
                 }
                 t.elapsed()
             })
+        })
+    });
+    let a = a.into_inner();
+    g.bench_function(BenchmarkId::new("shmkit_pipe_blocking", "8B"), |bn| {
+        let mut buf = Vec::new();
+        bn.iter(|| {
+            a.send_bytes(&msg).expect("send");
+            a.recv_bytes_into(&mut buf).expect("recv");
         })
     });
     a.close();

@@ -76,3 +76,8 @@ pub use reactor::SLICE;
 #[cfg(not(shmkit_loom))]
 pub use reactor::waker_threads;
 pub use wrapper::Async;
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
