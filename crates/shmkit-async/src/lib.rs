@@ -1,7 +1,7 @@
 //! Await shmkit's waits from tokio: a [`Queue`](shmkit_ring::Queue)'s `get` and `put`,
 //! a [`Connection`](shmkit_ring::Connection)'s `recv` and `send`, the SPSC ring's
 //! `recv`, zero-copy `read` and `send`, [`Event`](shmkit_sync::Event)'s `wait`,
-//! [`Semaphore`](shmkit_sync::Semaphore)'s `acquire`,
+//! [`Semaphore`](shmkit_sync::Semaphore)'s `acquire`, [`Barrier`](shmkit_sync::Barrier)'s `wait`,
 //! [`Process`](shmkit_process::Process)'s `join`, and the pool's results — without
 //! parking a thread per wait. The blocking API stays as it is; a program need not be
 //! async to share queues with one that is.
@@ -34,7 +34,9 @@
 //! `tokio::time::timeout`), it has taken nothing (a message is taken only by the poll
 //! that returns it) and leaves nothing behind (its registration is removed; a waiter
 //! count it raised is lowered). The waiter flag of a ring may stay raised: it costs the
-//! next producer one spurious wake-up, never a lost message.
+//! next producer one spurious wake-up, never a lost message. The exception is a
+//! barrier: an arrival cannot be taken back, so a dropped `Barrier` wait breaks the
+//! barrier, as a blocking `wait_timeout` that runs out does.
 //!
 //! # A dead peer
 //!

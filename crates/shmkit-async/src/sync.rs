@@ -1,4 +1,4 @@
-//! The awaited forms of [`Event::wait`] and [`Semaphore::acquire`].
+//! The awaited forms of [`Event::wait`], [`Semaphore::acquire`] and [`Barrier::wait`].
 //!
 //! Both primitives keep a waiter count next to the futex word: the setter (releaser)
 //! issues a wake only when it is nonzero. An awaiting task raises the count before its
@@ -8,7 +8,7 @@
 use crate::park::Park;
 use crate::primitive::{AtomicU32, Ordering};
 use crate::wrapper::Async;
-use shmkit_sync::{Event, Semaphore};
+use shmkit_sync::{Arrival, Barrier, Event, Semaphore};
 use std::future::poll_fn;
 use std::task::Poll;
 
@@ -120,6 +120,54 @@ impl Drop for Acquire<'_> {
     fn drop(&mut self) {
         if !self.done && self.sem.value() > 0 {
             shmkit_sync::futex::wake(self.count, 1);
+        }
+    }
+}
+
+impl Async<Barrier> {
+    /// Wait for the other parties; returns this caller's arrival index, like
+    /// [`Barrier::wait`] (a dead participant or a break ends it with
+    /// [`BrokenBarrier`](shmkit_sync::Error::BrokenBarrier)).
+    ///
+    /// Cancelling it is not free: an arrival cannot be taken back, so a `wait` dropped
+    /// while the others are still to come **breaks the barrier** for everyone, as the
+    /// blocking `wait_timeout` does when its time runs out (`reset` makes it usable
+    /// again). A `wait` dropped after the round completed changes nothing.
+    pub async fn wait(&self) -> shmkit_sync::Result<u32> {
+        let b = &self.inner;
+        let a = b.arrive()?;
+        if a.tripped {
+            return Ok(a.index);
+        }
+        let mut park = Park::new(self.spin);
+        let mut pending = BreakOnDrop(Some((b, a)));
+        let r = poll_fn(|cx| {
+            if let Some(r) = b.departed(&a, false) {
+                return Poll::Ready(r);
+            }
+            if park.liveness_due()
+                && let Some(r) = b.departed(&a, true)
+            {
+                return Poll::Ready(r);
+            }
+            park.sleep(b.generation_word(), a.generation, cx)
+        })
+        .await;
+        park.done();
+        pending.0 = None;
+        r
+    }
+}
+
+/// Breaks the barrier if the wait holding it is dropped before the round completes.
+struct BreakOnDrop<'a>(Option<(&'a Barrier, Arrival)>);
+
+impl Drop for BreakOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((b, a)) = self.0
+            && b.departed(&a, false).is_none()
+        {
+            b.break_barrier("a waiting participant's future was dropped".into());
         }
     }
 }

@@ -19,7 +19,7 @@ use shmkit_sync::SpinPolicy;
 ///
 /// Every future is cancel-safe: dropped at any point (`tokio::select!`,
 /// `tokio::time::timeout`), it has taken nothing and leaves no registration behind
-/// (see the crate docs).
+/// (see the crate docs; a barrier's `wait` is the documented exception).
 ///
 /// Before its first sleep a wait spins briefly, per its [`SpinPolicy`], as the blocking
 /// waits do (checks, then `sched_yield`s; the default costs a few microseconds of the

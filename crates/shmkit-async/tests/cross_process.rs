@@ -12,7 +12,7 @@ use shmkit_pool::Pool;
 use shmkit_process::{Process, ProcessError};
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
-use shmkit_sync::{Event, Handle, Semaphore, SpinPolicy};
+use shmkit_sync::{Barrier, Event, Handle, Semaphore, SpinPolicy};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -258,6 +258,43 @@ fn semaphore_acquire_takes_permits_released_by_a_child() {
         }
         assert_eq!(sem.value(), 0);
         bounded(Async::new(child).join()).await.unwrap();
+    });
+}
+
+fn barrier_wait((b, ms): (Handle<Barrier>, u64)) -> Result<u32, String> {
+    std::thread::sleep(Duration::from_millis(ms));
+    b.open()
+        .unwrap()
+        .wait_timeout(LONG)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn barrier_wait_meets_children_and_a_cancelled_wait_breaks_it() {
+    on_both(|| async {
+        let b = Async::new(Barrier::anonymous(3).unwrap());
+        let kids: Vec<_> = [10, 40]
+            .into_iter()
+            .map(|ms| shmkit_process::spawn(barrier_wait, (b.handle(), ms)).unwrap())
+            .collect();
+        let mut seen = vec![bounded(b.wait()).await.unwrap()];
+        for k in kids {
+            seen.push(bounded(Async::new(k).join()).await.unwrap().unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2]);
+
+        // A wait dropped while the others are still to come breaks the barrier, as a
+        // blocking wait_timeout running out does: the late child hears of it.
+        let b = Async::new(Barrier::anonymous(2).unwrap());
+        assert!(timeout(Duration::from_millis(20), b.wait()).await.is_err());
+        let late = shmkit_process::spawn(barrier_wait, (b.handle(), 0)).unwrap();
+        let err = bounded(Async::new(late).join()).await.unwrap().unwrap_err();
+        assert!(err.contains("is broken"), "{err}");
+        assert!(matches!(
+            bounded(b.wait()).await,
+            Err(shmkit_sync::Error::BrokenBarrier { .. })
+        ));
     });
 }
 

@@ -63,6 +63,10 @@ mod share;
 mod small;
 mod value;
 
+/// What `Barrier::arrive` returns (feature `internals`, for shmkit-async).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use barrier::Arrival;
 pub use barrier::Barrier;
 pub use condvar::Condvar;
 pub use dict::{Dict, DictBuilder};
