@@ -51,24 +51,22 @@ impl Park {
     /// Sleep until `word` leaves `val` (the task is woken then, or after a slice).
     /// `Poll::Pending` either way: if the word already moved, the task is woken at once.
     pub(crate) fn sleep<T>(&mut self, word: &AtomicU32, val: u32, cx: &mut Context<'_>) -> Poll<T> {
-        if self.checked.is_none() {
-            self.checked = Some(Instant::now());
-        }
         if !self.reg.park(word, val, cx.waker()) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
 
-    /// Whether a slice has passed since the last liveness check (and if so, restart the
-    /// count): the cue to ask the kernel whether the peer lives. Cheap: a clock read.
+    /// Whether to ask the kernel whether the peer lives now: before the first sleep,
+    /// then once a slice has passed since the last check (the count restarts). Cheap: a
+    /// clock read.
     pub(crate) fn liveness_due(&mut self) -> bool {
         match self.checked {
-            Some(t) if t.elapsed() >= SLICE => {
+            Some(t) if t.elapsed() < SLICE => false,
+            _ => {
                 self.checked = Some(Instant::now());
                 true
             }
-            _ => false,
         }
     }
 

@@ -22,7 +22,9 @@ struct QueueGet<'a, T>(&'a Queue<T>);
 impl<T: Serialize + DeserializeOwned + 'static> Wait for QueueGet<'_, T> {
     type Output = T;
     fn attempt(&mut self) -> Result<Option<T>> {
-        not_now(self.0.try_get())
+        // Not `try_get`: that asks the kernel whether a producer is left every time the
+        // queue is empty; the wait asks once before sleeping and once per slice.
+        self.0.try_take()
     }
     fn side(&self) -> Result<WaitSide<'_>> {
         Ok(self.0.readable_side())

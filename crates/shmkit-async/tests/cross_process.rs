@@ -122,14 +122,21 @@ fn pod_queue_get_and_put_across_processes() {
             assert_eq!(bounded(q.get()).await.unwrap(), i);
         }
         bounded(Async::new(child).join()).await.unwrap();
-        // Full, then room made by this process: put waits, then goes through.
+        // Full, then room made by another handle: put waits, then goes through. (With
+        // no other handle left, a put on a full queue is `Disconnected`, as blocking.)
+        let other = Async::new(q.try_clone().unwrap());
         for i in 0..8 {
             bounded(q.put(&i)).await.unwrap();
         }
         assert!(matches!(q.try_put(&9), Err(Error::Full)));
-        let (a, b) = tokio::join!(q.put(&9), async { q.get().await });
+        let (a, b) = tokio::join!(q.put(&9), other.get());
         a.unwrap();
         assert_eq!(b.unwrap(), 0);
+        drop(other);
+        assert!(matches!(
+            bounded(q.put(&10)).await,
+            Err(Error::Disconnected)
+        ));
     });
 }
 

@@ -487,6 +487,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         }
     }
 
+    /// Take one item if there is one now, without asking whether any producer is left
+    /// (`Ok(None)` if empty): the async `get`'s attempt, which asks that only before it
+    /// sleeps and once per slice, as the blocking `get` does (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn try_take(&self) -> Result<Option<T>> {
+        self.get_once(None)
+    }
+
     /// The side `get` waits for, for the async forms (feature `internals`).
     #[cfg(feature = "internals")]
     #[doc(hidden)]
