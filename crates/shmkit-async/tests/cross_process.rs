@@ -565,3 +565,45 @@ fn a_thousand_tasks_await_a_hundred_queues_fed_by_children() {
         );
     });
 }
+
+/// More distinct words than one `futex_waitv` takes (127 + the control word): a second
+/// waker thread starts, and every task is still woken.
+#[test]
+fn more_than_127_awaited_words_start_another_waker_thread() {
+    multi_thread().block_on(async {
+        let n = 140;
+        // (the awaited handle, a second handle that puts)
+        type Pair = (Arc<Async<Queue<u64>>>, Queue<u64>);
+        let pairs: Vec<Pair> = (0..n)
+            .map(|_| {
+                let q = Queue::<u64>::new().unwrap();
+                let producer = q.clone(); // a second handle, so the queue stays open
+                (
+                    Arc::new(Async::new(q).with_spin(SpinPolicy::NEVER)),
+                    producer,
+                )
+            })
+            .collect();
+        let tasks: Vec<_> = pairs
+            .iter()
+            .map(|(q, _)| {
+                let q = Arc::clone(q);
+                tokio::spawn(async move { q.get().await.unwrap() })
+            })
+            .collect();
+        bounded(async {
+            while shmkit_async::waker_threads() < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        for (i, (_, p)) in pairs.iter().enumerate() {
+            p.put(&(i as u64)).unwrap();
+        }
+        let mut sum = 0;
+        for t in tasks {
+            sum += bounded(t).await.unwrap();
+        }
+        assert_eq!(sum, (0..n as u64).sum::<u64>());
+    });
+}
