@@ -8,7 +8,12 @@ use shmkit_ring::wait_side::WaitSide;
 use shmkit_ring::{Error, Result};
 use shmkit_sync::SpinPolicy;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The most a wait spins (checks and `sched_yield`s) on a runtime thread before it
+/// sleeps: on a loaded machine each yield can hand the core away for a whole time slice,
+/// and the runtime's other tasks wait meanwhile.
+pub(crate) const SPIN_CAP: Duration = Duration::from_micros(100);
 
 /// Times a poll re-tries after the re-check said "ready" but the operation still found
 /// nothing (another consumer was faster, or only padding was there) before it yields to
@@ -38,14 +43,24 @@ impl Park {
     }
 
     /// Before the first sleep: spin (and yield the thread) per the policy until `ready`
-    /// holds, exactly as the blocking waits do ([`SpinPolicy::spin_until`]); `true` if it
-    /// did. Later polls (woken from a sleep) go straight to sleep if not ready.
-    pub(crate) fn spin(&mut self, ready: impl FnMut() -> bool) -> bool {
+    /// holds, as the blocking waits do ([`SpinPolicy::spin_until`]), but for at most
+    /// [`SPIN_CAP`] of the runtime thread; `true` if it held. Later polls (woken from a
+    /// sleep) go straight to sleep if not ready.
+    pub(crate) fn spin(&mut self, mut ready: impl FnMut() -> bool) -> bool {
         if self.spun {
             return false;
         }
         self.spun = true;
-        self.spin.spin_until(ready)
+        if self.spin.spins == 0 && self.spin.yields == 0 {
+            return false;
+        }
+        let start = Instant::now();
+        let mut n = 0u32;
+        self.spin.spin_until(|| {
+            n = n.wrapping_add(1);
+            // The clock only every 16 checks: a vDSO read, cheap but not free.
+            ready() || (n.is_multiple_of(16) && start.elapsed() >= SPIN_CAP)
+        }) && ready()
     }
 
     /// Sleep until `word` leaves `val` (the task is woken then, or after a slice).

@@ -10,6 +10,7 @@ use shmkit_ring::wait_side::WaitSide;
 use shmkit_ring::{Connection, Error, PodQueue, Queue, Result};
 use shmkit_sync::SpinPolicy;
 use std::future::poll_fn;
+use std::time::Duration;
 
 /// Await `op` (see [`poll_wait`]).
 async fn wait<W: Wait>(mut op: W, spin: SpinPolicy) -> Result<W::Output> {
@@ -43,6 +44,22 @@ impl<T: Serialize + DeserializeOwned + 'static> Wait for QueuePut<'_, T> {
     }
 }
 
+struct QueueJoin<'a, T>(&'a Queue<T>);
+
+impl<T: Serialize + DeserializeOwned + 'static> Wait for QueueJoin<'_, T> {
+    type Output = ();
+    fn attempt(&mut self) -> Result<Option<()>> {
+        match self.0.join_timeout(Duration::ZERO) {
+            Ok(()) => Ok(Some(())),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn side(&self) -> Result<WaitSide<'_>> {
+        Ok(self.0.join_side())
+    }
+}
+
 impl<T: Serialize + DeserializeOwned + 'static> Async<Queue<T>> {
     /// Take the next item, waiting (without blocking the thread) while the queue is
     /// empty; [`Error::Disconnected`] once it is empty and no other handle can put (see
@@ -55,6 +72,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Async<Queue<T>> {
     /// ring is ever full). Cancel-safe: the item is put only by the poll that returns.
     pub async fn put(&self, item: &T) -> Result<()> {
         wait(QueuePut(self, item), self.spin).await
+    }
+
+    /// Wait until every item put has been marked [`task_done`](Queue::task_done)
+    /// (`JoinableQueue.join`), like [`Queue::join`]. Cancel-safe (it takes nothing).
+    pub async fn join(&self) -> Result<()> {
+        wait(QueueJoin(self), self.spin).await
     }
 }
 

@@ -22,8 +22,7 @@ use shmkit_sync::SpinPolicy;
 /// (see the crate docs; a barrier's `wait` is the documented exception).
 ///
 /// Before its first sleep a wait spins briefly, per its [`SpinPolicy`], as the blocking
-/// waits do (checks, then `sched_yield`s; the default costs a few microseconds of the
-/// runtime thread at most): a peer that answers within that time is caught without the
+/// waits do (checks, then `sched_yield`s), for at most 100 us of the runtime thread: a peer that answers within that time is caught without the
 /// two wake-ups a sleep costs (the peer's `FUTEX_WAKE` of the waker thread, the waker
 /// thread's wake of the task). A wait woken from a sleep does not spin again.
 #[derive(Debug)]

@@ -105,6 +105,32 @@ fn queue_put_awaits_room_taken_by_a_child() {
     });
 }
 
+fn work_and_mark_done((q, n): (Queue<u64>, u64)) {
+    for _ in 0..n {
+        q.get_timeout(LONG).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        q.task_done().unwrap();
+    }
+}
+
+#[test]
+fn queue_join_awaits_task_done_from_a_child() {
+    on_both(|| async {
+        let q = Async::new(Queue::<u64>::new().unwrap());
+        for i in 0..20 {
+            q.put(&i).await.unwrap();
+        }
+        let child = shmkit_process::spawn(work_and_mark_done, (q.clone(), 20)).unwrap();
+        // Not done yet (the child needs 20 ms at least): a join dropped mid-wait changes
+        // nothing. No spin, so the first poll registers at once.
+        let q = Async::new(q.into_inner()).with_spin(SpinPolicy::NEVER);
+        let early = timeout(Duration::from_millis(2), q.join()).await;
+        assert!(early.is_err(), "{early:?} {} {}", q.len(), q.is_empty());
+        bounded(q.join()).await.unwrap();
+        bounded(Async::new(child).join()).await.unwrap();
+    });
+}
+
 fn pod_put((q, n): (PodQueue<u64>, u64)) {
     std::thread::sleep(Duration::from_millis(30));
     for i in 0..n {

@@ -12,18 +12,20 @@ use crate::raw::mpmc::Mpmc;
 use crate::raw::spsc::{Ring, Wake};
 use crate::wait;
 
-/// Which ring, and which of its two wake words.
+/// Which ring and which of its two wake words, or another wake word pair.
 #[derive(Clone, Copy)]
-pub(crate) enum Words {
+pub(crate) enum Words<'a> {
     /// A byte ring; `true`: the data word (consumers wait on it), `false`: the space word.
     Ring(Ring, bool),
     /// A slot queue; as above.
     Pod(Mpmc, bool),
+    /// A word pair of its own (a queue's `join` word).
+    Wake(&'a Wake),
 }
 
 /// One side of a ring, ready to be waited for (see the module docs).
 pub struct WaitSide<'a> {
-    words: Words,
+    words: Words<'a>,
     ready: Box<dyn Fn() -> bool + 'a>,
     gone: Box<dyn Fn() -> bool + 'a>,
 }
@@ -38,7 +40,7 @@ impl<'a> WaitSide<'a> {
     /// `ready`: the condition the blocking wait re-checks; `gone`: whether the other
     /// side is gone (may ask the kernel).
     pub(crate) fn new(
-        words: Words,
+        words: Words<'a>,
         ready: impl Fn() -> bool + 'a,
         gone: impl Fn() -> bool + 'a,
     ) -> Self {
@@ -55,6 +57,7 @@ impl<'a> WaitSide<'a> {
             Words::Ring(r, false) => &r.header().meta.space_wake,
             Words::Pod(q, true) => &q.header().meta.data_wake,
             Words::Pod(q, false) => &q.header().meta.space_wake,
+            Words::Wake(w) => w,
         }
     }
 

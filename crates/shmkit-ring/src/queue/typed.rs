@@ -570,6 +570,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         self.h.reg.join(Deadline::NEVER, || self.items_put())
     }
 
+    /// The side `join` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn join_side(&self) -> crate::wait_side::WaitSide<'_> {
+        self.h.reg.join_side(|| self.items_put())
+    }
+
     /// [`join`](Self::join), giving up after `timeout` with [`Error::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         self.h
