@@ -101,6 +101,12 @@ pub(crate) trait Wait {
     fn attempt(&mut self) -> Result<Option<Self::Output>>;
     /// The side to wait for (built only on the slow path).
     fn side(&self) -> Result<WaitSide<'_>>;
+    /// Whether the attempt may succeed now: what the pre-sleep spin checks. The default
+    /// asks the side; an operation with a cheaper public check (`is_empty`) uses that,
+    /// so that a consumer that keeps catching up with its producer builds no side.
+    fn ready(&self) -> bool {
+        self.side().map_or(true, |s| s.is_ready())
+    }
 }
 
 /// One poll of `op`: [`attempt`](Wait::attempt); if it finds nothing, announce the task
@@ -120,10 +126,10 @@ pub(crate) fn poll_wait<W: Wait>(
             park.done();
             return Poll::Ready(Ok(v));
         }
-        let side = op.side()?;
-        if park.spin(|| side.is_ready()) {
+        if park.spin(|| op.ready()) {
             continue;
         }
+        let side = op.side()?;
         if park.liveness_due() && side.peer_gone() {
             drop(side);
             park.done();

@@ -30,6 +30,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Wait for QueueGet<'_, T> {
     fn side(&self) -> Result<WaitSide<'_>> {
         Ok(self.0.readable_side())
     }
+    fn ready(&self) -> bool {
+        !self.0.is_empty()
+    }
 }
 
 struct QueuePut<'a, T>(&'a Queue<T>, &'a T);
@@ -90,6 +93,9 @@ impl<T: bytemuck::Pod> Wait for PodGet<'_, T> {
     }
     fn side(&self) -> Result<WaitSide<'_>> {
         Ok(self.0.readable_side())
+    }
+    fn ready(&self) -> bool {
+        !self.0.is_empty()
     }
 }
 
@@ -187,6 +193,9 @@ impl Wait for ConsRecv<'_> {
     fn side(&self) -> Result<WaitSide<'_>> {
         Ok(self.0.readable_side())
     }
+    fn ready(&self) -> bool {
+        !self.0.is_empty()
+    }
 }
 
 /// Waits until the consumer has a message in place (taking nothing).
@@ -200,6 +209,9 @@ impl Wait for ConsReadable<'_> {
     }
     fn side(&self) -> Result<WaitSide<'_>> {
         Ok(self.0.readable_side())
+    }
+    fn ready(&self) -> bool {
+        !self.0.is_empty()
     }
 }
 
