@@ -54,12 +54,22 @@ impl Park {
         if self.spin.spins == 0 && self.spin.yields == 0 {
             return false;
         }
-        let start = Instant::now();
+        // The clock only once the spins are spent and the yields begin (a vDSO read is
+        // cheap, not free: a consumer that catches up is usually ready within the
+        // spins); then after every yield, which costs far more than the read.
+        let spins = self.spin.spins;
+        let mut start: Option<Instant> = None;
         let mut n = 0u32;
         self.spin.spin_until(|| {
+            if ready() {
+                return true;
+            }
             n = n.wrapping_add(1);
-            // The clock only every 16 checks: a vDSO read, cheap but not free.
-            ready() || (n.is_multiple_of(16) && start.elapsed() >= SPIN_CAP)
+            if n <= spins {
+                return false;
+            }
+            let t = *start.get_or_insert_with(Instant::now);
+            t.elapsed() >= SPIN_CAP
         }) && ready()
     }
 
