@@ -12,3 +12,5 @@ if ls crates/shmkit-ring/tests/loom_*.rs >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   cargo test --release -p shmkit-ring $tests
 fi
+# The async waiter's protocol (announce, hand the word to the waker thread, be woken).
+cargo test --release -p shmkit-async --test loom_waiter

@@ -11,6 +11,7 @@
 //! | [`ring`] | `shmkit-ring` | `Queue`, `JoinableQueue`, `Pipe` |
 //! | [`pool`] | `shmkit-pool` | `Pool` (`map`, `imap`, `apply_async`, ...) |
 //! | `remote` (feature `remote`) | `shmkit-remote` | `managers` queues, Ray's `Pool`: `Queue` and `Pool` across hosts over Redis Streams |
+//! | `tokio` (feature `tokio`) | `shmkit-async` | (asyncio) every wait above awaited from tokio: `Async<Queue<T>>::get().await`, ... |
 //!
 //! ```no_run
 //! use shmkit::prelude::*;
@@ -45,6 +46,12 @@ pub use shmkit_sync as sync;
 /// Behind the `remote` feature: `shmkit = { version = "0.1", features = ["remote"] }`.
 #[cfg(feature = "remote")]
 pub use shmkit_remote as remote;
+
+/// The waits awaited from tokio: `Async<T>` around a queue, pipe, ring, event, semaphore,
+/// process or pool result (the `shmkit-async` crate, `docs/async.md`). Behind the `tokio`
+/// feature: `shmkit = { version = "0.1", features = ["tokio"] }`.
+#[cfg(feature = "tokio")]
+pub use shmkit_async as tokio;
 
 /// Call first thing in `main`: in a child started with [`process::StartMethod::Spawn`]
 /// it runs the requested function and exits; in the parent it returns at once.

@@ -6,6 +6,7 @@ use crate::wire;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Receives a chunk's outcomes; implemented by [`Job`] for each result type.
@@ -35,6 +36,9 @@ struct State<R> {
     /// Indices in completion order, not yet handed out (kept for `imap_unordered` only).
     order: VecDeque<usize>,
     track_order: bool,
+    /// Async waiters (shmkit-async, through the `internals` hooks): each is woken, and
+    /// dropped from the list, when what it waits for is there.
+    wakers: Vec<(Want, Waker)>,
     want: Want,
 }
 
@@ -124,6 +128,7 @@ impl<R> Job<R> {
                 order: VecDeque::new(),
                 track_order,
                 want: Want::Nothing,
+                wakers: Vec::new(),
             }),
             cv: Condvar::new(),
         })
@@ -168,11 +173,44 @@ impl<R> Job<R> {
         for (i, v) in values.enumerate() {
             st.put(first + i, v);
         }
+        self.notify(&mut st);
+    }
+
+    /// After filling slots: wake the blocking waiter and the async waiters whose wish
+    /// now holds (every path that fills slots ends here).
+    fn notify(&self, st: &mut State<R>) {
         let want = st.want;
         if st.satisfied(want) {
             st.want = Want::Nothing;
             self.cv.notify_all();
         }
+        if !st.wakers.is_empty() {
+            let mut wakers = std::mem::take(&mut st.wakers);
+            wakers.retain(|(want, waker)| {
+                let done = st.satisfied(*want);
+                if done {
+                    waker.wake_by_ref();
+                }
+                !done
+            });
+            st.wakers = wakers;
+        }
+    }
+
+    /// Ready once `want` holds; else the task's waker is kept (once per task) and woken
+    /// by `fill` when it does.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    fn poll_want(&self, want: Want, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.satisfied(want) {
+            return Poll::Ready(());
+        }
+        let w = cx.waker();
+        match st.wakers.iter_mut().find(|(_, k)| k.will_wake(w)) {
+            Some(slot) => slot.0 = want,
+            None => st.wakers.push((want, w.clone())),
+        }
+        Poll::Pending
     }
 }
 
@@ -213,11 +251,7 @@ impl<R: DeserializeOwned + Send> Deliver for Job<R> {
                 st.put(first + i, Err(e.clone()));
             }
         }
-        let want = st.want;
-        if st.satisfied(want) {
-            st.want = Want::Nothing;
-            self.cv.notify_all();
-        }
+        self.notify(&mut st);
     }
 }
 
@@ -286,6 +320,14 @@ impl<R> AsyncResult<R> {
         st.is_filled(0).then_some(true)
     }
 
+    /// Ready once [`get`](Self::get) would not wait; else the task is woken when it
+    /// would not (feature `internals`, for shmkit-async).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.job.poll_want(Want::All, cx)
+    }
+
     /// Wait until the task has finished.
     pub fn wait(&self) {
         drop(self.job.wait(Want::All, None));
@@ -343,6 +385,14 @@ impl<R> MapResult<R> {
             .wait(Want::All, None)
             .expect("no deadline, no timeout");
         st.take_each()
+    }
+
+    /// Ready once [`get`](Self::get) would not wait; else the task is woken when it
+    /// would not (feature `internals`, for shmkit-async).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.job.poll_want(Want::All, cx)
     }
 
     /// Whether every task has finished.
@@ -427,6 +477,23 @@ impl<R> IMap<R> {
     /// not there yet (it is not skipped: call again), `None` after the last one.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
         self.next_within(Some(timeout))
+    }
+
+    /// Ready once [`next`](Iterator::next) would not wait (a result is there, or none
+    /// is left); else the task is woken when it would not (feature `internals`, for
+    /// shmkit-async).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.next >= self.job.total() {
+            return Poll::Ready(());
+        }
+        let want = if self.ordered {
+            Want::Index(self.next)
+        } else {
+            Want::Any
+        };
+        self.job.poll_want(want, cx)
     }
 
     fn next_within(&mut self, timeout: Option<Duration>) -> Option<Result<R>> {

@@ -234,6 +234,15 @@ impl<R: DeserializeOwned> Process<R> {
 }
 
 impl<R> Process<R> {
+    /// The child's pidfd: it turns readable when the child exits, which is what an
+    /// async `join` waits for before it joins without waiting (feature `internals`,
+    /// for shmkit-async).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Whether the child is still running (reaps it if it has exited, like Python's
     /// `is_alive()`). Never blocks.
     pub fn is_alive(&self) -> bool {

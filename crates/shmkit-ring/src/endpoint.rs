@@ -171,6 +171,35 @@ pub(crate) fn wake_all(ring: &Ring) {
     m.space_wake.notify();
 }
 
+/// The side a receiver waits for (data), for the async forms.
+#[cfg(feature = "internals")]
+pub(crate) fn data_side(seg: &Segment, ring: Ring, peer: Peer) -> crate::wait_side::WaitSide<'_> {
+    use crate::wait_side::{WaitSide, Words};
+    WaitSide::new(
+        Words::Ring(ring, true),
+        move || ring.has_data(),
+        move || peer_gone(seg, &ring, peer, true),
+    )
+}
+
+/// The side a sender of `len`-byte messages waits for (room), for the async forms.
+#[cfg(feature = "internals")]
+pub(crate) fn space_side(
+    seg: &Segment,
+    ring: Ring,
+    peer: Peer,
+    len: usize,
+) -> crate::wait_side::WaitSide<'_> {
+    use crate::wait_side::{WaitSide, Words};
+    let rec = spsc::record_len(len as u64);
+    let cap = ring.capacity();
+    WaitSide::new(
+        Words::Ring(ring, false),
+        move || ring.used_bytes() + rec <= cap,
+        move || peer_gone(seg, &ring, peer, true),
+    )
+}
+
 /// The sending half of one ring.
 #[derive(Debug)]
 pub(crate) struct TxEnd {

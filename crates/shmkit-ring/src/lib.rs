@@ -72,6 +72,9 @@ pub mod wait;
 #[allow(dead_code, unreachable_pub)]
 mod wait;
 
+#[cfg(feature = "internals")]
+pub mod wait_side;
+
 pub use error::{Error, Result, TryRecvError, TrySendError};
 pub use pipe::{Connection, DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder};
 /// How a `Queue` item becomes ring bytes and back (for the fuzz targets; `internals`).

@@ -290,6 +290,23 @@ impl Connection {
         })
     }
 
+    /// The side `recv` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> Result<crate::wait_side::WaitSide<'_>> {
+        let (ring, peer) = self.with_rx(|rx| Ok((rx.ring, rx.peer)))?;
+        Ok(crate::endpoint::data_side(&self.seg, ring, peer))
+    }
+
+    /// The side `send` of `len` bytes waits for, for the async forms (feature
+    /// `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self, len: usize) -> Result<crate::wait_side::WaitSide<'_>> {
+        let (ring, peer) = self.with_tx(|tx| Ok((tx.ring, tx.peer)))?;
+        Ok(crate::endpoint::space_side(&self.seg, ring, peer, len))
+    }
+
     /// Close this end: the other end's `recv` returns [`Error::Disconnected`] after
     /// draining; this end's operations return [`Error::Closed`].
     pub fn close(&self) {

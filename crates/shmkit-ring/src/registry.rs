@@ -527,6 +527,22 @@ impl Registry {
         Ok(())
     }
 
+    /// What `join` waits for, for the async form: the `join` word, ready once every
+    /// item put is done; nobody's death ends it (as the blocking `join`).
+    #[cfg(feature = "internals")]
+    pub(crate) fn join_side<'a>(
+        &'a self,
+        put: impl Fn() -> u64 + 'a,
+    ) -> crate::wait_side::WaitSide<'a> {
+        use crate::wait_side::{WaitSide, Words};
+        let h = self.header();
+        WaitSide::new(
+            Words::Wake(&h.join_wake),
+            move || h.done.load(Ordering::SeqCst) >= put(),
+            || false,
+        )
+    }
+
     /// Wait until every item put is done.
     pub(crate) fn join(&self, dl: Deadline, put: impl Fn() -> u64) -> Result<()> {
         let h = self.header();

@@ -271,6 +271,14 @@ impl Producer {
         })
     }
 
+    /// The side `send` of `len` bytes waits for, for the async forms (feature
+    /// `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self, len: usize) -> crate::wait_side::WaitSide<'_> {
+        crate::endpoint::space_side(&self.tx.seg, self.tx.ring, self.tx.peer, len)
+    }
+
     /// Largest message this ring can hold.
     pub fn max_message(&self) -> usize {
         self.tx.ring.max_message()
@@ -529,6 +537,13 @@ impl Consumer {
             Ok(None) => Err(TryRecvError::Empty),
             Err(e) => Err(TryRecvError::from_error(Error::from_raw(seg.name(), e))),
         }
+    }
+
+    /// The side `recv` and `read` wait for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        crate::endpoint::data_side(&self.rx.seg, self.rx.ring, self.rx.peer)
     }
 
     /// Whether the producer is gone (asks the kernel about its liveness lock).

@@ -13,6 +13,19 @@ use crate::{Error, Open, Result};
 
 const MAX_PARTICIPANTS: u32 = 1024;
 
+/// One caller's arrival at a [`Barrier`] (what the async form holds between its polls;
+/// public with the feature `internals`).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+pub struct Arrival {
+    /// The caller's arrival index (what `wait` returns).
+    pub index: u32,
+    /// The round's generation when the caller arrived.
+    pub generation: u32,
+    /// Whether this arrival was the last of the round (nothing to wait for).
+    pub tripped: bool,
+}
+
 #[repr(C)]
 pub(crate) struct BarrierState {
     pub parties: AtomicU32,
@@ -155,6 +168,38 @@ impl Barrier {
     }
 
     fn wait_deadline(&self, deadline: Deadline) -> Result<u32> {
+        let a = self.arrive_now()?;
+        if a.tripped {
+            return Ok(a.index);
+        }
+        let st = self.shm.state();
+        loop {
+            if let Some(r) = self.departed_now(&a, false) {
+                return r;
+            }
+            if deadline.expired() {
+                let parties = st.parties.load(Ordering::Acquire).max(1);
+                return Err(self.break_now(format!(
+                    "timed out with {} of {parties} parties waiting",
+                    st.arrived.load(Ordering::Relaxed)
+                )));
+            }
+            let outcome = futex::wait(
+                &st.generation,
+                a.generation,
+                Some(deadline.slice(LIVENESS_SLICE)),
+            );
+            if outcome == futex::WaitOutcome::TimedOut
+                && let Some(r) = self.departed_now(&a, true)
+            {
+                return r;
+            }
+        }
+    }
+
+    /// Arrive at the barrier: the first half of [`wait`](Self::wait). The last party to
+    /// arrive trips it (`tripped`); the others then wait for `departed`.
+    fn arrive_now(&self) -> Result<Arrival> {
         self.register()?;
         let st = self.shm.state();
         let parties = st.parties.load(Ordering::Acquire).max(1);
@@ -163,39 +208,72 @@ impl Barrier {
             return Err(self.broken("broken earlier; call reset()".into()));
         }
         let index = st.arrived.fetch_add(1, Ordering::AcqRel);
-        if index + 1 >= parties {
+        let tripped = index + 1 >= parties;
+        if tripped {
             st.arrived.store(0, Ordering::Release);
             // SYNC: Release, paired with the Acquire loads of `generation` by waiters.
             st.generation.fetch_add(1, Ordering::AcqRel);
             futex::wake_all(&st.generation);
-            return Ok(index);
         }
-        loop {
-            if st.generation.load(Ordering::Acquire) != generation {
-                return Ok(index);
-            }
-            if st.broken.load(Ordering::Acquire) != 0 {
-                return Err(self.broken("another participant broke it".into()));
-            }
-            if deadline.expired() {
-                return Err(self.break_now(format!(
-                    "timed out with {} of {parties} parties waiting",
-                    st.arrived.load(Ordering::Relaxed)
-                )));
-            }
-            let outcome = futex::wait(
-                &st.generation,
-                generation,
-                Some(deadline.slice(LIVENESS_SLICE)),
-            );
-            let dead = (outcome == futex::WaitOutcome::TimedOut
-                && st.generation.load(Ordering::Acquire) == generation)
-                .then(|| self.dead_participant())
-                .flatten();
-            if let Some(s) = dead {
-                return Err(self.break_now(format!("the participant in slot {s} died")));
-            }
+        Ok(Arrival {
+            index,
+            generation,
+            tripped,
+        })
+    }
+
+    /// After `arrive_now`: `Some` once the round is over (this caller's index) or the
+    /// barrier broke; `None` while the others are still to come. `ask_kernel`: also
+    /// check whether a participant died (syscalls: after a sleep nobody cut short).
+    fn departed_now(&self, a: &Arrival, ask_kernel: bool) -> Option<Result<u32>> {
+        let st = self.shm.state();
+        if st.generation.load(Ordering::Acquire) != a.generation {
+            return Some(Ok(a.index));
         }
+        if st.broken.load(Ordering::Acquire) != 0 {
+            return Some(Err(self.broken("another participant broke it".into())));
+        }
+        if ask_kernel && st.generation.load(Ordering::Acquire) == a.generation {
+            let s = self.dead_participant()?;
+            return Some(Err(
+                self.break_now(format!("the participant in slot {s} died"))
+            ));
+        }
+        None
+    }
+
+    /// The first half of `wait`, for the async form (feature `internals`): arrive; the
+    /// last party trips the barrier (`tripped`), the others wait for
+    /// [`departed`](Self::departed).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn arrive(&self) -> Result<Arrival> {
+        self.arrive_now()
+    }
+
+    /// The second half of `wait`, for the async form (feature `internals`): `Some` once
+    /// the round is over or the barrier broke; `ask_kernel` also checks for a dead
+    /// participant (and breaks the barrier if one is).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn departed(&self, a: &Arrival, ask_kernel: bool) -> Option<Result<u32>> {
+        self.departed_now(a, ask_kernel)
+    }
+
+    /// The word waiters sleep on (it changes when a round completes, or on a break or
+    /// reset), for the async form (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn generation_word(&self) -> &AtomicU32 {
+        &self.shm.state().generation
+    }
+
+    /// Break the barrier for everyone, saying `why` (what a timed-out wait does; the
+    /// async form does it when a waiting future is dropped). Feature `internals`.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn break_barrier(&self, why: String) {
+        self.break_now(why);
     }
 
     fn break_now(&self, why: String) -> Error {

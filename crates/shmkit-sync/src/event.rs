@@ -141,6 +141,16 @@ impl Event {
         set
     }
 
+    /// The words an async waiter uses (feature `internals`): the flag (sleep on it
+    /// while it is 0) and the waiter count (`set` wakes only if it is nonzero: hold it
+    /// raised while registered).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn wait_words(&self) -> (&AtomicU32, &AtomicU32) {
+        let st = self.st();
+        (&st.flag, &st.waiters)
+    }
+
     /// A handle to pass to another process.
     pub fn handle(&self) -> Handle<Event> {
         Handle::new(self.shm.segment().handle())

@@ -69,6 +69,10 @@ mod small;
 mod value;
 pub mod wake;
 
+/// What `Barrier::arrive` returns (feature `internals`, for shmkit-async).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use barrier::Arrival;
 pub use barrier::Barrier;
 pub use condvar::Condvar;
 pub use dict::{Dict, DictBuilder};

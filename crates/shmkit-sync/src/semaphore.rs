@@ -152,6 +152,16 @@ impl Semaphore {
         self.st().count.load(Ordering::Relaxed)
     }
 
+    /// The words an async waiter uses (feature `internals`): the count (sleep on it
+    /// while it is 0) and the waiter count (`release` wakes only if it is nonzero: hold
+    /// it raised while registered).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn wait_words(&self) -> (&AtomicU32, &AtomicU32) {
+        let st = self.st();
+        (&st.count, &st.waiters)
+    }
+
     /// A handle to pass to another process.
     pub fn handle(&self) -> Handle<Semaphore> {
         Handle::new(self.shm.segment().handle())

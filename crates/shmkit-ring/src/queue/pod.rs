@@ -381,6 +381,32 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         self.get_deadline(Deadline::after(Some(timeout)))
     }
 
+    /// The side `get` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        use crate::wait_side::{WaitSide, Words};
+        let q = self.q;
+        WaitSide::new(
+            Words::Pod(q, true),
+            move || q.has_data(),
+            move || !self.h.reg.others_can_put(self.h.slot()),
+        )
+    }
+
+    /// The side `put` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        use crate::wait_side::{WaitSide, Words};
+        let q = self.q;
+        WaitSide::new(
+            Words::Pod(q, false),
+            move || q.has_space(),
+            move || !self.h.reg.others_alive(self.h.slot()),
+        )
+    }
+
     /// Items in the queue, claimed-but-unpublished included (a snapshot).
     pub fn len(&self) -> usize {
         self.q.len().unwrap_or(0) as usize

@@ -489,6 +489,49 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         }
     }
 
+    /// Take one item if there is one now, without asking whether any producer is left
+    /// (`Ok(None)` if empty): the async `get`'s attempt, which asks that only before it
+    /// sleeps and once per slice, as the blocking `get` does (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn try_take(&self) -> Result<Option<T>> {
+        self.get_once(None)
+    }
+
+    /// The side `get` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
+        use crate::wait_side::{WaitSide, Words};
+        let ring = self.ring;
+        WaitSide::new(
+            Words::Ring(ring, true),
+            move || ring.has_data(),
+            move || !self.h.reg.others_can_put(self.h.slot()),
+        )
+    }
+
+    /// The side `put(item)` waits for, for the async forms (feature `internals`): ready
+    /// when the item fits, as in the blocking `put` (with its hysteresis).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn writable_side(&self, item: &T) -> Result<crate::wait_side::WaitSide<'_>> {
+        use crate::wait_side::{WaitSide, Words};
+        let mut scratch = Scratch::new();
+        let len = codec::encode(item, &mut scratch)
+            .map_err(Error::Encode)?
+            .len();
+        let (ring, maxsize, cap) = (self.ring, self.maxsize, self.ring.capacity());
+        let rec = spsc::footprint(len as u64).max(cap / 8);
+        Ok(WaitSide::new(
+            Words::Ring(ring, false),
+            move || {
+                ring.used_bytes() + rec <= cap && (maxsize == 0 || ring.message_count() < maxsize)
+            },
+            move || !self.h.reg.others_alive(self.h.slot()),
+        ))
+    }
+
     /// Items in the queue (a snapshot, like Python's `qsize`).
     pub fn len(&self) -> usize {
         self.ring.message_count() as usize
@@ -529,6 +572,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// Wait until every item put has been marked [`task_done`](Self::task_done).
     pub fn join(&self) -> Result<()> {
         self.h.reg.join(Deadline::NEVER, || self.items_put())
+    }
+
+    /// The side `join` waits for, for the async forms (feature `internals`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn join_side(&self) -> crate::wait_side::WaitSide<'_> {
+        self.h.reg.join_side(|| self.items_put())
     }
 
     /// [`join`](Self::join), giving up after `timeout` with [`Error::Timeout`].
