@@ -16,7 +16,6 @@ use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
 use shmkit_sync::{Barrier, Event, Handle, Semaphore, SpinPolicy};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::timeout;
 
@@ -24,14 +23,7 @@ shmkit_process::test_support!();
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "shmkit-test-async-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use shmkit_testing::unique;
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -56,13 +56,10 @@ pub mod primitive;
 #[allow(unreachable_pub)]
 mod primitive;
 mod queue;
-// TODO(house): split after the record-format change (raw/ is being rewritten; its
-// unsafe blocks get one operation each then, like the rest of the crate).
 #[cfg(feature = "internals")]
-#[allow(clippy::multiple_unsafe_ops_per_block)]
 pub mod raw;
 #[cfg(not(feature = "internals"))]
-#[allow(dead_code, unreachable_pub, clippy::multiple_unsafe_ops_per_block)]
+#[allow(dead_code, unreachable_pub)]
 mod raw;
 mod registry;
 pub mod spsc;

@@ -227,15 +227,19 @@ impl Mpmc {
 
     #[inline]
     fn seq(&self, i: u64) -> &AtomicU64 {
-        // SAFETY: callers pass `pos & (cap - 1)` or `i < cap`; `seqs` has `cap` words.
-        unsafe { &*self.seqs.add((i & (self.cap - 1)) as usize) }
+        // SAFETY: the index is masked below `cap`, and `seqs` has `cap` words.
+        let p = unsafe { self.seqs.add((i & (self.cap - 1)) as usize) };
+        // SAFETY: `p` points to one of those words, valid while the queue is (`Mpmc::new`).
+        unsafe { &*p }
     }
 
     #[inline]
     fn entry(&self, e: u32) -> &AtomicU64 {
         assert!(e < self.table_len, "producer entry out of range");
         // SAFETY: `e < table_len`, the table's length (checked just above).
-        unsafe { &*self.table.add(e as usize) }
+        let p = unsafe { self.table.add(e as usize) };
+        // SAFETY: `p` points to an entry of the table, valid while the queue is.
+        unsafe { &*p }
     }
 
     #[inline]

@@ -263,12 +263,13 @@ impl Ring {
         let off = (off & !7).min(self.cap - 8);
         #[cfg(not(shmkit_loom))]
         {
-            // SAFETY: `off` is 8-aligned and `off + 8 <= cap` (clamped above), so the
-            // word lies in the data area (valid for the ring's life, `Ring::new`), and
-            // is 8-aligned because `data` is. Every access to a length word goes through
-            // this atomic; payload bytes, accessed plainly, never overlap a word while
-            // it is a live length word (the SPSC protocol).
-            unsafe { &*self.data.add(off as usize).cast::<AtomicU64>() }
+            // SAFETY: `off + 8 <= cap` (clamped above): the word lies in the data area.
+            let p = unsafe { self.data.add(off as usize) }.cast::<AtomicU64>();
+            // SAFETY: `p` is in the data area (valid for the ring's life, `Ring::new`)
+            // and 8-aligned (`data` is, `off` is). Every access to a length word goes
+            // through this atomic; payload bytes, accessed plainly, never overlap a word
+            // while it is a live length word (the SPSC protocol).
+            unsafe { &*p }
         }
         #[cfg(shmkit_loom)]
         {
@@ -543,15 +544,11 @@ pub struct WriteGrant<'a> {
 impl<'a> WriteGrant<'a> {
     /// The reserved bytes (exactly the requested length; contents unspecified).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap` and that these bytes
-        // are free (the consumer released them), so they lie in the data area and only
-        // this producer touches them until `tail` covers them.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                self.prod.ring.data.add((self.off + LEN_WORD) as usize),
-                self.len,
-            )
-        }
+        // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap`: in the data area.
+        let p = unsafe { self.prod.ring.data.add((self.off + LEN_WORD) as usize) };
+        // SAFETY: the `len` bytes at `p` are in the data area and free (the consumer
+        // released them), and only this producer touches them until it publishes them.
+        unsafe { core::slice::from_raw_parts_mut(p, self.len) }
     }
 
     /// Length of the reservation.
@@ -793,10 +790,12 @@ pub struct ReadGrant<'a> {
 impl<'a> ReadGrant<'a> {
     /// The message bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `next` checked `off - 8 + record_len(len) <= cap` and that the record
-        // was published (its length word Acquired), so the bytes are in the data area,
-        // fully written, and the producer will not touch them until we release them.
-        unsafe { core::slice::from_raw_parts(self.cons.ring.data.add(self.off as usize), self.len) }
+        // SAFETY: `next` checked `off - 8 + record_len(len) <= cap`: in the data area.
+        let p = unsafe { self.cons.ring.data.add(self.off as usize) };
+        // SAFETY: the record was published (its length word Acquired), so these `len`
+        // bytes are fully written, and the producer will not touch them until we
+        // release them.
+        unsafe { core::slice::from_raw_parts(p, self.len) }
     }
 
     /// Consume the message without publishing the new `head` yet.
@@ -893,7 +892,9 @@ impl HeapRing {
         // SAFETY: the index is in bounds (asserted) of the allocation `self` owns; the
         // write goes through the same pointer the rings use, while no role is inside
         // a read or write of these bytes (the tests call this between operations).
-        unsafe { self.data.cast::<u64>().add(offset / 8).write(value) };
+        let p = unsafe { self.data.cast::<u64>().add(offset / 8) };
+        // SAFETY: `p` is in bounds (above) and 8-aligned (a `u64` slice).
+        unsafe { p.write(value) };
     }
 }
 
