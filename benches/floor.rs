@@ -13,8 +13,6 @@
 //!
 //! Run: `cargo bench --bench floor`.
 
-mod support;
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +20,6 @@ use std::time::Instant;
 
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
-    support::placement::note("before floor");
 
     g.throughput(Throughput::Bytes(8));
     g.bench_function(BenchmarkId::new("crossbeam_channel", "8B"), |b| {
@@ -91,7 +88,6 @@ fn floor(c: &mut Criterion) {
             })
         });
     }
-    support::placement::note("after floor");
     g.finish();
 }
 

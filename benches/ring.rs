@@ -157,7 +157,6 @@ fn send_batches(tx: &mut Producer, msg: &[u8], iters: u64) {
 fn roundtrip(c: &mut Criterion) {
     let mut g = c.benchmark_group("roundtrip");
     let msg = [7u8; 8];
-    support::placement::note("before roundtrip");
 
     let mut cacheline = Cacheline::spawn();
     g.bench_function(BenchmarkId::new("cacheline", "8B"), |b| {
@@ -186,7 +185,6 @@ fn roundtrip(c: &mut Criterion) {
             bch.iter(|| base.round_trip(&msg, &mut buf))
         });
     }
-    support::placement::note("after roundtrip");
     g.finish();
 }
 

@@ -18,7 +18,6 @@
 /// Length-prefixed frames: the one definition of the format.
 #[path = "../../crates/shmkit-cli/src/frame.rs"]
 pub mod frame;
-pub mod placement;
 pub mod shm;
 
 use std::io::{BufReader, BufWriter, Read, Write};

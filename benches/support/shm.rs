@@ -148,11 +148,8 @@ pub fn throughput_group(
     let mut g = c.benchmark_group("throughput");
     for &size in sizes {
         g.throughput(Throughput::Bytes(size as u64));
-        let label = size_label(size);
-        super::placement::note(&format!("before throughput/*/{label}"));
-        add(&mut g, size, &label, &vec![0x5au8; size]);
+        add(&mut g, size, &size_label(size), &vec![0x5au8; size]);
     }
-    super::placement::note("after throughput");
     g.finish();
 }
 
