@@ -1,5 +1,6 @@
 //! loom model of the async waiter's protocol: a task runs the sleeper's half of a ring's
-//! wait protocol (`wait::announce`: read `seq`, raise the flag, fence, re-check), hands
+//! wait protocol (`WakeWord::announce`: read `seq`, raise the flag, fence; then the
+//! re-check), hands
 //! `(word, seq)` to a waker thread instead of sleeping, and waits to be woken; the waker
 //! thread sleeps on the word (the futex model standing in for `futex_waitv`) and wakes
 //! the task, which re-polls. A producer publishes once and notifies. A lost wake-up shows
@@ -11,12 +12,11 @@
 
 use loom::sync::Arc;
 use shmkit_ring::primitive::{AtomicU32, Ordering};
-use shmkit_ring::raw::spsc::Wake;
-use shmkit_ring::wait;
 use shmkit_sync::futex;
+use shmkit_sync::wake::WakeWord;
 
 struct Shared {
-    wake: Wake,
+    wake: WakeWord,
     /// The "ring": 1 once the producer published.
     data: AtomicU32,
     /// The task's registrations, counted; the word value of the latest.
@@ -38,10 +38,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn an_async_waiter_misses_no_publication() {
     model(|| {
         let s = Arc::new(Shared {
-            wake: Wake {
-                seq: AtomicU32::new(0),
-                sleepers: AtomicU32::new(0),
-            },
+            wake: WakeWord::new(),
             data: AtomicU32::new(0),
             reg_gen: AtomicU32::new(0),
             reg_seq: AtomicU32::new(0),
@@ -53,7 +50,7 @@ fn an_async_waiter_misses_no_publication() {
             let s = Arc::clone(&s);
             loom::thread::spawn(move || {
                 s.data.store(1, Ordering::Release);
-                wait::notify(&s.wake, true);
+                s.wake.notify();
             })
         };
 
@@ -74,7 +71,7 @@ fn an_async_waiter_misses_no_publication() {
                     }
                     seen = g;
                     let seq = s.reg_seq.load(Ordering::SeqCst);
-                    futex::wait(&s.wake.seq, seq, None);
+                    futex::wait(s.wake.seq(), seq, None);
                     s.woken_gen.store(g, Ordering::SeqCst);
                     futex::wake_all(&s.woken_gen);
                 }
@@ -88,9 +85,10 @@ fn an_async_waiter_misses_no_publication() {
                 break;
             }
             let ready = || s.data.load(Ordering::SeqCst) == 1;
-            let Some(seq) = wait::announce(&s.wake, ready) else {
+            let seq = s.wake.announce();
+            if ready() {
                 continue; // ready by the re-check: poll again
-            };
+            }
             // Register, then wake the waker thread (its control word).
             s.reg_seq.store(seq, Ordering::SeqCst);
             g += 1;
