@@ -60,6 +60,14 @@ for p in m["packages"]:
 ')
 for x in "${all[@]}"; do excluded+=(--exclude "$x"); done
 
+# Verification unpacks each packed crate into a temporary local registry under
+# ~/.cargo/registry/src/-<hash>/, and cargo reuses an unpacked directory of the same name
+# and version from an earlier run: a second run on one machine then verified against
+# stale sources (shmkit-ring 0.1.0 against an old shmkit-sync 0.1.0). Drop our crates
+# from those temporary registries first (crates.io's index directories are untouched).
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rm -rf "$cargo_home"/registry/src/-*/shmkit* "$cargo_home"/registry/cache/-*/shmkit*
+
 echo "+ cargo package --workspace ${excluded[*]} ${dirty[*]}"
 cargo package --workspace "${excluded[@]}" "${dirty[@]}"
 echo "package: ${#crates[@]} crates (${crates[*]}) pack with LICENSE-MIT, LICENSE-APACHE and README.md and verify, in $(( $(date +%s) - start )) s"
