@@ -83,11 +83,32 @@ impl RingView {
         }
     }
 
-    /// Whether every committed byte was released: `tail == head`.
+    /// Whether every committed record was released: nothing is published at `head`
+    /// and `tail` is not ahead of it. `tail` may be *behind* `head`: a producer killed
+    /// between its record's length word (the commit point) and its `tail` store leaves
+    /// a record the consumer reads but `tail` does not count; the next producer's
+    /// attach walks `tail` past it (docs/ring.md).
     fn drained(&self) -> bool {
-        let h = self.ring();
-        let h = h.header();
-        h.tail.pos.load(Ordering::SeqCst) == h.head.pos.load(Ordering::SeqCst)
+        let r = self.ring();
+        let h = r.header();
+        let ahead = h
+            .tail
+            .pos
+            .load(Ordering::SeqCst)
+            .wrapping_sub(h.head.pos.load(Ordering::SeqCst));
+        !r.has_data() && (ahead == 0 || ahead > r.capacity())
+    }
+
+    /// `head`, `tail` and whether a record is published at `head`, for a failure message.
+    fn positions(&self) -> String {
+        let r = self.ring();
+        let h = r.header();
+        format!(
+            "head {}, tail {}, record at head: {}",
+            h.head.pos.load(Ordering::SeqCst),
+            h.tail.pos.load(Ordering::SeqCst),
+            r.has_data()
+        )
     }
 }
 
@@ -195,6 +216,13 @@ fn spsc_send_crash_points_whole_message_or_none() {
                 }
             }
             assert!(t0.elapsed() < BOUND);
+            let view = RingView::open(&name);
+            assert!(
+                view.drained(),
+                "{step:?} wrap={wrap}: a committed message was not delivered: {}",
+                view.positions()
+            );
+            drop(view);
             let committed =
                 before + u64::from(matches!(step, SendStep::Committed | SendStep::LengthWord));
             assert_eq!(
@@ -551,7 +579,11 @@ fn producer_killed(strategy: WaitStrategy, kills: u64, test: &str) {
                 Err(e) => panic!("generation {generation}: {e}"),
             }
         }
-        assert!(view.drained(), "a committed message was not delivered");
+        assert!(
+            view.drained(),
+            "a committed message was not delivered: {}",
+            view.positions()
+        );
         verified += next;
     }
     eprintln!(
