@@ -6,6 +6,12 @@
 //! - `floor/rtrb_threads/{8B,64B}`: streaming 8- and 64-byte messages (one per push,
 //!   copied in and out) through rtrb's wait-free SPSC ring between two threads: the
 //!   in-process target for shmkit's `BusyPoll` SPSC ring (`throughput/spsc_busy_poll`).
+//! - `floor/probe_ring/{8B,64B}`: the same streams through the plainest spinning SPSC
+//!   ring this bench can write: each slot a sequence word (published last, Release) and
+//!   the payload, the consumer polls the slot it needs and stores its position only
+//!   every 64 messages, the producer reads that position only when it would lap. No
+//!   fence, no sleeper check, no validation, no segment: what the two vCPUs allow for
+//!   the record-is-the-signal design `shmkit`'s ring follows (issue 17's "probe ring").
 //! - `floor/cacheline_threads/8B`: a round trip of one cache line between two threads
 //!   (an atomic ping-pong), the in-process twin of `roundtrip/cacheline/8B`.
 //! - `floor/memcpy/{64KiB,1MiB}`: copy bandwidth of this machine, the ceiling of any
@@ -45,6 +51,10 @@ fn floor(c: &mut Criterion) {
     rtrb_stream::<8>(&mut g, "8B");
     g.throughput(Throughput::Bytes(64));
     rtrb_stream::<64>(&mut g, "64B");
+    g.throughput(Throughput::Bytes(8));
+    probe_stream::<1>(&mut g, "8B");
+    g.throughput(Throughput::Bytes(64));
+    probe_stream::<8>(&mut g, "64B");
     g.throughput(Throughput::Bytes(8));
 
     g.bench_function(BenchmarkId::new("cacheline_threads", "8B"), |b| {
@@ -119,6 +129,75 @@ fn rtrb_stream<const N: usize>(
                 while tx.push(std::hint::black_box(msg)).is_err() {
                     std::hint::spin_loop();
                 }
+            }
+            std::hint::black_box(sink.join().expect("sink"));
+            t0.elapsed()
+        })
+    });
+}
+
+/// Slots of the probe ring (a power of two).
+const PROBE_SLOTS: u64 = 4096;
+
+/// How often the probe's consumer stores its position.
+const PROBE_PUBLISH_EVERY: u64 = 64;
+
+/// One slot of the probe ring: the sequence word (`i + 1` once message `i` is in) and
+/// `W` payload words. Atomics throughout (relaxed for the payload: plain moves on
+/// x86), so the probe needs no `unsafe`.
+struct ProbeSlot<const W: usize> {
+    seq: AtomicU64,
+    data: [AtomicU64; W],
+}
+
+/// `iters` messages of `8 * W` bytes through the probe ring (see the module docs) to a
+/// thread that reads each; both sides spin.
+fn probe_stream<const W: usize>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+) {
+    g.bench_function(BenchmarkId::new("probe_ring", label), |b| {
+        b.iter_custom(|iters| {
+            let slots: Arc<Vec<ProbeSlot<W>>> = Arc::new(
+                (0..PROBE_SLOTS)
+                    .map(|_| ProbeSlot {
+                        seq: AtomicU64::new(0),
+                        data: std::array::from_fn(|_| AtomicU64::new(0)),
+                    })
+                    .collect(),
+            );
+            let head = Arc::new(AtomicU64::new(0));
+            let sink = {
+                let (slots, head) = (Arc::clone(&slots), Arc::clone(&head));
+                std::thread::spawn(move || {
+                    let mut sum = 0u64;
+                    for i in 0..iters {
+                        let s = &slots[(i & (PROBE_SLOTS - 1)) as usize];
+                        while s.seq.load(Ordering::Acquire) != i + 1 {
+                            std::hint::spin_loop();
+                        }
+                        for w in &s.data {
+                            sum = sum.wrapping_add(w.load(Ordering::Relaxed));
+                        }
+                        if (i + 1) % PROBE_PUBLISH_EVERY == 0 {
+                            head.store(i + 1, Ordering::Release);
+                        }
+                    }
+                    sum
+                })
+            };
+            let t0 = Instant::now();
+            let mut head_cache = 0u64;
+            for i in 0..iters {
+                while i - head_cache >= PROBE_SLOTS {
+                    head_cache = head.load(Ordering::Acquire);
+                    std::hint::spin_loop();
+                }
+                let s = &slots[(i & (PROBE_SLOTS - 1)) as usize];
+                for w in &s.data {
+                    w.store(std::hint::black_box(i), Ordering::Relaxed);
+                }
+                s.seq.store(i + 1, Ordering::Release);
             }
             std::hint::black_box(sink.join().expect("sink"));
             t0.elapsed()
