@@ -5,9 +5,9 @@
 //!   8-byte message's echo: a shmkit `Pipe` (`Async<Connection>`), a tokio `UnixStream`,
 //!   a pair of FIFOs read and written through tokio's `pipe` module;
 //!   `shmkit_pipe_blocking` is the same pipe with the blocking calls, for comparison.
-//! - `stream_8b/{async,blocking}`: messages of 8 bytes from a child producer through one
-//!   SPSC ring, received with `Async<Consumer>::recv` or `Consumer::recv` (target: the
-//!   async receiver at least 0.8x the blocking one).
+//! - `stream_8b/{async,blocking}/{64KiB,8MiB}`: messages of 8 bytes from a child producer
+//!   through one SPSC ring of that capacity, received with `Async<Consumer>::recv` or
+//!   `Consumer::recv` (target: the async receiver at least 0.8x the blocking one).
 //! - `event_wakeup/{async,blocking}`: an `Event` ping-pong with a child; the parent's side
 //!   awaited or blocking.
 //!
@@ -187,39 +187,43 @@ fn stream(c: &mut Criterion) {
     let mut g = c.benchmark_group("stream_8b");
     g.throughput(Throughput::Elements(1));
     let rt = runtime();
-    let name = format!("shmkit-bench-async-stream-{}", std::process::id());
-    let (tx, rx) = spsc::channel(&name, 1 << 16).expect("ring");
-    let (ctl, ctl_child) = Pipe::new().expect("pipe");
-    let child =
-        shmkit_process::spawn(produce, (tx.transfer(), ctl_child.transfer())).expect("spawn");
-    let mut rx = Async::new(rx);
-    g.bench_function(BenchmarkId::new("async", "recv"), |bn| {
-        bn.iter_custom(|n| {
-            rt.block_on(async {
+    // A 64 KiB ring drains in about as long as a kernel wake-up takes (4096 records of
+    // 16 bytes); an 8 MiB ring is what `benches/ring.rs` streams through.
+    for (cap, label) in [(1usize << 16, "64KiB"), (8 << 20, "8MiB")] {
+        let name = format!("shmkit-bench-async-stream-{}-{label}", std::process::id());
+        let (tx, rx) = spsc::channel(&name, cap).expect("ring");
+        let (ctl, ctl_child) = Pipe::new().expect("pipe");
+        let child =
+            shmkit_process::spawn(produce, (tx.transfer(), ctl_child.transfer())).expect("spawn");
+        let mut rx = Async::new(rx);
+        g.bench_function(BenchmarkId::new("async", label), |bn| {
+            bn.iter_custom(|n| {
+                rt.block_on(async {
+                    let mut buf = Vec::new();
+                    let t = Instant::now();
+                    ctl.send(&n).expect("ask");
+                    for _ in 0..n {
+                        rx.recv_into(&mut buf).await.expect("recv");
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+        let mut rx: Consumer = rx.into_inner();
+        g.bench_function(BenchmarkId::new("blocking", label), |bn| {
+            bn.iter_custom(|n| {
                 let mut buf = Vec::new();
                 let t = Instant::now();
                 ctl.send(&n).expect("ask");
                 for _ in 0..n {
-                    rx.recv_into(&mut buf).await.expect("recv");
+                    rx.recv_into(&mut buf).expect("recv");
                 }
                 t.elapsed()
             })
-        })
-    });
-    let mut rx: Consumer = rx.into_inner();
-    g.bench_function(BenchmarkId::new("blocking", "recv"), |bn| {
-        bn.iter_custom(|n| {
-            let mut buf = Vec::new();
-            let t = Instant::now();
-            ctl.send(&n).expect("ask");
-            for _ in 0..n {
-                rx.recv_into(&mut buf).expect("recv");
-            }
-            t.elapsed()
-        })
-    });
-    ctl.send(&0u64).expect("stop");
-    child.join().expect("producer child");
+        });
+        ctl.send(&0u64).expect("stop");
+        child.join().expect("producer child");
+    }
     g.finish();
 }
 

@@ -96,6 +96,7 @@ impl Park {
     }
 
     /// The wait is over: leave the waker thread's table.
+    #[inline]
     pub(crate) fn done(&mut self) {
         self.reg.clear();
         self.checked = None;

@@ -220,6 +220,7 @@ impl Registration {
     }
 
     /// Leave the table (done, or dropped).
+    #[inline]
     pub(crate) fn clear(&mut self) {
         if let Some((a, _, id)) = self.at.take() {
             lock().remove(a, id);

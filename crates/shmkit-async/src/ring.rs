@@ -14,6 +14,11 @@ use std::time::Duration;
 
 /// Await `op` (see [`poll_wait`]).
 async fn wait<W: Wait>(mut op: W, spin: SpinPolicy) -> Result<W::Output> {
+    // The fast path: what is there now is taken in the first poll with no wait state at
+    // all (a streaming consumer takes nearly every message here).
+    if let Some(v) = op.attempt()? {
+        return Ok(v);
+    }
     let mut park = Park::new(spin);
     poll_fn(|cx| poll_wait(&mut op, &mut park, cx)).await
 }
