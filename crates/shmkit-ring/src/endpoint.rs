@@ -136,6 +136,7 @@ fn receiver_died(ring: &Ring, producer: bool) -> bool {
 
 /// Whether the peer is gone. `full`: also ask the kernel whether its liveness lock is
 /// held (a syscall); otherwise only its state word is read.
+#[inline]
 pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> bool {
     let word = state_word(ring, peer.is_producer);
     // Acquire, paired with the Release in `set_state`: the peer's last publication
@@ -143,7 +144,18 @@ pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> b
     let s1 = word.load(Ordering::Acquire);
     match s1 {
         STATE_CLOSED => true,
-        STATE_ATTACHED if full => {
+        _ if !full => false,
+        _ => peer_gone_ask_kernel(seg, ring, peer, s1),
+    }
+}
+
+/// The slow half of [`peer_gone`]: the peer has not closed; ask the kernel whether it
+/// lives (state `s1`, as just read).
+#[cold]
+fn peer_gone_ask_kernel(seg: &Segment, ring: &Ring, peer: Peer, s1: u32) -> bool {
+    let word = state_word(ring, peer.is_producer);
+    match s1 {
+        STATE_ATTACHED => {
             let alive = seg.is_alive(peer.slot).unwrap_or(true);
             // A handle being handed to another process switches ATTACHED -> NONE before
             // releasing its lock: re-read so that window is not taken for a death.
@@ -151,9 +163,7 @@ pub(crate) fn peer_gone(seg: &Segment, ring: &Ring, peer: Peer, full: bool) -> b
         }
         // Handed to a child that died before it took the role: re-read the state, as
         // above, so a take-over in progress is not taken for a death.
-        STATE_NONE if full => {
-            receiver_died(ring, peer.is_producer) && word.load(Ordering::Acquire) == s1
-        }
+        STATE_NONE => receiver_died(ring, peer.is_producer) && word.load(Ordering::Acquire) == s1,
         _ => false,
     }
 }
@@ -235,6 +245,7 @@ impl TxEnd {
         Error::from_raw(self.seg.name(), e)
     }
 
+    #[inline]
     pub(crate) fn peer_gone(&self, full: bool) -> bool {
         peer_gone(&self.seg, &self.ring, self.peer, full)
     }
@@ -245,6 +256,7 @@ impl TxEnd {
         self.strategy.notify(&self.ring.header().meta.data_wake);
     }
 
+    #[inline]
     pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         if self.peer_gone(false) {
             return Err(Error::Disconnected);
@@ -294,6 +306,7 @@ impl TxEnd {
 
     /// Send, waiting at most `timeout` (`None`: forever). The deadline (a clock read)
     /// is only computed once the fast path failed.
+    #[inline]
     pub(crate) fn send(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<()> {
         if self.peer_gone(false) {
             return Err(Error::Disconnected);
@@ -361,6 +374,7 @@ impl RxEnd {
         Error::from_raw(self.seg.name(), e)
     }
 
+    #[inline]
     pub(crate) fn peer_gone(&self, full: bool) -> bool {
         peer_gone(&self.seg, &self.ring, self.peer, full)
     }
@@ -391,6 +405,7 @@ impl RxEnd {
         }
     }
 
+    #[inline]
     pub(crate) fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<()> {
         if self.poll_once(out)? {
             return Ok(());
@@ -435,6 +450,7 @@ impl RxEnd {
 
     /// Receive, waiting at most `timeout` (`None`: forever). The deadline (a clock
     /// read) is only computed once the fast path found nothing.
+    #[inline]
     pub(crate) fn recv(&mut self, out: &mut Vec<u8>, timeout: Option<Duration>) -> Result<()> {
         if self.poll_once(out)? {
             return Ok(());

@@ -197,6 +197,7 @@ impl Producer {
 
     /// Send one message, waiting while the ring is full. [`Error::Disconnected`] if the
     /// consumer is gone, [`Error::TooLarge`] if it can never fit.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.live()?;
         self.tx.send(msg, None)
@@ -209,6 +210,7 @@ impl Producer {
     }
 
     /// Send without waiting: [`TrySendError::Full`] if there is no room now.
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
         self.live().map_err(TrySendError::from_error)?;
         self.tx.try_send(msg).map_err(TrySendError::from_error)
@@ -248,13 +250,19 @@ impl Producer {
 
     /// Reserve room for a message of exactly `len` bytes, waiting while the ring is
     /// full; write it in place and [`commit`](WriteGrant::commit) (zero-copy).
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.live()?;
-        self.tx.wait_room(len, Deadline::NEVER)?;
+        // Wait only if the cached positions say there is no room (`wait_room` checks
+        // again, and reports a message that can never fit).
+        if !matches!(self.tx.core.can_reserve(len), Ok(true)) {
+            self.tx.wait_room(len, Deadline::NEVER)?;
+        }
         self.try_reserve(len).map_err(Error::from)
     }
 
     /// Reserve without waiting: [`TrySendError::Full`] if there is no room now.
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, TrySendError> {
         self.live().map_err(TrySendError::from_error)?;
         let ring = self.tx.ring;
@@ -324,11 +332,13 @@ pub struct WriteGrant<'a> {
 
 impl WriteGrant<'_> {
     /// The reserved bytes.
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.inner.as_mut_slice()
     }
 
     /// Publish the message (and wake the consumer if it sleeps).
+    #[inline]
     pub fn commit(self) {
         let ring = self.ring;
         self.inner.commit();
@@ -373,6 +383,7 @@ impl Consumer {
     /// Receive one message into `buf` (cleared first), waiting while the ring is empty.
     /// [`Error::Disconnected`] once the producer is gone and every message it committed
     /// has been received.
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         self.live()?;
         self.rx.recv(buf, None)
@@ -385,6 +396,7 @@ impl Consumer {
     }
 
     /// Receive without waiting: [`TryRecvError::Empty`] if nothing is there now.
+    #[inline]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
         self.live().map_err(TryRecvError::from_error)?;
         self.rx.try_recv(buf).map_err(TryRecvError::from_error)
@@ -420,6 +432,7 @@ impl Consumer {
 
     /// The next message in place (zero-copy), waiting while the ring is empty;
     /// [`release`](ReadGrant::release) it when done.
+    #[inline]
     pub fn read(&mut self) -> Result<ReadGrant<'_>> {
         self.read_deadline(Deadline::NEVER)
     }
@@ -476,6 +489,7 @@ impl Consumer {
     /// assert_eq!(seen, b"abc");
     /// # Ok::<(), shmkit_ring::Error>(())
     /// ```
+    #[inline]
     pub fn try_read_batch(
         &mut self,
         max: usize,
@@ -524,6 +538,7 @@ impl Consumer {
     }
 
     /// The next message in place without waiting: [`TryRecvError::Empty`] if none.
+    #[inline]
     pub fn try_read(&mut self) -> Result<ReadGrant<'_>, TryRecvError> {
         self.live().map_err(TryRecvError::from_error)?;
         let ring = self.rx.ring;
@@ -557,6 +572,7 @@ impl Consumer {
     }
 
     /// Whether no message is waiting (a snapshot).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         !self.rx.ring.has_data()
     }
@@ -596,6 +612,7 @@ pub struct ReadGrant<'a> {
 
 impl ReadGrant<'_> {
     /// Consume the message (and wake the producer if it waits for room).
+    #[inline]
     pub fn release(self) {
         let (ring, strategy) = (self.ring, self.strategy);
         self.inner.release();

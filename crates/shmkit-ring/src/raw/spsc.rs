@@ -251,6 +251,7 @@ impl Ring {
     /// length word there is nonzero. SeqCst, a plain load on x86: the sleeper's re-check
     /// in the wait protocol, paired with the producer's store of that word before its
     /// fence (docs/ring.md).
+    #[inline]
     pub fn has_data(&self) -> bool {
         let head = self.header().head.pos.load(Ordering::SeqCst);
         self.len_word(self.mask(head)).load(Ordering::SeqCst) != 0
@@ -405,6 +406,7 @@ impl ProducerCore {
         })
     }
 
+    #[inline]
     fn refresh_head(&mut self) -> Result<(), RawError> {
         // SYNC: Acquire, paired with the consumer's Release store of `head` in
         // `ConsumerCore::publish`: the consumer is done reading the bytes we will reuse.
@@ -439,6 +441,7 @@ impl ProducerCore {
     }
 
     /// Whether a message of `len` bytes could be reserved now.
+    #[inline]
     pub fn can_reserve(&mut self, len: usize) -> Result<bool, RawError> {
         if len > self.ring.max_message() {
             return Ok(false);
@@ -453,6 +456,7 @@ impl ProducerCore {
 
     /// Reserve room for a message of exactly `len` bytes: [`RawError::Full`] if there is
     /// no room now, [`RawError::TooLarge`] if there never will be.
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, RawError> {
         let max = self.ring.max_message();
         if len > max {
@@ -490,6 +494,7 @@ impl ProducerCore {
     }
 
     /// Copy `msg` in as one message and publish it.
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RawError> {
         let mut g = self.reserve(msg.len())?;
         g.as_mut_slice().copy_from_slice(msg);
@@ -521,6 +526,7 @@ impl ProducerCore {
 
     /// Store our position in the shared `tail` (the records are visible already: each
     /// length word is its record's publication).
+    #[inline]
     pub fn publish(&mut self) {
         // SYNC: Release, paired with the Acquire in a successor's `attach` and in
         // `Ring::used_bytes`' readers: the records below `tail` are whole.
@@ -543,6 +549,7 @@ pub struct WriteGrant<'a> {
 
 impl<'a> WriteGrant<'a> {
     /// The reserved bytes (exactly the requested length; contents unspecified).
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap`: in the data area.
         let p = unsafe { self.prod.ring.data.add((self.off + LEN_WORD) as usize) };
@@ -562,11 +569,13 @@ impl<'a> WriteGrant<'a> {
     }
 
     /// Write the length word and advance our private tail, without publishing.
+    #[inline]
     pub fn commit_deferred(self) {
         self.finish();
     }
 
     /// Publish the message.
+    #[inline]
     pub fn commit(self) {
         // The grant's own `&mut ProducerCore` is handed back, so no second path to the
         // core exists (a raw pointer kept across `commit_deferred` broke Stacked Borrows:
@@ -576,6 +585,7 @@ impl<'a> WriteGrant<'a> {
 
     /// Publish the record (its length word) and advance our private tail, without
     /// storing the shared `tail`.
+    #[inline]
     fn finish(self) -> &'a mut ProducerCore {
         let prod = self.prod;
         let ring = prod.ring;
@@ -674,6 +684,7 @@ impl ConsumerCore {
     }
 
     /// Locate the next record: `(offset of payload, len)`, skipping padding.
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(u64, usize)>, RawError> {
         loop {
             let off = self.ring.mask(self.head);
@@ -716,6 +727,7 @@ impl ConsumerCore {
     }
 
     /// The next message, in place, or `None` if the ring is empty.
+    #[inline(always)]
     pub fn read(&mut self) -> Result<Option<ReadGrant<'_>>, RawError> {
         Ok(self.next()?.map(|(off, len)| ReadGrant {
             cons: self,
@@ -725,6 +737,7 @@ impl ConsumerCore {
     }
 
     /// Copy the next message into `out` (cleared first): `Err(Empty)` if none.
+    #[inline]
     pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<(), RawError> {
         match self.read()? {
             Some(g) => {
@@ -768,6 +781,7 @@ impl ConsumerCore {
     }
 
     /// Publish every deferred release.
+    #[inline]
     pub fn publish(&mut self) {
         let h = self.ring.header();
         h.head.count.store(self.received, Ordering::Relaxed);
@@ -789,6 +803,7 @@ pub struct ReadGrant<'a> {
 
 impl<'a> ReadGrant<'a> {
     /// The message bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `next` checked `off - 8 + record_len(len) <= cap`: in the data area.
         let p = unsafe { self.cons.ring.data.add(self.off as usize) };
@@ -799,17 +814,20 @@ impl<'a> ReadGrant<'a> {
     }
 
     /// Consume the message without publishing the new `head` yet.
+    #[inline]
     pub fn release_deferred(self) {
         self.finish();
     }
 
     /// Consume the message and give its bytes back to the producer.
+    #[inline]
     pub fn release(self) {
         // As in `WriteGrant::commit`: reuse the grant's own borrow, no raw pointer.
         self.finish().publish();
     }
 
     /// Release without publishing and give back the core the grant borrowed.
+    #[inline]
     fn finish(self) -> &'a mut ConsumerCore {
         let cons = self.cons;
         cons.head = cons.head.wrapping_add(record_len(self.len as u64));
