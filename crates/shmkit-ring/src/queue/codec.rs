@@ -29,8 +29,11 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use std::any::Any;
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 
-/// Items whose encoding fits this many bytes are encoded on the stack.
+/// Items whose encoding fits this many bytes are encoded on the stack (into
+/// uninitialised bytes: zeroing 256 bytes per put was most of a `Queue<u64>` put's own
+/// time).
 const ENCODE_STACK: usize = 256;
 
 /// Largest per-thread encode buffer kept between puts (a larger one is freed).
@@ -66,30 +69,52 @@ impl Encoded<'_> {
     }
 
     /// Write the item into `out`, exactly [`len`](Self::len) bytes long.
+    #[inline]
     pub fn write(&self, out: &mut [u8]) {
         match self {
             Encoded::Bytes(b) => {
                 let n = write_varint(b.len(), out);
                 out[n..].copy_from_slice(b);
             }
-            Encoded::Whole(b) => out.copy_from_slice(b),
+            Encoded::Whole(b) => copy_small(b, out),
         }
+    }
+}
+
+/// `out.copy_from_slice(b)`, byte by byte when short: a `memcpy` call per small item
+/// costs more than the copy.
+#[inline]
+fn copy_small(b: &[u8], out: &mut [u8]) {
+    debug_assert_eq!(b.len(), out.len());
+    if b.len() <= 16 {
+        for (o, &x) in out.iter_mut().zip(b) {
+            *o = x;
+        }
+    } else {
+        out.copy_from_slice(b);
     }
 }
 
 /// Where [`encode`] puts an encoding: a stack buffer for small items, the per-thread
 /// buffer for the others.
-#[derive(Debug)]
 pub struct Scratch {
-    stack: [u8; ENCODE_STACK],
+    stack: [MaybeUninit<u8>; ENCODE_STACK],
     heap: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("heap", &self.heap.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scratch {
     /// An empty one.
     pub fn new() -> Self {
         Scratch {
-            stack: [0; ENCODE_STACK],
+            stack: [const { MaybeUninit::uninit() }; ENCODE_STACK],
             heap: None,
         }
     }
@@ -135,8 +160,19 @@ pub fn encode<'a, T: Serialize + 'static>(
     if let Some(b) = as_bytes(item) {
         return Ok(Encoded::Bytes(b));
     }
-    match postcard::to_slice(item, &mut scratch.stack) {
-        Ok(b) => return Ok(Encoded::Whole(b)),
+    let stack = Stack {
+        buf: &mut scratch.stack,
+        pos: 0,
+    };
+    match postcard::serialize_with_flavor(item, stack) {
+        Ok(n) => {
+            let p = scratch.stack.as_ptr().cast::<u8>();
+            // SAFETY: `Stack` wrote bytes `0..n` of `scratch.stack` (each slot it counts
+            // was written before `pos` moved past it), so they are initialised; the
+            // slice borrows `scratch` for `'a`, as the buffer does.
+            let b = unsafe { std::slice::from_raw_parts(p, n) };
+            return Ok(Encoded::Whole(b));
+        }
         Err(postcard::Error::SerializeBufferFull) => {}
         Err(e) => return Err(e),
     }
@@ -144,6 +180,48 @@ pub fn encode<'a, T: Serialize + 'static>(
     heap.clear();
     postcard::serialize_with_flavor(item, Append(heap))?;
     Ok(Encoded::Whole(heap))
+}
+
+/// A postcard output into the stack buffer: writes each byte (no `memcpy` call for the
+/// 1-to-10-byte slices postcard writes a varint as), never reads, and reports how many
+/// bytes it wrote; [`SerializeBufferFull`](postcard::Error::SerializeBufferFull) past
+/// its end.
+struct Stack<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    pos: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Stack<'_> {
+    type Output = usize;
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        let slot = self
+            .buf
+            .get_mut(self.pos)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        slot.write(b);
+        self.pos += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        let end = self.pos + b.len();
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        for (d, &x) in dst.iter_mut().zip(b) {
+            d.write(x);
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.pos)
+    }
 }
 
 /// A postcard output that appends to a vector in place (a byte is a `push`, a slice an
