@@ -293,7 +293,7 @@ impl TxEnd {
             }
             let ring = self.ring;
             let fits = move || ring.used_bytes() + rec <= cap;
-            if self.spin.spin_until(fits) {
+            if self.strategy.spin_before_park(self.spin).spin_until(fits) {
                 continue;
             }
             ask_kernel = self.strategy.park(
@@ -437,7 +437,11 @@ impl RxEnd {
                 return Err(Error::Timeout);
             }
             let ring = self.ring;
-            if self.spin.spin_until(move || ring.has_data()) {
+            if self
+                .strategy
+                .spin_before_park(self.spin)
+                .spin_until(move || ring.has_data())
+            {
                 return Ok(true);
             }
             ask_kernel = self.strategy.park(

@@ -9,6 +9,7 @@
 //! so a dead peer, which wakes nobody, is noticed.
 
 use crate::primitive::Ordering;
+use shmkit_sync::SpinPolicy;
 use shmkit_sync::wake::WakeWord;
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,18 @@ impl WaitStrategy {
         }
     }
 
+    /// The spin a waiter does before [`park`](Self::park): `spin` itself, except on a
+    /// `BusyPoll` ring, whose park is already a tight poll — the policy's
+    /// `sched_yield`s there only added a system call's return to the latency of a
+    /// message that came in meanwhile.
+    #[inline]
+    pub fn spin_before_park(self, spin: SpinPolicy) -> SpinPolicy {
+        match self {
+            WaitStrategy::BusyPoll => SpinPolicy::NEVER,
+            _ => spin,
+        }
+    }
+
     /// Wait until `ready()` holds or `slice` passes, per this strategy. Returns true if the
     /// slice ran out with nobody waking us: the caller's cue to ask the kernel whether its
     /// peer still lives (and to check its deadline). Spurious early returns are allowed;
@@ -159,4 +172,20 @@ impl std::fmt::Display for WaitStrategy {
 /// a lost wake-up then shows as a deadlock.
 pub fn sleep_until_woken(w: &WakeWord, ready: impl Fn() -> bool) {
     w.sleep(ready, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_busy_poll_skips_the_spin_before_its_park() {
+        let spin = SpinPolicy::DEFAULT;
+        assert_eq!(
+            WaitStrategy::BusyPoll.spin_before_park(spin),
+            SpinPolicy::NEVER
+        );
+        assert_eq!(WaitStrategy::Blocking.spin_before_park(spin), spin);
+        assert_eq!(WaitStrategy::Backoff.spin_before_park(spin), spin);
+    }
 }

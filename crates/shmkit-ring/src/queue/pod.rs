@@ -262,7 +262,12 @@ impl<T: bytemuck::Pod> PodQueue<T> {
                 r => return r,
             }
             let q = self.q;
-            if self.h.spin.spin_until(move || q.has_space()) {
+            if self
+                .h
+                .strategy
+                .spin_before_park(self.h.spin)
+                .spin_until(move || q.has_space())
+            {
                 continue;
             }
             if !self.h.reg.others_alive(self.h.slot()) {
@@ -354,7 +359,12 @@ impl<T: bytemuck::Pod> PodQueue<T> {
                 std::thread::yield_now();
                 continue;
             }
-            if self.h.spin.spin_until(move || q.has_data()) {
+            if self
+                .h
+                .strategy
+                .spin_before_park(self.h.spin)
+                .spin_until(move || q.has_data())
+            {
                 continue;
             }
             if !self.h.reg.others_can_put(self.h.slot()) && !q.has_data() {

@@ -350,7 +350,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             let fits = move || {
                 ring.used_bytes() + rec <= cap && (maxsize == 0 || ring.message_count() < maxsize)
             };
-            if self.h.spin.spin_until(fits) {
+            if self
+                .h
+                .strategy
+                .spin_before_park(self.h.spin)
+                .spin_until(fits)
+            {
                 continue;
             }
             // Scanning the other handles costs syscalls: only after a sleep nobody cut
@@ -464,7 +469,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 return Ok(v);
             }
             let ring = self.ring;
-            if self.h.spin.spin_until(move || ring.has_data()) {
+            if self
+                .h
+                .strategy
+                .spin_before_park(self.h.spin)
+                .spin_until(move || ring.has_data())
+            {
                 continue;
             }
             // As in `put`: scan the handles only after an uninterrupted sleep.
