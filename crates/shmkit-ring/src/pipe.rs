@@ -155,6 +155,8 @@ pub struct Connection {
     seg: Arc<Segment>,
     end: u32,
     duplex: bool,
+    /// The pipe's wait strategy (from its rings' headers, validated at attach).
+    strategy: WaitStrategy,
     tx: Mutex<Option<TxEnd>>,
     rx: Mutex<Option<RxEnd>>,
     guard: Mutex<Option<LivenessGuard>>,
@@ -193,10 +195,17 @@ impl Connection {
         } else {
             None
         };
+        // Both rings were created with one strategy; each end has at least one of them.
+        let strategy = match (&tx, &rx) {
+            (Some(t), _) => t.strategy,
+            (None, Some(r)) => r.strategy,
+            (None, None) => WaitStrategy::Blocking,
+        };
         Ok(Connection {
             seg,
             end,
             duplex,
+            strategy,
             tx: Mutex::new(tx),
             rx: Mutex::new(rx),
             guard: Mutex::new(Some(guard)),
@@ -345,6 +354,11 @@ impl Connection {
     /// Whether this end is closed (or was sent to another process).
     pub fn is_closed(&self) -> bool {
         lock(&self.tx).is_none() && lock(&self.rx).is_none()
+    }
+
+    /// The wait strategy the pipe was created with ([`PipeBuilder::wait`]).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
     }
 
     /// Set how long blocking calls spin before they sleep.

@@ -617,12 +617,15 @@ fn every_strategy_carries_messages_across_processes() {
             .create()
             .unwrap();
         assert_eq!(pq.wait_strategy(), strategy);
+        assert_eq!(q.wait_strategy(), strategy);
         let (reader, writer) = Pipe::builder()
             .capacity(1 << 12)
             .one_way()
             .wait(strategy)
             .create()
             .unwrap();
+        assert_eq!(reader.wait_strategy(), strategy);
+        assert_eq!(writer.wait_strategy(), strategy);
         let child =
             shmkit_process::spawn(put_all, (q.clone(), pq.clone(), writer.transfer(), N)).unwrap();
         for i in 0..N {

@@ -542,6 +542,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         ))
     }
 
+    /// How this queue's producers and consumers wait (fixed at creation).
+    pub fn wait_strategy(&self) -> crate::WaitStrategy {
+        self.h.strategy
+    }
+
     /// Items in the queue (a snapshot, like Python's `qsize`).
     pub fn len(&self) -> usize {
         self.ring.message_count() as usize
