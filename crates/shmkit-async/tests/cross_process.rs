@@ -12,7 +12,7 @@ use shmkit_async::Async;
 use shmkit_pool::Pool;
 use shmkit_process::{Process, ProcessError};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue, TrySendError};
 use shmkit_sync::{Barrier, Event, Handle, Semaphore, SpinPolicy};
 use std::future::Future;
 use std::sync::Arc;
@@ -175,7 +175,7 @@ fn pod_queue_get_and_put_across_processes() {
         for i in 0..8 {
             bounded(q.put(&i)).await.unwrap();
         }
-        assert!(matches!(q.try_put(&9), Err(Error::Full)));
+        assert!(matches!(q.try_put(&9), Err(TrySendError::Full)));
         let (a, b) = tokio::join!(q.put(&9), other.get());
         a.unwrap();
         assert_eq!(b.unwrap(), 0);

@@ -4,7 +4,7 @@
 //! [`PodQueue::abandoned`]). No serialization, no claim locks.
 
 use super::handle::{Flavor, Handle, Wire};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::mpmc::{self, Mpmc};
@@ -244,8 +244,17 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         self.h.name()
     }
 
-    /// Put without waiting: [`Error::Full`] if no slot is free now.
-    pub fn try_put(&self, item: &T) -> Result<()> {
+    /// Put without waiting: [`TrySendError::Full`] if no slot is free now;
+    /// [`TrySendError::Failed`] if this handle is closed or the queue corrupted. Like the
+    /// `Queue`'s, a try never asks whether consumers are left, so it never returns
+    /// [`TrySendError::Disconnected`] (the blocking [`put`](Self::put) does, before it
+    /// would sleep). The item is the caller's `&T`, still in its hands.
+    pub fn try_put(&self, item: &T) -> Result<(), TrySendError> {
+        self.push(item).map_err(TrySendError::from_error)
+    }
+
+    /// Push if a slot is free now ([`Error::Full`] if not).
+    fn push(&self, item: &T) -> Result<()> {
         self.h.before_put()?;
         let me = self.h.slot();
         self.q
@@ -257,7 +266,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
 
     fn put_deadline(&self, item: &T, dl: Deadline) -> Result<()> {
         loop {
-            match self.try_put(item) {
+            match self.push(item) {
                 Err(Error::Full) => {}
                 r => return r,
             }
@@ -311,8 +320,15 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         skipped
     }
 
-    /// Take without waiting: [`Error::Empty`] if nothing is published now.
-    pub fn try_get(&self) -> Result<T> {
+    /// Take without waiting: [`TryRecvError::Empty`] if nothing is published now,
+    /// [`TryRecvError::Disconnected`] if nothing ever will be (empty, and no other handle
+    /// can put); [`TryRecvError::Failed`] if the queue is corrupted.
+    pub fn try_get(&self) -> Result<T, TryRecvError> {
+        self.take().map_err(TryRecvError::from_error)
+    }
+
+    /// [`try_get`](Self::try_get) with the crate's `Error`.
+    fn take(&self) -> Result<T> {
         if let Some(v) = self.pop()? {
             return Ok(v);
         }

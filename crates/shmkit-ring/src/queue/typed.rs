@@ -18,7 +18,7 @@ use super::codec::{self, Encoded, Scratch};
 use super::growth::{self, Growth};
 use super::handle::{Flavor, Handle, Wire};
 use crate::endpoint::ring_at;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
@@ -121,7 +121,7 @@ impl<C> std::fmt::Debug for CoreCell<C> {
 /// assert_eq!(q.len(), 1);
 /// assert_eq!(q.get()?, "hello");
 /// // This handle is the only one: nobody else can put.
-/// assert!(matches!(q.try_get(), Err(shmkit_ring::Error::Disconnected)));
+/// assert!(matches!(q.try_get(), Err(shmkit_ring::TryRecvError::Disconnected)));
 /// # Ok::<(), shmkit_ring::Error>(())
 /// ```
 #[derive(Debug)]
@@ -178,7 +178,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// let q = shmkit_ring::Queue::<u32>::builder().name(&name).maxsize(2).create()?;
     /// q.put(&1)?;
     /// q.put(&2)?;
-    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::Error::Full)));
+    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::TrySendError::Full)));
     /// # Ok::<(), shmkit_ring::Error>(())
     /// ```
     pub fn builder() -> QueueBuilder<T> {
@@ -266,13 +266,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         self.put_deadline(item, Some(timeout))
     }
 
-    /// Put without waiting: [`Error::Full`] if there is no room now.
-    pub fn try_put(&self, item: &T) -> Result<()> {
+    /// Put without waiting: [`TrySendError::Full`] if there is no room now (only a
+    /// queue with a `maxsize`, or a full fixed ring); [`TrySendError::Failed`] if the
+    /// item does not encode or can never fit, or this handle is closed. A `Queue` put
+    /// never fails for want of consumers (Python's does not either), so this never
+    /// returns [`TrySendError::Disconnected`]. The item is the caller's `&T`, still in
+    /// its hands.
+    pub fn try_put(&self, item: &T) -> Result<(), TrySendError> {
         let mut scratch = Scratch::new();
-        let bytes = codec::encode(item, &mut scratch).map_err(Error::Encode)?;
-        match self.put_once(&bytes, None)? {
-            true => Ok(()),
-            false => Err(Error::Full),
+        let bytes = codec::encode(item, &mut scratch)
+            .map_err(|e| TrySendError::Failed(Error::Encode(e)))?;
+        match self.put_once(&bytes, None) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TrySendError::Full),
+            Err(e) => Err(TrySendError::from_error(e)),
         }
     }
 
@@ -438,19 +445,22 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         self.get_deadline(Some(timeout))
     }
 
-    /// Take without waiting: [`Error::Empty`] if nothing is there now
-    /// ([`Error::Disconnected`] if nothing ever will be).
-    pub fn try_get(&self) -> Result<T> {
-        if let Some(v) = self.get_once(None)? {
+    /// Take without waiting: [`TryRecvError::Empty`] if nothing is there now,
+    /// [`TryRecvError::Disconnected`] if nothing ever will be (empty, and no other handle
+    /// can put); [`TryRecvError::Failed`] holds the rest, among them
+    /// [`Error::Undecodable`] with the bytes of an item taken that does not decode.
+    pub fn try_get(&self) -> Result<T, TryRecvError> {
+        let taken = |r: Result<Option<T>>| r.map_err(TryRecvError::from_error);
+        if let Some(v) = taken(self.get_once(None))? {
             return Ok(v);
         }
         if !self.h.reg.others_can_put(self.h.slot()) {
-            if let Some(v) = self.get_once(None)? {
+            if let Some(v) = taken(self.get_once(None))? {
                 return Ok(v);
             }
-            return Err(Error::Disconnected);
+            return Err(TryRecvError::Disconnected);
         }
-        Err(Error::Empty)
+        Err(TryRecvError::Empty)
     }
 
     fn get_deadline(&self, timeout: Option<Duration>) -> Result<T> {
