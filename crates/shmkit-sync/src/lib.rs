@@ -46,6 +46,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+pub mod append;
 mod barrier;
 mod condvar;
 mod dict;
