@@ -3,7 +3,7 @@
 //! a slot claimed by a producer that died before publishing it (counted by
 //! [`PodQueue::abandoned`]). No serialization, no claim locks.
 
-use super::handle::{Flavor, Handle, Wire};
+use super::handle::{Flavor, Handle, handle_impls};
 use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
@@ -11,7 +11,6 @@ use crate::raw::mpmc::{self, Mpmc};
 use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry};
 use crate::wait::{SLICE, WaitStrategy};
 use crossbeam_utils::CachePadded;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use shmkit_sync::wake::WakeWord;
@@ -99,6 +98,16 @@ impl Flavor for Mpmc {
 
     fn strategy_word(&self) -> &AtomicU32 {
         &self.header().meta.wait_strategy
+    }
+
+    #[cfg(feature = "internals")]
+    fn has_data(&self) -> bool {
+        Mpmc::has_data(self)
+    }
+
+    #[cfg(feature = "internals")]
+    fn words(self, data: bool) -> crate::wait_side::Words<'static> {
+        crate::wait_side::Words::Pod(self, data)
     }
 }
 
@@ -401,13 +410,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
-        use crate::wait_side::{WaitSide, Words};
-        let q = self.q;
-        WaitSide::new(
-            Words::Pod(q, true),
-            move || q.has_data(),
-            move || !self.h.reg.others_can_put(self.h.slot()),
-        )
+        self.h.readable_side()
     }
 
     /// The side `put` waits for, for the async forms (feature `internals`).
@@ -472,26 +475,4 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     }
 }
 
-impl<T: bytemuck::Pod> Clone for PodQueue<T> {
-    /// Register another handle (panics only if all [`MAX_HANDLES`](crate::MAX_HANDLES)
-    /// slots are taken; [`PodQueue::try_clone`] returns that as an error).
-    fn clone(&self) -> Self {
-        self.try_clone()
-            .expect("PodQueue::clone: no free handle slot")
-    }
-}
-
-impl<T> Serialize for PodQueue<T> {
-    /// See [`Queue`](crate::Queue)'s `Serialize`.
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T: bytemuck::Pod> Deserialize<'de> for PodQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
-        Ok(Self::from_handle(h))
-    }
-}
+handle_impls!(PodQueue where T: bytemuck::Pod);

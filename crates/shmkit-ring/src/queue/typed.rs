@@ -16,7 +16,7 @@
 use super::builder::{QueueBuilder, Shape};
 use super::codec::{self, Encoded, Scratch};
 use super::growth::{self, Growth};
-use super::handle::{Flavor, Handle, Wire};
+use super::handle::{Flavor, Handle, handle_impls};
 use crate::endpoint::ring_at;
 use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, Ordering};
@@ -24,8 +24,8 @@ use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
 use crate::registry::{ClaimGuard, GROWING, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::SLICE;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use shmkit_sync::wake::WakeWord;
@@ -159,6 +159,16 @@ impl Flavor for Ring {
 
     fn strategy_word(&self) -> &AtomicU32 {
         &self.header().meta.wait_strategy
+    }
+
+    #[cfg(feature = "internals")]
+    fn has_data(&self) -> bool {
+        Ring::has_data(self)
+    }
+
+    #[cfg(feature = "internals")]
+    fn words(self, data: bool) -> crate::wait_side::Words<'static> {
+        crate::wait_side::Words::Ring(self, data)
     }
 }
 
@@ -512,13 +522,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
-        use crate::wait_side::{WaitSide, Words};
-        let ring = self.ring;
-        WaitSide::new(
-            Words::Ring(ring, true),
-            move || ring.has_data(),
-            move || !self.h.reg.others_can_put(self.h.slot()),
-        )
+        self.h.readable_side()
     }
 
     /// The side `put(item)` waits for, for the async forms (feature `internals`): ready
@@ -615,30 +619,4 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + 'static> Clone for Queue<T> {
-    /// Register another handle. Panics only if all
-    /// [`MAX_HANDLES`](crate::MAX_HANDLES) slots are taken (use [`Queue::try_clone`]
-    /// to get that as an error).
-    fn clone(&self) -> Self {
-        self.try_clone().expect("Queue::clone: no free handle slot")
-    }
-}
-
-impl<T> Serialize for Queue<T> {
-    /// Another process gets its own handle, in a slot reserved now, in this process
-    /// (so a queue with no free slot fails here, with
-    /// [`TooManyHandles`](Error::TooManyHandles) in the message). Until the receiver
-    /// opens it, the reserved handle counts as a possible producer — for as long as the
-    /// receiving process lives (or, sent outside `shmkit_process::spawn`, the sender).
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T: Serialize + DeserializeOwned + 'static> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
-        Ok(Self::from_handle(h))
-    }
-}
+handle_impls!(Queue where T: Serialize + DeserializeOwned + 'static);
