@@ -22,13 +22,19 @@ pub(crate) const STATE_CLOSED: u32 = 2;
 
 /// The ring at byte `offset` of `seg`'s payload, whose data area is `cap` bytes.
 pub(crate) fn ring_at(seg: &Segment, offset: usize, cap: u64) -> Result<Ring> {
+    if !spsc::valid_capacity(cap) {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!(
+                "a payload of {} bytes implies a data area of {cap} bytes at offset {offset}, not a power of two in 32..=2^40",
+                seg.len()
+            ),
+        });
+    }
     let end = offset
         .checked_add(spsc::HEADER_BYTES)
         .and_then(|o| o.checked_add(cap as usize));
-    if !spsc::valid_capacity(cap)
-        || end.is_none_or(|e| e > seg.len())
-        || !offset.is_multiple_of(128)
-    {
+    if end.is_none_or(|e| e > seg.len()) || !offset.is_multiple_of(128) {
         return Err(Error::Corrupted {
             name: seg.name().to_owned(),
             what: format!(

@@ -44,7 +44,9 @@ fn check_capacity(capacity: usize) -> Result<u64> {
     Ok(cap)
 }
 
-fn ring_of(seg: &Segment) -> Result<Ring> {
+/// The ring of an SPSC segment: the whole payload, its capacity implied by the mapping's
+/// size (the one place that says so; `inspect` reads it through here too).
+pub(crate) fn ring_of(seg: &Segment) -> Result<Ring> {
     let cap = seg.len().saturating_sub(HEADER_BYTES) as u64;
     ring_at(seg, 0, cap)
 }

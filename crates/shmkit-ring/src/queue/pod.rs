@@ -111,13 +111,16 @@ impl Flavor for Mpmc {
     }
 }
 
-fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
+/// The slots a PodQueue segment of `item`-byte items holds, implied by the mapping's
+/// size (the one place that says so; `inspect` asks here too).
+pub(crate) fn pod_capacity(seg: &Segment, item: usize) -> Result<u64> {
     let stride = mpmc::stride(item) as u64;
     let rest = seg.len().saturating_sub(SEQS_OFFSET) as u64;
     let cap = rest / (8 + stride);
     // Invariant restored: the capacity implied by the mapping's own size is a valid
-    // power of two and accounts for every byte.
-    if !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
+    // power of two and accounts for every byte (so the payload holds at least
+    // SEQS_OFFSET bytes, and every offset of the layout lies inside the mapping).
+    if seg.len() < SEQS_OFFSET || !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
         return Err(Error::Corrupted {
             name: seg.name().to_owned(),
             what: format!(
@@ -126,6 +129,11 @@ fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
             ),
         });
     }
+    Ok(cap)
+}
+
+fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
+    let cap = pod_capacity(seg, item)?;
     let at = |offset: usize| {
         assert!(offset < seg.len());
         // SAFETY: `offset` is inside the mapping's payload (asserted).
