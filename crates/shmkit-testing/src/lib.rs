@@ -8,7 +8,7 @@
 //!   dying at an exact point, and the checks that a killed child was reaped
 //!   (`faults::join_killed`, feature `process`: it names `shmkit_process::Process`, so
 //!   shmkit-segment, below shmkit-process, goes without it).
-//! - [`runtime`] (feature `tokio`): tokio runtimes of both flavors, `on_both`, and
+//! - `runtime` (feature `tokio`): tokio runtimes of both flavors, `on_both`, and
 //!   `bounded`, a wait bounded by a timeout that also fails a lost wake-up.
 //!
 //! ```
