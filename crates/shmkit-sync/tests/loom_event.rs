@@ -23,35 +23,32 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// `waiters` threads waiting on a fresh event (no deadline: a lost wake-up deadlocks)
+/// while `setter` runs on this one; every waiter must return with the flag set.
+fn run(waiters: usize, setter: impl Fn(&EventState)) {
+    let ev = Arc::new(EventState::new());
+    let threads: Vec<_> = (0..waiters)
+        .map(|_| {
+            let e = ev.clone();
+            loom::thread::spawn(move || assert!(e.wait(SpinPolicy::NEVER, Deadline::NEVER)))
+        })
+        .collect();
+    setter(&ev);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 #[test]
 fn set_always_releases_a_waiter() {
-    model(|| {
-        let ev = Arc::new(EventState::new());
-        let e = ev.clone();
-        let waiter =
-            loom::thread::spawn(move || assert!(e.wait(SpinPolicy::NEVER, Deadline::NEVER)));
-        ev.set();
-        waiter.join().unwrap();
-    });
+    model(|| run(1, EventState::set));
 }
 
 /// Two waiters, one `set`: the one notify (which clears the flag and wakes all) must
 /// release both, whichever announced first.
 #[test]
 fn one_set_releases_every_waiter() {
-    model(|| {
-        let ev = Arc::new(EventState::new());
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let e = ev.clone();
-                loom::thread::spawn(move || assert!(e.wait(SpinPolicy::NEVER, Deadline::NEVER)))
-            })
-            .collect();
-        ev.set();
-        for w in waiters {
-            w.join().unwrap();
-        }
-    });
+    model(|| run(2, EventState::set));
 }
 
 /// A `clear` between two `set`s: the waiter may miss the first set (cleared before it
@@ -59,13 +56,10 @@ fn one_set_releases_every_waiter() {
 #[test]
 fn set_clear_set_releases_a_waiter() {
     model(|| {
-        let ev = Arc::new(EventState::new());
-        let e = ev.clone();
-        let waiter =
-            loom::thread::spawn(move || assert!(e.wait(SpinPolicy::NEVER, Deadline::NEVER)));
-        ev.set();
-        ev.clear();
-        ev.set();
-        waiter.join().unwrap();
+        run(1, |ev| {
+            ev.set();
+            ev.clear();
+            ev.set();
+        })
     });
 }
