@@ -55,18 +55,8 @@ impl EventState {
     /// Spin per `spin`, then sleep on the wake word until the flag is set or `deadline`
     /// passes; whether it is set.
     pub fn wait(&self, spin: SpinPolicy, deadline: Deadline) -> bool {
-        if spin.spin_until(|| self.is_set()) {
-            return true;
-        }
-        loop {
-            if self.is_set() {
-                return true;
-            }
-            if deadline.expired() {
-                return false;
-            }
-            self.wake.sleep(|| self.is_set(), deadline.remaining());
-        }
+        self.wake
+            .wait_for(spin, deadline, || self.is_set(), || self.is_set())
     }
 }
 

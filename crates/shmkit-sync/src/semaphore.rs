@@ -62,23 +62,14 @@ impl SemState {
     /// Spin per `spin`, then sleep on the wake word until a permit is taken (`true`)
     /// or `deadline` passes (`false`).
     pub fn acquire(&self, spin: SpinPolicy, deadline: Deadline) -> bool {
-        if spin.spin_until(|| self.try_acquire()) {
-            return true;
-        }
-        loop {
-            if self.try_acquire() {
-                return true;
-            }
-            if deadline.expired() {
-                return false;
-            }
-            // The re-check after announcing looks for a permit without taking it: the
-            // loop's `try_acquire` takes it.
-            self.wake.sleep(
-                || self.count.load(Ordering::Acquire) > 0,
-                deadline.remaining(),
-            );
-        }
+        // The re-check after announcing looks for a permit without taking it: the next
+        // attempt takes it.
+        self.wake.wait_for(
+            spin,
+            deadline,
+            || self.try_acquire(),
+            || self.count.load(Ordering::Acquire) > 0,
+        )
     }
 
     /// Return a permit, then wake the sleepers if any is announced (they race for it;
