@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_process::StartMethod;
-use support::size_label;
+use support::{frame, size_label};
 
 /// Role of a `Command` child of this bench binary (the shmkit children need no role:
 /// `shmkit_process::init()` dispatches them).
@@ -147,11 +147,9 @@ fn args(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("pipe", &label), &size, |b, &size| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
-                let mut frame = Vec::with_capacity(8 + size);
+                let mut frame = Vec::with_capacity(frame::HEADER + size);
                 for _ in 0..iters {
-                    frame.clear();
-                    frame.extend_from_slice(&(size as u64).to_le_bytes());
-                    frame.extend_from_slice(&payload);
+                    frame::encode(&mut frame, &payload);
                     let t0 = Instant::now();
                     let n = pipe_round(&exe, &frame);
                     total += t0.elapsed();
@@ -164,8 +162,8 @@ fn args(c: &mut Criterion) {
     g.finish();
 }
 
-/// Start a `length` child of this binary, write `frame` (u64 length + bytes) into its
-/// stdin, read its 8-byte answer, reap it.
+/// Start a `length` child of this binary, write `frame` (one frame of
+/// [`frame`], the format every pipe baseline uses) into its stdin, read its 8-byte answer, reap it.
 fn pipe_round(exe: &std::path::Path, frame: &[u8]) -> u64 {
     let mut child = Command::new(exe)
         .env(ROLE_ENV, "length")
@@ -193,10 +191,9 @@ fn run_role(role: &str) -> ! {
         "exit" => std::process::exit(0),
         "length" => {
             let mut stdin = std::io::stdin().lock();
-            let mut len = [0u8; 8];
-            stdin.read_exact(&mut len).expect("read length");
-            let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
-            stdin.read_exact(&mut buf).expect("read payload");
+            let len = frame::read_len(&mut stdin).expect("read length");
+            let mut buf = Vec::new();
+            frame::read_payload(&mut stdin, len, &mut buf).expect("read payload");
             black_box(&buf);
             let mut out = std::io::stdout().lock();
             out.write_all(&(buf.len() as u64).to_le_bytes())

@@ -6,7 +6,7 @@ set -euxo pipefail
 export RUSTFLAGS="--cfg shmkit_loom"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-cargo test --release -p shmkit-sync --test loom_mutex --test loom_event --test loom_semaphore --test loom_wake
+cargo test --release -p shmkit-sync --test loom_mutex --test loom_event --test loom_semaphore --test loom_wake --test loom_condvar
 if ls crates/shmkit-ring/tests/loom_*.rs >/dev/null 2>&1; then
   tests=$(for f in crates/shmkit-ring/tests/loom_*.rs; do printf -- '--test %s ' "$(basename "$f" .rs)"; done)
   # shellcheck disable=SC2086

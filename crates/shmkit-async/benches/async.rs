@@ -18,16 +18,10 @@ use shmkit_async::Async;
 use shmkit_ring::spsc::{self, Consumer, Producer};
 use shmkit_ring::{Connection, Pipe};
 use shmkit_sync::{Event, Handle};
+use shmkit_testing::runtime::current_thread as runtime;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn echo_pipe(c: Connection) {
     let mut buf = Vec::new();

@@ -1,69 +1,37 @@
 //! The awaited forms of [`Event::wait`], [`Semaphore::acquire`] and [`Barrier::wait`].
 //!
-//! Both primitives keep a waiter count next to the futex word: the setter (releaser)
-//! issues a wake only when it is nonzero. An awaiting task raises the count before its
-//! last look at the word and holds it while registered; [`Counted`] lowers it when the
-//! wait ends or the future is dropped, so a cancelled wait leaves no count behind.
+//! All three sleep on a [`WakeWord`](shmkit_sync::wake::WakeWord) in their segment, the
+//! one wake-up protocol: an awaiting task announces itself on it
+//! ([`announce`](shmkit_sync::wake::WakeWord::announce)), re-checks its condition, and
+//! hands the word's sequence to the waker thread; the setter (releaser, last party)
+//! publishes, then notifies, which wakes the task. A task that gives up (a dropped
+//! future) leaves at most the "someone may sleep" flag raised, which costs the next
+//! notifier one spurious wake, never a lost one.
 
 use crate::park::Park;
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::Ordering;
 use crate::wrapper::Async;
 use shmkit_sync::{Arrival, Barrier, Event, Semaphore};
 use std::future::poll_fn;
 use std::task::Poll;
 
-/// A raised waiter count, lowered on drop.
-#[derive(Debug, Default)]
-struct Counted<'a>(Option<&'a AtomicU32>);
-
-impl<'a> Counted<'a> {
-    fn raise(&mut self, waiters: &'a AtomicU32) {
-        if self.0.is_none() {
-            // SYNC: an RMW, as the blocking wait's: ordered against the setter's RMW on
-            // the same count (see `Event::set`), so either the setter sees it and wakes
-            // the word, or our re-check after it sees the flag.
-            waiters.fetch_add(1, Ordering::AcqRel);
-            self.0 = Some(waiters);
-        }
-    }
-
-    fn lower(&mut self) {
-        if let Some(w) = self.0.take() {
-            w.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.lower();
-    }
-}
-
 impl Async<Event> {
-    /// Wait until the flag is set. Cancel-safe (it takes nothing; dropping it lowers the
-    /// waiter count it raised).
+    /// Wait until the flag is set. Cancel-safe (it takes nothing).
     pub async fn wait(&self) {
-        let (flag, waiters) = self.inner.wait_words();
+        let (flag, wake) = self.inner.wait_words();
+        let is_set = || flag.load(Ordering::Acquire) != 0;
         let mut park = Park::new(self.spin);
-        let mut counted = Counted::default();
         poll_fn(|cx| {
-            if flag.load(Ordering::Acquire) != 0 {
-                park.done();
-                counted.lower();
-                return Poll::Ready(());
-            }
-            if park.spin(|| flag.load(Ordering::Acquire) != 0) {
+            if is_set() || park.spin(is_set) {
                 park.done();
                 return Poll::Ready(());
             }
-            counted.raise(waiters);
-            if flag.load(Ordering::Acquire) != 0 {
+            let seq = wake.announce();
+            if is_set() {
                 park.done();
-                counted.lower();
                 return Poll::Ready(());
             }
-            park.sleep(flag, 0, cx)
+            park.sleep(wake.seq(), seq, cx)
         })
         .await
     }
@@ -71,23 +39,16 @@ impl Async<Event> {
 
 impl Async<Semaphore> {
     /// Take a permit, waiting while there is none. Cancel-safe: a permit is taken only by
-    /// the poll that returns; a future dropped after it was woken passes the wake-up on
-    /// (the permit it did not take may be another sleeper's).
+    /// the poll that returns (`release` wakes every sleeper, so a future dropped after
+    /// it was woken takes no wake-up from another).
     pub async fn acquire(&self) {
-        let (count, waiters) = self.inner.wait_words();
+        let sem = &self.inner;
+        let (count, wake) = sem.wait_words();
         let mut park = Park::new(self.spin);
-        let mut counted = Counted::default();
-        let mut acquire = Acquire {
-            sem: &self.inner,
-            count,
-            done: false,
-        };
         poll_fn(|cx| {
             loop {
-                if acquire.sem.try_acquire() {
-                    acquire.done = true;
+                if sem.try_acquire() {
                     park.done();
-                    counted.lower();
                     return Poll::Ready(());
                 }
                 // Spun until a permit showed up: try for it again.
@@ -95,32 +56,14 @@ impl Async<Semaphore> {
                     break;
                 }
             }
-            counted.raise(waiters);
-            if acquire.sem.try_acquire() {
-                acquire.done = true;
+            let seq = wake.announce();
+            if sem.try_acquire() {
                 park.done();
-                counted.lower();
                 return Poll::Ready(());
             }
-            park.sleep(count, 0, cx)
+            park.sleep(wake.seq(), seq, cx)
         })
         .await
-    }
-}
-
-/// A semaphore acquisition in progress: dropped unfinished while permits are there, it
-/// wakes one sleeper in its place (`release` wakes only one: it may have been us).
-struct Acquire<'a> {
-    sem: &'a Semaphore,
-    count: &'a AtomicU32,
-    done: bool,
-}
-
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
-        if !self.done && self.sem.value() > 0 {
-            shmkit_sync::futex::wake(self.count, 1);
-        }
     }
 }
 
@@ -141,6 +84,7 @@ impl Async<Barrier> {
         }
         let mut park = Park::new(self.spin);
         let mut pending = BreakOnDrop(Some((b, a)));
+        let wake = b.wake_word();
         let r = poll_fn(|cx| {
             if let Some(r) = b.departed(&a, false) {
                 return Poll::Ready(r);
@@ -150,7 +94,11 @@ impl Async<Barrier> {
             {
                 return Poll::Ready(r);
             }
-            park.sleep(b.generation_word(), a.generation, cx)
+            let seq = wake.announce();
+            if let Some(r) = b.departed(&a, false) {
+                return Poll::Ready(r);
+            }
+            park.sleep(wake.seq(), seq, cx)
         })
         .await;
         park.done();

@@ -12,54 +12,16 @@ use shmkit_async::Async;
 use shmkit_pool::Pool;
 use shmkit_process::{Process, ProcessError};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue};
+use shmkit_ring::{Connection, Error, Pipe, PodQueue, Queue, TrySendError};
 use shmkit_sync::{Barrier, Event, Handle, Semaphore, SpinPolicy};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::timeout;
 
 shmkit_process::test_support!();
 
-const LONG: Duration = Duration::from_secs(30);
-
+use shmkit_testing::runtime::{LONG, bounded, multi_thread, on_both};
 use shmkit_testing::unique;
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Run `f` on both runtimes.
-fn on_both<F: Future<Output = ()>>(f: impl Fn() -> F) {
-    current_thread().block_on(f());
-    multi_thread().block_on(f());
-}
-
-/// `f`, bounded by `LONG`. Also fails a wait that completes only because the timeout's
-/// own wake-up polled it once more (tokio polls the inner future first): a lost
-/// wake-up must not pass for a slow one.
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    let t0 = std::time::Instant::now();
-    let v = timeout(LONG, f)
-        .await
-        .expect("bounded wait hit its timeout");
-    assert!(
-        t0.elapsed() < LONG,
-        "the wait ended only with its timeout's wake-up (a lost wake-up)"
-    );
-    v
-}
 
 fn put_after((q, start, n, pause_ms): (Queue<u64>, u64, u64, u64)) -> u64 {
     // The pause makes the parent's first get wait (sleep and be woken), not find the
@@ -175,7 +137,7 @@ fn pod_queue_get_and_put_across_processes() {
         for i in 0..8 {
             bounded(q.put(&i)).await.unwrap();
         }
-        assert!(matches!(q.try_put(&9), Err(Error::Full)));
+        assert!(matches!(q.try_put(&9), Err(TrySendError::Full)));
         let (a, b) = tokio::join!(q.put(&9), other.get());
         a.unwrap();
         assert_eq!(b.unwrap(), 0);

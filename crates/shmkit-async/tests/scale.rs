@@ -7,29 +7,13 @@
 use shmkit_async::Async;
 use shmkit_ring::Queue;
 use shmkit_sync::{Event, Handle};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::time::timeout;
 
 shmkit_process::test_support!();
 
-const LONG: Duration = Duration::from_secs(30);
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    timeout(LONG, f)
-        .await
-        .expect("bounded wait hit its timeout")
-}
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use shmkit_testing::runtime::{LONG, bounded, multi_thread};
 
 fn feed((qs, go, per): (Vec<Queue<u64>>, Handle<Event>, u64)) {
     assert!(go.open().unwrap().wait_timeout(LONG), "never told to go");

@@ -8,7 +8,8 @@
 //! benches use `u32::MAX` as a sync frame) and write them with [`write_control`].
 //!
 //! This file is the one place that knows the format. Besides `shmkit bench`, the criterion
-//! benches (`benches/support/mod.rs`) and the peers bench (`benches/peers`) include it by
+//! benches (`benches/support/mod.rs`, which `benches/process.rs`'s one-shot argument
+//! through a child's stdin uses too) and the peers bench (`benches/peers`) include it by
 //! path, so the baseline is the same byte for byte everywhere without making the `shmkit`
 //! binary depend on bench code.
 

@@ -419,12 +419,12 @@ impl Pool {
         let mut spans = Vec::with_capacity(items.len().div_ceil(size));
         for part in items.chunks(size) {
             let start = buf.len();
-            postcard::serialize_with_flavor(part, wire::Append(&mut buf)).map_err(|e| {
-                Error::Encode {
+            postcard::serialize_with_flavor(part, shmkit_sync::append::Append(&mut buf)).map_err(
+                |e| Error::Encode {
                     type_name: std::any::type_name::<A>(),
                     reason: e.to_string(),
-                }
-            })?;
+                },
+            )?;
             spans.push(start..buf.len());
         }
         let buf = Arc::new(buf);

@@ -10,6 +10,7 @@ use crate::func::FnToken;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shmkit_segment::{Segment, SegmentHandle};
+use shmkit_sync::append::Append;
 use std::borrow::Cow;
 
 /// Encoded chunk inputs or outcomes above this size travel in a segment of their own
@@ -88,40 +89,6 @@ pub(crate) fn push_outcome<R: Serialize>(
             out.push(1);
             postcard::serialize_with_flavor(m, Append(out))
         }
-    }
-}
-
-/// A postcard output that appends to a vector in place: a byte is a `push`, a slice an
-/// `extend_from_slice` (postcard's `to_extend` moves the vector in and out per value
-/// and extends it through an iterator per byte).
-pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        self.0.push(b);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
-        // Postcard writes every varint as a slice of 1 to 10 bytes: a `memcpy` call
-        // each was the largest cost of a worker encoding small results.
-        if b.len() <= 16 {
-            self.0.reserve(b.len());
-            for &x in b {
-                self.0.push(x);
-            }
-        } else {
-            self.0.extend_from_slice(b);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
     }
 }
 

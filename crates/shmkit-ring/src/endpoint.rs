@@ -22,13 +22,19 @@ pub(crate) const STATE_CLOSED: u32 = 2;
 
 /// The ring at byte `offset` of `seg`'s payload, whose data area is `cap` bytes.
 pub(crate) fn ring_at(seg: &Segment, offset: usize, cap: u64) -> Result<Ring> {
+    if !spsc::valid_capacity(cap) {
+        return Err(Error::Corrupted {
+            name: seg.name().to_owned(),
+            what: format!(
+                "a payload of {} bytes implies a data area of {cap} bytes at offset {offset}, not a power of two in 32..=2^40",
+                seg.len()
+            ),
+        });
+    }
     let end = offset
         .checked_add(spsc::HEADER_BYTES)
         .and_then(|o| o.checked_add(cap as usize));
-    if !spsc::valid_capacity(cap)
-        || end.is_none_or(|e| e > seg.len())
-        || !offset.is_multiple_of(128)
-    {
+    if end.is_none_or(|e| e > seg.len()) || !offset.is_multiple_of(128) {
         return Err(Error::Corrupted {
             name: seg.name().to_owned(),
             what: format!(
@@ -210,31 +216,62 @@ pub(crate) fn space_side(
     )
 }
 
-/// The sending half of one ring.
+/// One side of one ring, over the side's core: what a producer ([`TxEnd`]) and a
+/// consumer ([`RxEnd`]) hold alike.
 #[derive(Debug)]
-pub(crate) struct TxEnd {
+pub(crate) struct End<C> {
     pub(crate) seg: Arc<Segment>,
     pub(crate) ring: Ring,
-    pub(crate) core: ProducerCore,
+    pub(crate) core: C,
     pub(crate) peer: Peer,
     pub(crate) spin: SpinPolicy,
     /// The ring's wait strategy (from its header, validated at attach).
     pub(crate) strategy: WaitStrategy,
 }
 
-impl TxEnd {
+/// The sending half of one ring.
+pub(crate) type TxEnd = End<ProducerCore>;
+/// The receiving half of one ring.
+pub(crate) type RxEnd = End<ConsumerCore>;
+
+/// The core of one side of a ring, as an [`End`] attaches it.
+pub(crate) trait SideCore: Sized {
+    /// Whether this is the producing side.
+    const PRODUCER: bool;
+    /// Attach to `ring` (checks the ring's positions).
+    fn attach_core(ring: Ring) -> Result<Self, RawError>;
+}
+
+impl SideCore for ProducerCore {
+    const PRODUCER: bool = true;
+    fn attach_core(ring: Ring) -> Result<Self, RawError> {
+        ProducerCore::attach(ring)
+    }
+}
+
+impl SideCore for ConsumerCore {
+    const PRODUCER: bool = false;
+    fn attach_core(ring: Ring) -> Result<Self, RawError> {
+        ConsumerCore::attach(ring)
+    }
+}
+
+impl<C: SideCore> End<C> {
+    /// Take this side of `ring`; the peer's liveness is slot `peer_slot`.
     pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
-        let core = ProducerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
+        let core = C::attach_core(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
         let strategy = WaitStrategy::load(&ring.header().meta.wait_strategy, seg.name())?;
-        receiver_words(&ring, true).0.store(0, Ordering::Relaxed);
-        set_state(&ring, true, STATE_ATTACHED);
-        Ok(TxEnd {
+        receiver_words(&ring, C::PRODUCER)
+            .0
+            .store(0, Ordering::Relaxed);
+        set_state(&ring, C::PRODUCER, STATE_ATTACHED);
+        Ok(End {
             seg,
             ring,
             core,
             peer: Peer {
                 slot: peer_slot,
-                is_producer: false,
+                is_producer: !C::PRODUCER,
             },
             spin: SpinPolicy::DEFAULT,
             strategy,
@@ -250,6 +287,14 @@ impl TxEnd {
         peer_gone(&self.seg, &self.ring, self.peer, full)
     }
 
+    /// This side is done: say so in the ring, and wake both sides' sleepers.
+    pub(crate) fn close(&mut self) {
+        set_state(&self.ring, C::PRODUCER, STATE_CLOSED);
+        wake_all(&self.ring);
+    }
+}
+
+impl TxEnd {
     /// After a publication of `tail` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
@@ -332,53 +377,9 @@ impl TxEnd {
             }
         }
     }
-
-    pub(crate) fn close(&mut self) {
-        set_state(&self.ring, true, STATE_CLOSED);
-        wake_all(&self.ring);
-    }
-}
-
-/// The receiving half of one ring.
-#[derive(Debug)]
-pub(crate) struct RxEnd {
-    pub(crate) seg: Arc<Segment>,
-    pub(crate) ring: Ring,
-    pub(crate) core: ConsumerCore,
-    pub(crate) peer: Peer,
-    pub(crate) spin: SpinPolicy,
-    /// The ring's wait strategy (from its header, validated at attach).
-    pub(crate) strategy: WaitStrategy,
 }
 
 impl RxEnd {
-    pub(crate) fn attach(seg: Arc<Segment>, ring: Ring, peer_slot: u32) -> Result<Self> {
-        let core = ConsumerCore::attach(ring).map_err(|e| Error::from_raw(seg.name(), e))?;
-        let strategy = WaitStrategy::load(&ring.header().meta.wait_strategy, seg.name())?;
-        receiver_words(&ring, false).0.store(0, Ordering::Relaxed);
-        set_state(&ring, false, STATE_ATTACHED);
-        Ok(RxEnd {
-            seg,
-            ring,
-            core,
-            peer: Peer {
-                slot: peer_slot,
-                is_producer: true,
-            },
-            spin: SpinPolicy::DEFAULT,
-            strategy,
-        })
-    }
-
-    fn err(&self, e: RawError) -> Error {
-        Error::from_raw(self.seg.name(), e)
-    }
-
-    #[inline]
-    pub(crate) fn peer_gone(&self, full: bool) -> bool {
-        peer_gone(&self.seg, &self.ring, self.peer, full)
-    }
-
     /// After a publication of `head` (a SeqCst store).
     #[inline]
     pub(crate) fn notify(&self) {
@@ -472,10 +473,5 @@ impl RxEnd {
                 return Err(Error::Disconnected);
             }
         }
-    }
-
-    pub(crate) fn close(&mut self) {
-        set_state(&self.ring, false, STATE_CLOSED);
-        wake_all(&self.ring);
     }
 }

@@ -98,10 +98,26 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a `try_` send of an SPSC [`Producer`](crate::spsc::Producer) or a
-/// [`Connection`](crate::Connection) did not go through: three cases a caller can match
-/// exhaustively (crossbeam's `TrySendError`, with the permanent failures apart). The
-/// message is the caller's `&[u8]`, still in its hands. `?` turns it into an [`Error`].
+/// Why a `try_` send of an SPSC [`Producer`](crate::spsc::Producer), a
+/// [`Connection`](crate::Connection), a [`Queue`](crate::Queue) or a
+/// [`PodQueue`](crate::PodQueue) did not go through: three cases a caller can match
+/// exhaustively (crossbeam's `TrySendError`, with the permanent failures apart). Unlike
+/// crossbeam's, `Full` carries nothing: every try form here borrows its message (`&[u8]`,
+/// `&T`), which is still in the caller's hands. `?` turns it into an [`Error`].
+///
+/// ```
+/// use shmkit_ring::{Queue, TrySendError};
+///
+/// let q = Queue::<u32>::builder().maxsize(1).create()?;
+/// q.try_put(&1)?;
+/// match q.try_put(&2) {
+///     Ok(()) => unreachable!("maxsize 1"),
+///     Err(TrySendError::Full) => {}                       // try again later
+///     Err(TrySendError::Disconnected) => unreachable!("a Queue put never is"),
+///     Err(TrySendError::Failed(e)) => return Err(e),      // no retry will help
+/// }
+/// # Ok::<(), shmkit_ring::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum TrySendError {
     /// No room now: a later try may succeed.
@@ -110,15 +126,17 @@ pub enum TrySendError {
     /// Nobody is left to receive: the other side is gone.
     #[error("disconnected: the other side is gone")]
     Disconnected,
-    /// No try will succeed through this handle: the message can never fit
-    /// ([`Error::TooLarge`]), the handle is closed or was sent away ([`Error::Closed`]),
-    /// or the ring is corrupted ([`Error::Corrupted`]).
+    /// Waiting will not make this send succeed: the message can never fit
+    /// ([`Error::TooLarge`]) or does not encode ([`Error::Encode`]), the handle is closed
+    /// or was sent away ([`Error::Closed`]), or the ring is corrupted
+    /// ([`Error::Corrupted`]).
     #[error(transparent)]
     Failed(Error),
 }
 
-/// Why a `try_` receive of an SPSC [`Consumer`](crate::spsc::Consumer) or a
-/// [`Connection`](crate::Connection) got nothing: three cases a caller can match
+/// Why a `try_` receive of an SPSC [`Consumer`](crate::spsc::Consumer), a
+/// [`Connection`](crate::Connection), a [`Queue`](crate::Queue) or a
+/// [`PodQueue`](crate::PodQueue) got nothing: three cases a caller can match
 /// exhaustively (crossbeam's `TryRecvError`, with the permanent failures apart). `?`
 /// turns it into an [`Error`].
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +147,9 @@ pub enum TryRecvError {
     /// The other side is gone and everything it sent has been received.
     #[error("disconnected: the other side is gone")]
     Disconnected,
-    /// No try will succeed through this handle: it is closed or was sent away
-    /// ([`Error::Closed`]), or the ring is corrupted ([`Error::Corrupted`]).
+    /// Waiting will not help: the handle is closed or was sent away ([`Error::Closed`]),
+    /// or the ring is corrupted ([`Error::Corrupted`]); or a `Queue` item was taken that
+    /// does not decode ([`Error::Undecodable`], its bytes inside; the next item may).
     #[error(transparent)]
     Failed(Error),
 }

@@ -26,12 +26,13 @@
 //! Positions are read consumer side first, so the depth computed is never negative for a
 //! healthy ring.
 
-use crate::endpoint::{STATE_ATTACHED, STATE_CLOSED, STATE_NONE, ring_at};
+use crate::endpoint::{STATE_ATTACHED, STATE_CLOSED, STATE_NONE};
 use crate::error::{Error, Result};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use crate::queue::pod::{MPMC_OFFSET, SEQS_OFFSET, TABLE_OFFSET};
+use crate::queue::handle::Flavor;
+use crate::queue::pod::{MPMC_OFFSET, TABLE_OFFSET, pod_capacity};
 use crate::raw::mpmc::{self, MpmcHeader};
-use crate::raw::spsc::{self, HEADER_BYTES, Ring};
+use crate::raw::spsc::{self, Ring};
 use crate::registry::{
     CONS_LOCK_OFFSET, HANDLES_OFFSET, HandleEntry, MAX_HANDLES, QueueHeader, READY, REGISTRY_BYTES,
     state,
@@ -272,16 +273,13 @@ pub struct PipeView {
 pub fn inspect(seg: &Segment) -> Result<Option<Report>> {
     Ok(Some(match seg.kind() {
         Kind::SpscRing => {
-            let cap = seg.len().saturating_sub(HEADER_BYTES) as u64;
-            let ring = checked_ring(seg, 0, cap)?;
+            let ring = crate::spsc::ring_of(seg)?;
             Report::Spsc(ring_view(seg, &ring, Some((0, 1))))
         }
         Kind::Queue => Report::Queue(queue_view(seg)?),
         Kind::MpmcQueue => Report::PodQueue(pod_view(seg)?),
         Kind::Pipe => {
-            let cap = (seg.len() / 2).saturating_sub(HEADER_BYTES) as u64;
-            let a = checked_ring(seg, 0, cap)?;
-            let b = checked_ring(seg, HEADER_BYTES + cap as usize, cap)?;
+            let (a, b) = crate::pipe::rings(seg)?;
             Report::Pipe(PipeView {
                 a: ring_view(seg, &a, Some((0, 1))),
                 b: ring_view(seg, &b, Some((1, 0))),
@@ -296,21 +294,6 @@ fn corrupted(seg: &Segment, what: String) -> Error {
         name: seg.name().to_owned(),
         what,
     }
-}
-
-/// The ring at `offset`, its capacity implied by the mapping's size (never by the
-/// header): `ring_at` checks it fits and agrees with the header's word.
-fn checked_ring(seg: &Segment, offset: usize, cap: u64) -> Result<Ring> {
-    if !spsc::valid_capacity(cap) {
-        return Err(corrupted(
-            seg,
-            format!(
-                "a payload of {} bytes implies a data area of {cap} bytes, not a power of two in 32..=2^40",
-                seg.len()
-            ),
-        ));
-    }
-    ring_at(seg, offset, cap)
 }
 
 fn state_name(word: u32) -> &'static str {
@@ -546,8 +529,8 @@ fn check_ready(h: &QueueHeader, problems: &mut Vec<String>) {
 
 fn queue_view(seg: &Segment) -> Result<QueueView> {
     let h = registry_header(seg)?;
-    let cap = seg.len().saturating_sub(REGISTRY_BYTES + HEADER_BYTES) as u64;
-    let ring = checked_ring(seg, REGISTRY_BYTES, cap)?;
+    // Where the queue's ring lies: asked of the queue's own attach.
+    let ring = <Ring as Flavor>::attach(seg)?;
     let mut problems = Vec::new();
     check_ready(h, &mut problems);
     let ring = ring_view(seg, &ring, None);
@@ -576,21 +559,10 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
 fn pod_view(seg: &Segment) -> Result<PodQueueView> {
     let h = registry_header(seg)?;
     let item = seg.fingerprint().size() as usize;
-    let stride = mpmc::stride(item) as u64;
-    let rest = seg.len().saturating_sub(SEQS_OFFSET) as u64;
-    let cap = rest / (8 + stride);
-    // Invariant restored: the capacity implied by the mapping's own size (and the item
-    // size recorded in the segment header) is a valid power of two and accounts for
-    // every byte, so every offset below lies inside the mapping.
-    if seg.len() < SEQS_OFFSET || !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
-        return Err(corrupted(
-            seg,
-            format!(
-                "payload of {} bytes is not a PodQueue of {item}-byte items",
-                seg.len()
-            ),
-        ));
-    }
+    // Invariant restored (`pod_capacity`): the capacity implied by the mapping's own
+    // size (and the item size recorded in the segment header) is a valid power of two
+    // and accounts for every byte, so every offset below lies inside the mapping.
+    let cap = pod_capacity(seg, item)?;
     // SAFETY: MPMC_OFFSET + HEADER_BYTES <= SEQS_OFFSET <= len (checked above): in bounds.
     let q = unsafe { seg.as_ptr().add(MPMC_OFFSET) };
     // SAFETY: in bounds (above); the offset is a multiple of 128 on a 128-aligned base;

@@ -129,8 +129,9 @@ impl PipeBuilder {
     }
 }
 
-/// Ring A carries end 0 -> end 1, ring B end 1 -> end 0.
-fn rings(seg: &Segment) -> Result<(Ring, Ring)> {
+/// Ring A carries end 0 -> end 1, ring B end 1 -> end 0: two equal halves of the
+/// payload (the one place that says so; `inspect` reads them through here too).
+pub(crate) fn rings(seg: &Segment) -> Result<(Ring, Ring)> {
     let cap = (seg.len() / 2).saturating_sub(HEADER_BYTES) as u64;
     let a = ring_at(seg, 0, cap)?;
     let b = ring_at(seg, HEADER_BYTES + cap as usize, cap)?;

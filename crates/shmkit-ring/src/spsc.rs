@@ -44,7 +44,9 @@ fn check_capacity(capacity: usize) -> Result<u64> {
     Ok(cap)
 }
 
-fn ring_of(seg: &Segment) -> Result<Ring> {
+/// The ring of an SPSC segment: the whole payload, its capacity implied by the mapping's
+/// size (the one place that says so; `inspect` reads it through here too).
+pub(crate) fn ring_of(seg: &Segment) -> Result<Ring> {
     let cap = seg.len().saturating_sub(HEADER_BYTES) as u64;
     ring_at(seg, 0, cap)
 }
@@ -145,14 +147,56 @@ impl Builder {
     }
 }
 
-fn take_role(seg: &Segment, slot: u32, role: &'static str) -> Result<LivenessGuard> {
-    seg.hold_liveness(slot).map_err(|e| match e {
-        shmkit_segment::Error::SlotBusy { .. } => Error::RoleTaken {
-            name: seg.name().to_owned(),
-            role,
-        },
-        e => Error::Segment(e),
-    })
+/// What a producer or consumer holds as the one holder of its role: the role's liveness
+/// slot, until the role moves to another process.
+#[derive(Debug)]
+struct Role {
+    guard: std::sync::Mutex<Option<LivenessGuard>>,
+    transferred: Cell<bool>,
+}
+
+impl Role {
+    /// Take the role's liveness slot ([`Error::RoleTaken`] if a live holder has it).
+    fn take(seg: &Segment, slot: u32, role: &'static str) -> Result<Role> {
+        let guard = seg.hold_liveness(slot).map_err(|e| match e {
+            shmkit_segment::Error::SlotBusy { .. } => Error::RoleTaken {
+                name: seg.name().to_owned(),
+                role,
+            },
+            e => Error::Segment(e),
+        })?;
+        Ok(Role {
+            guard: std::sync::Mutex::new(Some(guard)),
+            transferred: Cell::new(false),
+        })
+    }
+
+    /// [`Error::Closed`] once the role has moved away.
+    fn live(&self) -> Result<()> {
+        if self.transferred.get() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn moved(&self) -> bool {
+        self.transferred.get()
+    }
+
+    /// Move the role (once): `hand_over` tells the peer, then the slot is given up.
+    fn transfer(&self, hand_over: impl FnOnce()) {
+        if !self.transferred.replace(true) {
+            hand_over();
+            drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
+    }
+}
+
+/// The named ring's segment, for a role to take.
+fn open_ring(name: &str) -> Result<Arc<Segment>> {
+    Ok(Arc::new(
+        Segment::builder(name).kind(Kind::SpscRing).open()?,
+    ))
 }
 
 /// How a role travels to another process.
@@ -165,61 +209,48 @@ struct RoleWire {
 #[derive(Debug)]
 pub struct Producer {
     tx: TxEnd,
-    guard: std::sync::Mutex<Option<LivenessGuard>>,
-    transferred: Cell<bool>,
+    role: Role,
 }
 
 impl Producer {
     fn attach(seg: Arc<Segment>) -> Result<Self> {
-        let guard = take_role(&seg, PRODUCER_SLOT, "producer")?;
+        let role = Role::take(&seg, PRODUCER_SLOT, "producer")?;
         let ring = ring_of(&seg)?;
         let tx = TxEnd::attach(seg, ring, CONSUMER_SLOT)?;
-        Ok(Producer {
-            tx,
-            guard: std::sync::Mutex::new(Some(guard)),
-            transferred: Cell::new(false),
-        })
+        Ok(Producer { tx, role })
     }
 
     /// Take the producer role of the ring `name` ([`Error::RoleTaken`] if a live
     /// producer holds it).
     pub fn open(name: &str) -> Result<Self> {
-        let seg = Segment::builder(name).kind(Kind::SpscRing).open()?;
-        Self::attach(Arc::new(seg))
-    }
-
-    fn live(&self) -> Result<()> {
-        if self.transferred.get() {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        Self::attach(open_ring(name)?)
     }
 
     /// Send one message, waiting while the ring is full. [`Error::Disconnected`] if the
     /// consumer is gone, [`Error::TooLarge`] if it can never fit.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.live()?;
+        self.role.live()?;
         self.tx.send(msg, None)
     }
 
     /// [`send`](Self::send), giving up after `timeout` with [`Error::Timeout`].
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.live()?;
+        self.role.live()?;
         self.tx.send(msg, Some(timeout))
     }
 
     /// Send without waiting: [`TrySendError::Full`] if there is no room now.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
-        self.live().map_err(TrySendError::from_error)?;
+        self.role.live().map_err(TrySendError::from_error)?;
         self.tx.try_send(msg).map_err(TrySendError::from_error)
     }
 
     /// Send as many of `msgs` as fit now, in order, published with one store and at
     /// most one wake-up. Returns how many were sent (0 if there is no room now).
     pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<usize, TrySendError> {
-        self.live().map_err(TrySendError::from_error)?;
+        self.role.live().map_err(TrySendError::from_error)?;
         if self.tx.peer_gone(false) {
             return Err(TrySendError::Disconnected);
         }
@@ -252,7 +283,7 @@ impl Producer {
     /// full; write it in place and [`commit`](WriteGrant::commit) (zero-copy).
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
-        self.live()?;
+        self.role.live()?;
         // Wait only if the cached positions say there is no room (`wait_room` checks
         // again, and reports a message that can never fit).
         if !matches!(self.tx.core.can_reserve(len), Ok(true)) {
@@ -264,7 +295,7 @@ impl Producer {
     /// Reserve without waiting: [`TrySendError::Full`] if there is no room now.
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, TrySendError> {
-        self.live().map_err(TrySendError::from_error)?;
+        self.role.live().map_err(TrySendError::from_error)?;
         let ring = self.tx.ring;
         let seg = &self.tx.seg; // the name only on error: no allocation per message
         let inner = self
@@ -315,7 +346,7 @@ impl Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if !self.transferred.get() {
+        if !self.role.moved() {
             self.tx.close();
         }
     }
@@ -350,34 +381,21 @@ impl WriteGrant<'_> {
 #[derive(Debug)]
 pub struct Consumer {
     rx: RxEnd,
-    guard: std::sync::Mutex<Option<LivenessGuard>>,
-    transferred: Cell<bool>,
+    role: Role,
 }
 
 impl Consumer {
     fn attach(seg: Arc<Segment>) -> Result<Self> {
-        let guard = take_role(&seg, CONSUMER_SLOT, "consumer")?;
+        let role = Role::take(&seg, CONSUMER_SLOT, "consumer")?;
         let ring = ring_of(&seg)?;
         let rx = RxEnd::attach(seg, ring, PRODUCER_SLOT)?;
-        Ok(Consumer {
-            rx,
-            guard: std::sync::Mutex::new(Some(guard)),
-            transferred: Cell::new(false),
-        })
+        Ok(Consumer { rx, role })
     }
 
     /// Take the consumer role of the ring `name` ([`Error::RoleTaken`] if a live
     /// consumer holds it).
     pub fn open(name: &str) -> Result<Self> {
-        let seg = Segment::builder(name).kind(Kind::SpscRing).open()?;
-        Self::attach(Arc::new(seg))
-    }
-
-    fn live(&self) -> Result<()> {
-        if self.transferred.get() {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        Self::attach(open_ring(name)?)
     }
 
     /// Receive one message into `buf` (cleared first), waiting while the ring is empty.
@@ -385,20 +403,20 @@ impl Consumer {
     /// has been received.
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        self.live()?;
+        self.role.live()?;
         self.rx.recv(buf, None)
     }
 
     /// [`recv_into`](Self::recv_into), giving up after `timeout` with [`Error::Timeout`].
     pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        self.live()?;
+        self.role.live()?;
         self.rx.recv(buf, Some(timeout))
     }
 
     /// Receive without waiting: [`TryRecvError::Empty`] if nothing is there now.
     #[inline]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
-        self.live().map_err(TryRecvError::from_error)?;
+        self.role.live().map_err(TryRecvError::from_error)?;
         self.rx.try_recv(buf).map_err(TryRecvError::from_error)
     }
 
@@ -417,7 +435,7 @@ impl Consumer {
         out: &mut Vec<Vec<u8>>,
         max: usize,
     ) -> Result<usize, TryRecvError> {
-        self.live().map_err(TryRecvError::from_error)?;
+        self.role.live().map_err(TryRecvError::from_error)?;
         let n = self
             .rx
             .core
@@ -461,7 +479,7 @@ impl Consumer {
 
     /// Wait until a message is there: `Disconnected` if the producer is gone first.
     fn wait_message(&mut self, dl: Deadline) -> Result<()> {
-        self.live()?;
+        self.role.live()?;
         while !self.has_message()? {
             if !self.rx.wait_data(dl)? && !self.has_message()? {
                 return Err(Error::Disconnected);
@@ -495,7 +513,7 @@ impl Consumer {
         max: usize,
         f: impl FnMut(&[u8]),
     ) -> Result<usize, TryRecvError> {
-        self.live().map_err(TryRecvError::from_error)?;
+        self.role.live().map_err(TryRecvError::from_error)?;
         let seg = &self.rx.seg;
         let n = self
             .rx
@@ -540,7 +558,7 @@ impl Consumer {
     /// The next message in place without waiting: [`TryRecvError::Empty`] if none.
     #[inline]
     pub fn try_read(&mut self) -> Result<ReadGrant<'_>, TryRecvError> {
-        self.live().map_err(TryRecvError::from_error)?;
+        self.role.live().map_err(TryRecvError::from_error)?;
         let ring = self.rx.ring;
         let seg = &self.rx.seg; // the name only on error: no allocation per message
         match self.rx.core.read() {
@@ -595,7 +613,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if !self.transferred.get() {
+        if !self.role.moved() {
             self.rx.close();
         }
     }
@@ -640,10 +658,8 @@ macro_rules! role_serde {
             /// for the new holder instead of seeing a disconnection. Serializing a role
             /// that was not transferred is an error.
             pub fn transfer(self) -> Self {
-                if !self.transferred.replace(true) {
-                    hand_over(&self.$end.ring, $is_producer);
-                    drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
-                }
+                self.role
+                    .transfer(|| hand_over(&self.$end.ring, $is_producer));
                 self
             }
         }
@@ -652,7 +668,7 @@ macro_rules! role_serde {
             /// Writes the ring's handle, for a role made ready to move by `transfer()`;
             /// any other is refused (it would leave two holders of one role).
             fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                if !self.transferred.get() {
+                if !self.role.moved() {
                     let why = concat!(
                         "a ", $role, " is a single-owner role: move it to another process with ",
                         "`.transfer()` (e.g. spawn(f, ", $role, ".transfer()))"

@@ -389,7 +389,7 @@ fn queue_task_done_and_join_across_processes() {
 fn queue_timeouts_full_and_empty() {
     let q = Queue::<Vec<u8>>::anonymous(128).unwrap();
     let other = q.clone(); // keeps the queue connected
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     let t = Instant::now();
     assert!(matches!(
         q.get_timeout(Duration::from_millis(30)),
@@ -399,7 +399,7 @@ fn queue_timeouts_full_and_empty() {
     // 128 bytes hold two records of 56 (8 + 41 rounded up) and the next length word.
     q.put(&vec![0; 40]).unwrap();
     q.put(&vec![0; 40]).unwrap();
-    assert!(matches!(q.try_put(&vec![0; 40]), Err(Error::Full)));
+    assert!(matches!(q.try_put(&vec![0; 40]), Err(TrySendError::Full)));
     assert!(matches!(
         q.put_timeout(&vec![0; 40], Duration::from_millis(30)),
         Err(Error::Timeout)

@@ -1065,7 +1065,7 @@ fn claim_lock_holders_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
         loop {
             match q.try_put(&q_item(0, own_put)) {
                 Ok(()) => break,
-                Err(Error::Full) => check(q.get_timeout(BOUND).unwrap(), &mut next),
+                Err(TrySendError::Full) => check(q.get_timeout(BOUND).unwrap(), &mut next),
                 Err(e) => panic!("put after kill {id}: {e}"),
             }
             assert!(t0.elapsed() < BOUND, "put after a kill bounded");
@@ -1198,7 +1198,7 @@ fn consumers_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
         while next < target && t0.elapsed() < BOUND {
             match q.try_put(&q_item(0, next)) {
                 Ok(()) => next += 1,
-                Err(Error::Full) => std::thread::yield_now(),
+                Err(TrySendError::Full) => std::thread::yield_now(),
                 Err(e) => panic!("{e}"),
             }
             if rng.below(8) == 0 {
@@ -1214,7 +1214,7 @@ fn consumers_killed(new_queue: fn(&str) -> Queue<QItem>, test: &str) {
     while next < total {
         match q.try_put(&q_item(0, next)) {
             Ok(()) => next += 1,
-            Err(Error::Full) => take(&q, &mut ours, BOUND),
+            Err(TrySendError::Full) => take(&q, &mut ours, BOUND),
             Err(e) => panic!("{e}"),
         }
     }

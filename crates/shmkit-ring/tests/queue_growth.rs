@@ -5,7 +5,7 @@
 
 #![cfg(not(miri))] // real processes and syscalls
 
-use shmkit_ring::{Error, Queue};
+use shmkit_ring::{Error, Queue, TrySendError};
 use shmkit_testing::unique;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -96,7 +96,7 @@ fn maxsize_bounds_the_queue_in_items() {
         q.try_put(&vec![7; len]).unwrap();
     }
     assert!(q.is_full());
-    assert!(matches!(q.try_put(&vec![]), Err(Error::Full)));
+    assert!(matches!(q.try_put(&vec![]), Err(TrySendError::Full)));
     assert!(matches!(
         q.put_timeout(&vec![], Duration::from_millis(10)),
         Err(Error::Timeout)

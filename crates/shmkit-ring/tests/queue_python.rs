@@ -6,7 +6,7 @@
 #![cfg(not(miri))] // real processes and syscalls
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shmkit_ring::{Error, PodQueue, Queue};
+use shmkit_ring::{Error, PodQueue, Queue, TryRecvError};
 use shmkit_testing::{assert_unlinked, unique};
 use std::time::{Duration, Instant};
 
@@ -118,7 +118,7 @@ fn a_fresh_queue_is_not_disconnected_before_anyone_put() {
     let q = Queue::<u32>::anonymous(1 << 12).unwrap();
     let other = q.clone();
     // Nobody has put yet: every open handle may still become a producer.
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     other.put(&1).unwrap();
     assert_eq!(q.get_timeout(BOUND).unwrap(), 1);
     // `other` put and is still open: wait (bounded) rather than disconnect.
@@ -202,7 +202,7 @@ fn a_queue_handle_for_a_child_killed_before_opening_it_does_not_hold_the_queue_o
     let q = Queue::<u32>::anonymous(1 << 12).unwrap();
     let mut child = shmkit_process::spawn(never_opens, (Stall, q.clone())).unwrap();
     // The handle on its way counts as a possible producer while its receiver lives.
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     child.kill().unwrap();
     assert!(child.join_timeout(BOUND).is_err());
     let start = Instant::now();
@@ -214,7 +214,7 @@ fn a_queue_handle_for_a_child_killed_before_opening_it_does_not_hold_the_queue_o
 fn a_pod_queue_handle_for_a_child_killed_before_opening_it_does_not_hold_the_queue_open() {
     let q = PodQueue::<u32>::anonymous(16).unwrap();
     let mut child = shmkit_process::spawn(never_opens_pod, (Stall, q.clone())).unwrap();
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     child.kill().unwrap();
     assert!(child.join_timeout(BOUND).is_err());
     assert!(matches!(q.get_timeout(BOUND), Err(Error::Disconnected)));

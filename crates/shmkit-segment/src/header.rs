@@ -8,7 +8,7 @@ use crate::kind::{FP_NAME_LEN, Kind, TypeFingerprint};
 /// `b"SHMKIT\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Version of the header and of the layouts built on it.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Value of `ready` once the creator has finished initialising ("REDY").
 pub(crate) const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes before the payload; a multiple of 128 so payload structures can be cache-padded.
@@ -150,7 +150,7 @@ impl Header {
     }
 }
 
-/// `kind Queue<u64 (8 bytes, align 8)> layout 3`, or `kind Event layout 3` without a type.
+/// `kind Queue<u64 (8 bytes, align 8)> layout 4`, or `kind Event layout 4` without a type.
 fn describe(kind: Kind, fingerprint: Option<&TypeFingerprint>) -> String {
     match fingerprint.filter(|fp| !fp.is_none()) {
         Some(fp) => format!("kind {kind}<{fp}> layout {LAYOUT_VERSION}"),
@@ -253,7 +253,7 @@ mod tests {
         h.version = 99;
         assert_eq!(
             mismatch(h.validate(len, Wanted::default())),
-            ("layout version 3".into(), "layout version 99".into())
+            ("layout version 4".into(), "layout version 99".into())
         );
         let mut h = good;
         h.kind = 999;
@@ -294,8 +294,8 @@ mod tests {
         let h = header(Kind::Value, TypeFingerprint::of::<u64>(), 8);
         let (expected, found) =
             mismatch(h.validate(HEADER_SIZE + 8, wanted(Some(Kind::Event), None)));
-        assert_eq!(expected, "kind Event layout 3");
-        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 3");
+        assert_eq!(expected, "kind Event layout 4");
+        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 4");
     }
 
     #[test]
@@ -303,12 +303,12 @@ mod tests {
         let h = header(Kind::Value, TypeFingerprint::of::<u64>(), 8);
         let want = wanted(Some(Kind::Value), Some(TypeFingerprint::of::<u32>()));
         let (expected, found) = mismatch(h.validate(HEADER_SIZE + 8, want));
-        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 3");
-        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 3");
+        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 4");
+        assert_eq!(found, "kind Value<u64 (8 bytes, align 8)> layout 4");
         // A type but no kind: the kind found is assumed.
         let want = wanted(None, Some(TypeFingerprint::of::<u32>()));
         let (expected, _) = mismatch(h.validate(HEADER_SIZE + 8, want));
-        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 3");
+        assert_eq!(expected, "kind Value<u32 (4 bytes, align 4)> layout 4");
     }
 
     #[test]

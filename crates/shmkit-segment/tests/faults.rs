@@ -525,8 +525,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             12,
             u32le(Kind::Array.code()),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds kind Array<u64 (8 bytes, align 8)> layout 3, you asked for kind \
-             Value<u64 (8 bytes, align 8)> layout 3"
+            "holds kind Array<u64 (8 bytes, align 8)> layout 4, you asked for kind \
+             Value<u64 (8 bytes, align 8)> layout 4"
                 .into(),
         ),
         (
@@ -536,8 +536,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             |e| matches!(e, Error::Mismatch { .. }),
             // Equal descriptions: the hashes are what differs, so both are shown.
             format!(
-                "holds kind Value<u64 (8 bytes, align 8)> layout 3, type hash {:#018x}, \
-                 you asked for kind Value<u64 (8 bytes, align 8)> layout 3, type hash {:#018x}",
+                "holds kind Value<u64 (8 bytes, align 8)> layout 4, type hash {:#018x}, \
+                 you asked for kind Value<u64 (8 bytes, align 8)> layout 4, type hash {:#018x}",
                 12345,
                 u64_hash()
             ),
@@ -547,8 +547,8 @@ fn each_wrong_header_field_has_its_exact_error() {
             48,
             u32le(4),
             |e| matches!(e, Error::Mismatch { .. }),
-            "holds kind Value<u64 (4 bytes, align 8)> layout 3, you asked for kind \
-             Value<u64 (8 bytes, align 8)> layout 3"
+            "holds kind Value<u64 (4 bytes, align 8)> layout 4, you asked for kind \
+             Value<u64 (8 bytes, align 8)> layout 4"
                 .into(),
         ),
         (

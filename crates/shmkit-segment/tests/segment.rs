@@ -194,8 +194,8 @@ fn kind_and_type_mismatch_say_what_was_found() {
     assert_eq!(
         msg,
         format!(
-            "segment '{name}' holds kind SpscRing<u64 (8 bytes, align 8)> layout 3, \
-             you asked for kind Value<u32 (4 bytes, align 4)> layout 3"
+            "segment '{name}' holds kind SpscRing<u64 (8 bytes, align 8)> layout 4, \
+             you asked for kind Value<u32 (4 bytes, align 4)> layout 4"
         )
     );
     // The right kind and type open; an open without expectations opens anything.
@@ -287,8 +287,8 @@ fn a_kind_mismatch_prints_no_type_the_opener_did_not_ask_for() {
     assert_eq!(
         err.to_string(),
         format!(
-            "segment '{name}' holds kind Value<u64 (8 bytes, align 8)> layout 3, \
-             you asked for kind Event layout 3"
+            "segment '{name}' holds kind Value<u64 (8 bytes, align 8)> layout 4, \
+             you asked for kind Event layout 4"
         )
     );
 }

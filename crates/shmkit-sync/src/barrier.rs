@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use shmkit_segment::{Kind, LivenessGuard, SegmentHandle};
 
-use crate::futex::{self, Deadline};
+use crate::futex::Deadline;
 use crate::lock::{Handle, LIVENESS_SLICE};
 use crate::primitive::{AtomicU32, Ordering};
 use crate::small::AtomicsSegment;
+use crate::wake::WakeWord;
 use crate::{Error, Open, Result};
 
 const MAX_PARTICIPANTS: u32 = 1024;
@@ -26,17 +27,24 @@ pub struct Arrival {
     pub tripped: bool,
 }
 
+/// The payload of a `Barrier` segment (docs/sync.md), 152 bytes.
 #[repr(C)]
 pub(crate) struct BarrierState {
     pub parties: AtomicU32,
     pub arrived: AtomicU32,
-    /// Bumped when a round completes (or on reset); waiters sleep on it.
+    /// Bumped when a round completes (or on reset).
     pub generation: AtomicU32,
     pub broken: AtomicU32,
+    /// Waiters sleep here until `generation` or `broken` changes (the one wake-up
+    /// protocol).
+    pub wake: WakeWord,
     /// Bit `s` set: the participant holding liveness slot `s` has waited on this barrier
     /// and not left. Such a slot found free means that participant died.
     pub claimed: [AtomicU32; (MAX_PARTICIPANTS / 32) as usize],
 }
+
+#[cfg(not(shmkit_loom))]
+const _: () = assert!(size_of::<BarrierState>() == 152 && align_of::<BarrierState>() == 4);
 
 /// A reusable barrier for `parties` processes (or threads) — `multiprocessing.Barrier`.
 /// `wait` returns once `parties` callers are waiting, with a distinct index
@@ -184,14 +192,11 @@ impl Barrier {
                     st.arrived.load(Ordering::Relaxed)
                 )));
             }
-            let outcome = futex::wait(
-                &st.generation,
-                a.generation,
+            let timed_out = st.wake.sleep(
+                || self.round_moved(&a),
                 Some(deadline.slice(LIVENESS_SLICE)),
             );
-            if outcome == futex::WaitOutcome::TimedOut
-                && let Some(r) = self.departed_now(&a, true)
-            {
+            if timed_out && let Some(r) = self.departed_now(&a, true) {
                 return r;
             }
         }
@@ -211,15 +216,24 @@ impl Barrier {
         let tripped = index + 1 >= parties;
         if tripped {
             st.arrived.store(0, Ordering::Release);
-            // SYNC: Release, paired with the Acquire loads of `generation` by waiters.
+            // SYNC: Release, paired with the Acquire loads of `generation` by waiters;
+            // then the wake word's fence (WakeWord::notify).
             st.generation.fetch_add(1, Ordering::AcqRel);
-            futex::wake_all(&st.generation);
+            st.wake.notify();
         }
         Ok(Arrival {
             index,
             generation,
             tripped,
         })
+    }
+
+    /// Whether the round `a` arrived in is over or the barrier broke (what a sleeper
+    /// re-checks after announcing itself).
+    fn round_moved(&self, a: &Arrival) -> bool {
+        let st = self.shm.state();
+        st.generation.load(Ordering::Acquire) != a.generation
+            || st.broken.load(Ordering::Acquire) != 0
     }
 
     /// After `arrive_now`: `Some` once the round is over (this caller's index) or the
@@ -260,12 +274,13 @@ impl Barrier {
         self.departed_now(a, ask_kernel)
     }
 
-    /// The word waiters sleep on (it changes when a round completes, or on a break or
-    /// reset), for the async form (feature `internals`).
+    /// The wake word waiters sleep on (notified when a round completes, or on a break
+    /// or reset), for the async form (feature `internals`): announce, re-check
+    /// [`departed`](Self::departed), then wait on its sequence.
     #[cfg(feature = "internals")]
     #[doc(hidden)]
-    pub fn generation_word(&self) -> &AtomicU32 {
-        &self.shm.state().generation
+    pub fn wake_word(&self) -> &WakeWord {
+        &self.shm.state().wake
     }
 
     /// Break the barrier for everyone, saying `why` (what a timed-out wait does; the
@@ -279,7 +294,7 @@ impl Barrier {
     fn break_now(&self, why: String) -> Error {
         let st = self.shm.state();
         st.broken.store(1, Ordering::Release);
-        futex::wake_all(&st.generation);
+        st.wake.notify();
         self.broken(why)
     }
 
@@ -300,7 +315,7 @@ impl Barrier {
         st.arrived.store(0, Ordering::Release);
         st.broken.store(0, Ordering::Release);
         st.generation.fetch_add(1, Ordering::AcqRel);
-        futex::wake_all(&st.generation);
+        st.wake.notify();
     }
 
     /// A handle to pass to another process.

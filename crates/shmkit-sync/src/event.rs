@@ -4,18 +4,60 @@ use std::time::Duration;
 
 use shmkit_segment::{Kind, SegmentHandle};
 
-use crate::futex::{self, Deadline, SpinPolicy, WaitOutcome};
+use crate::futex::{Deadline, SpinPolicy};
 use crate::lock::Handle;
 use crate::primitive::{AtomicU32, Ordering};
 use crate::small::AtomicsSegment;
+use crate::wake::WakeWord;
 use crate::{Open, Result};
 
+/// The payload of an `Event` segment (docs/sync.md), 12 bytes, and the event's whole
+/// protocol: [`Event`] runs it on a mapped segment, `tests/loom_event.rs` on the heap
+/// (public as `raw::EventState` with the feature `internals`, not covered by semver).
 #[repr(C)]
-pub(crate) struct EventState {
-    /// 0 clear, 1 set. Waiters sleep on this word.
-    pub flag: AtomicU32,
-    /// Processes (threads) that may be asleep: `set` issues a wake only if non-zero.
-    pub waiters: AtomicU32,
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+pub struct EventState {
+    /// 0 clear, 1 set.
+    flag: AtomicU32,
+    /// Waiters sleep here until `set` publishes the flag (the one wake-up protocol).
+    wake: WakeWord,
+}
+
+#[cfg(not(shmkit_loom))]
+const _: () = assert!(size_of::<EventState>() == 12 && align_of::<EventState>() == 4);
+
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+impl EventState {
+    /// A clear event (for a heap model; in a segment the zeroed bytes are the same).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire) != 0
+    }
+
+    /// Set the flag, then wake the sleepers if any is announced.
+    pub fn set(&self) {
+        // SYNC: Release, paired with the waiters' Acquire loads of the flag; then the
+        // wake word's fence (WakeWord::notify): a syscall only if someone sleeps.
+        self.flag.store(1, Ordering::Release);
+        self.wake.notify();
+    }
+
+    /// Clear the flag.
+    pub fn clear(&self) {
+        self.flag.store(0, Ordering::SeqCst);
+    }
+
+    /// Spin per `spin`, then sleep on the wake word until the flag is set or `deadline`
+    /// passes; whether it is set.
+    pub fn wait(&self, spin: SpinPolicy, deadline: Deadline) -> bool {
+        self.wake
+            .wait_for(spin, deadline, || self.is_set(), || self.is_set())
+    }
 }
 
 /// A flag that processes can wait for — `multiprocessing.Event`: `set`, `clear`,
@@ -83,27 +125,17 @@ impl Event {
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
-        self.st().flag.load(Ordering::Acquire) != 0
+        self.st().is_set()
     }
 
     /// Set the flag and wake every waiter.
     pub fn set(&self) {
-        let st = self.st();
-        // SYNC: the flag, then a read-modify-write of `waiters`; the waiter increments
-        // `waiters` (RMW), then reads the flag. The two RMWs on `waiters` are ordered:
-        // if ours comes first, the waiter's reads from ours (AcqRel) and then sees the
-        // flag, so it does not sleep; if the waiter's comes first, we read its count and
-        // wake it. RMWs (not plain SeqCst loads) make this hold in loom's model too, and
-        // the kernel re-checks the flag before it sleeps.
-        st.flag.swap(1, Ordering::AcqRel);
-        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
-            futex::wake_all(&st.flag);
-        }
+        self.st().set();
     }
 
     /// Clear the flag.
     pub fn clear(&self) {
-        self.st().flag.store(0, Ordering::SeqCst);
+        self.st().clear();
     }
 
     /// Wait until the flag is set.
@@ -118,37 +150,17 @@ impl Event {
     }
 
     fn wait_deadline(&self, deadline: Deadline) -> bool {
-        let st = self.st();
-        if self
-            .spin
-            .spin_until(|| st.flag.load(Ordering::Acquire) != 0)
-        {
-            return true;
-        }
-        st.waiters.fetch_add(1, Ordering::AcqRel);
-        let set = loop {
-            if st.flag.load(Ordering::Acquire) != 0 {
-                break true;
-            }
-            if deadline.expired() {
-                break false;
-            }
-            if futex::wait(&st.flag, 0, deadline.remaining()) == WaitOutcome::TimedOut {
-                break st.flag.load(Ordering::Acquire) != 0;
-            }
-        };
-        st.waiters.fetch_sub(1, Ordering::AcqRel);
-        set
+        self.st().wait(self.spin, deadline)
     }
 
-    /// The words an async waiter uses (feature `internals`): the flag (sleep on it
-    /// while it is 0) and the waiter count (`set` wakes only if it is nonzero: hold it
-    /// raised while registered).
+    /// The words an async waiter uses (feature `internals`): the flag (set: nonzero)
+    /// and the wake word `set` notifies (announce, re-check the flag, then wait on its
+    /// sequence).
     #[cfg(feature = "internals")]
     #[doc(hidden)]
-    pub fn wait_words(&self) -> (&AtomicU32, &AtomicU32) {
+    pub fn wait_words(&self) -> (&AtomicU32, &WakeWord) {
         let st = self.st();
-        (&st.flag, &st.waiters)
+        (&st.flag, &st.wake)
     }
 
     /// A handle to pass to another process.

@@ -35,8 +35,8 @@
 //! # Features
 //!
 //! - `internals` (off by default): makes public what this crate's own tests and loom
-//!   models reach into — the lock core (`raw`), the dict's fault injection
-//!   (`dict_faults`) and the `primitive` atomics. **Not covered by semver**: anything it
+//!   models reach into — the lock core and the event and semaphore states (`raw`), the
+//!   dict's fault injection (`dict_faults`) and the `primitive` atomics. **Not covered by semver**: anything it
 //!   exposes may change or disappear in any release. The crate enables it for its own
 //!   tests through a dev-dependency on itself (the way tokio's `test-util` is meant to
 //!   be used).
@@ -46,6 +46,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+pub mod append;
 mod barrier;
 mod condvar;
 mod dict;
@@ -94,11 +95,13 @@ pub trait Open: Sized {
     fn open_handle(seg: &shmkit_segment::SegmentHandle) -> Result<Self>;
 }
 
-/// The lock core, exposed for the loom models in `tests/loom_*.rs` (feature `internals`,
-/// not covered by semver).
+/// The lock core and the `Event` and `Semaphore` protocols over plain memory, exposed
+/// for the loom models in `tests/loom_*.rs` (feature `internals`, not covered by semver).
 #[cfg(feature = "internals")]
 pub mod raw {
+    pub use crate::event::EventState;
     pub use crate::lock::{Acquired, WAITERS, acquire, release, try_acquire};
+    pub use crate::semaphore::SemState;
 }
 
 /// Fault injection for the dict's crash-point tests (feature `internals`, not covered by

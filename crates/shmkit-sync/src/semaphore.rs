@@ -4,17 +4,82 @@ use std::time::Duration;
 
 use shmkit_segment::{Kind, SegmentHandle};
 
-use crate::futex::{self, Deadline, SpinPolicy};
+use crate::futex::{Deadline, SpinPolicy};
 use crate::lock::Handle;
 use crate::primitive::{AtomicU32, Ordering};
 use crate::small::AtomicsSegment;
+use crate::wake::WakeWord;
 use crate::{Error, Open, Result};
 
+/// The payload of a `Semaphore` segment (docs/sync.md), 12 bytes, and the semaphore's
+/// whole protocol: [`Semaphore`] runs it on a mapped segment, `tests/loom_semaphore.rs`
+/// on the heap (public as `raw::SemState` with the feature `internals`, not covered by
+/// semver).
 #[repr(C)]
-pub(crate) struct SemState {
-    /// Available permits; waiters sleep on this word while it is 0.
-    pub count: AtomicU32,
-    pub waiters: AtomicU32,
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+pub struct SemState {
+    /// Available permits.
+    count: AtomicU32,
+    /// Waiters sleep here while `count` is 0; `release` notifies it (the one wake-up
+    /// protocol).
+    wake: WakeWord,
+}
+
+#[cfg(not(shmkit_loom))]
+const _: () = assert!(size_of::<SemState>() == 12 && align_of::<SemState>() == 4);
+
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
+impl SemState {
+    /// A semaphore with `permits` permits (for a heap model).
+    pub fn new(permits: u32) -> Self {
+        let s = Self::default();
+        s.count.store(permits, Ordering::Relaxed);
+        s
+    }
+
+    /// Free permits now.
+    pub fn value(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Take a permit if one is free.
+    pub fn try_acquire(&self) -> bool {
+        let mut c = self.count.load(Ordering::Relaxed);
+        while c > 0 {
+            // SYNC: Acquire, paired with the Release increment in `release`.
+            match self
+                .count
+                .compare_exchange_weak(c, c - 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+        false
+    }
+
+    /// Spin per `spin`, then sleep on the wake word until a permit is taken (`true`)
+    /// or `deadline` passes (`false`).
+    pub fn acquire(&self, spin: SpinPolicy, deadline: Deadline) -> bool {
+        // The re-check after announcing looks for a permit without taking it: the next
+        // attempt takes it.
+        self.wake.wait_for(
+            spin,
+            deadline,
+            || self.try_acquire(),
+            || self.count.load(Ordering::Acquire) > 0,
+        )
+    }
+
+    /// Return a permit, then wake the sleepers if any is announced (they race for it;
+    /// those that lose sleep again).
+    pub fn release(&self) {
+        // SYNC: Release, paired with the Acquire CAS in `try_acquire`; then the wake
+        // word's fence (WakeWord::notify): a syscall only if someone sleeps.
+        self.count.fetch_add(1, Ordering::Release);
+        self.wake.notify();
+    }
 }
 
 /// A counting semaphore shared between processes — `multiprocessing.Semaphore`.
@@ -84,16 +149,7 @@ impl Semaphore {
 
     /// Take a permit if one is free.
     pub fn try_acquire(&self) -> bool {
-        let count = &self.st().count;
-        let mut c = count.load(Ordering::Relaxed);
-        while c > 0 {
-            // SYNC: Acquire, paired with the Release increment in `release`.
-            match count.compare_exchange_weak(c, c - 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => c = now,
-            }
-        }
-        false
+        self.st().try_acquire()
     }
 
     /// Take a permit, waiting as long as it takes.
@@ -108,58 +164,35 @@ impl Semaphore {
     }
 
     fn acquire_deadline(&self, deadline: Deadline) -> Result<()> {
-        if self.spin.spin_until(|| self.try_acquire()) {
+        let start = std::time::Instant::now();
+        if self.st().acquire(self.spin, deadline) {
             return Ok(());
         }
-        let start = std::time::Instant::now();
-        let st = self.st();
-        st.waiters.fetch_add(1, Ordering::AcqRel);
-        let got = loop {
-            if self.try_acquire() {
-                break true;
-            }
-            if deadline.expired() {
-                break false;
-            }
-            // SYNC: as in Event: our RMW on `waiters` and `release`'s RMW on it are
-            // ordered; either it reads our count and wakes us, or our increment reads
-            // from its RMW, after which the CAS above (or the kernel's check of `count`)
-            // sees the returned permit.
-            futex::wait(&st.count, 0, deadline.remaining());
-        };
-        st.waiters.fetch_sub(1, Ordering::AcqRel);
-        if got {
-            Ok(())
-        } else {
-            Err(Error::Timeout {
-                name: self.shm.segment().name().to_owned(),
-                waited: start.elapsed(),
-            })
-        }
+        Err(Error::Timeout {
+            name: self.shm.segment().name().to_owned(),
+            waited: start.elapsed(),
+        })
     }
 
-    /// Return a permit, waking one waiter if any sleeps.
+    /// Return a permit, waking the waiters if any sleeps (they race for it; those that
+    /// lose sleep again).
     pub fn release(&self) {
-        let st = self.st();
-        st.count.fetch_add(1, Ordering::AcqRel);
-        if st.waiters.fetch_add(0, Ordering::AcqRel) != 0 {
-            futex::wake(&st.count, 1);
-        }
+        self.st().release();
     }
 
     /// Free permits now (Python's `get_value()`).
     pub fn value(&self) -> u32 {
-        self.st().count.load(Ordering::Relaxed)
+        self.st().value()
     }
 
-    /// The words an async waiter uses (feature `internals`): the count (sleep on it
-    /// while it is 0) and the waiter count (`release` wakes only if it is nonzero: hold
-    /// it raised while registered).
+    /// The words an async waiter uses (feature `internals`): the permit count and the
+    /// wake word `release` notifies (announce, re-check the count, then wait on its
+    /// sequence).
     #[cfg(feature = "internals")]
     #[doc(hidden)]
-    pub fn wait_words(&self) -> (&AtomicU32, &AtomicU32) {
+    pub fn wait_words(&self) -> (&AtomicU32, &WakeWord) {
         let st = self.st();
-        (&st.count, &st.waiters)
+        (&st.count, &st.wake)
     }
 
     /// A handle to pass to another process.

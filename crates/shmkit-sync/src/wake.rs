@@ -44,7 +44,7 @@
 //! });
 //! ```
 
-use crate::futex::{self, WaitOutcome};
+use crate::futex::{self, Deadline, SpinPolicy, WaitOutcome};
 use crate::primitive::{AtomicU32, Ordering, fence};
 use std::time::Duration;
 
@@ -139,6 +139,32 @@ impl WakeWord {
     /// The sequence's current value (a snapshot, for inspection).
     pub fn sequence(&self) -> u32 {
         self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Wait until `attempt()` succeeds (`true`) or `deadline` passes (`false`): spin per
+    /// `spin`, then sleep on this word, re-checking `ready()` (whether an attempt may
+    /// succeed now, without taking anything) after each announcement. The wait of the
+    /// objects whose only peer is the publication itself (`Event`, `Semaphore`); waits
+    /// that must also notice a dead peer bound each sleep and ask between them.
+    pub(crate) fn wait_for(
+        &self,
+        spin: SpinPolicy,
+        deadline: Deadline,
+        mut attempt: impl FnMut() -> bool,
+        ready: impl Fn() -> bool,
+    ) -> bool {
+        if spin.spin_until(&mut attempt) {
+            return true;
+        }
+        loop {
+            if attempt() {
+                return true;
+            }
+            if deadline.expired() {
+                return false;
+            }
+            self.sleep(&ready, deadline.remaining());
+        }
     }
 
     /// Sleep until woken, for at most `slice` (`None`: no bound, for loom models, where

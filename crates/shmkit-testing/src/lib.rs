@@ -8,6 +8,8 @@
 //!   dying at an exact point, and the checks that a killed child was reaped
 //!   (`faults::join_killed`, feature `process`: it names `shmkit_process::Process`, so
 //!   shmkit-segment, below shmkit-process, goes without it).
+//! - `runtime` (feature `tokio`): tokio runtimes of both flavors, `on_both`, and
+//!   `bounded`, a wait bounded by a timeout that also fails a lost wake-up.
 //!
 //! ```
 //! let a = shmkit_testing::unique("doc");
@@ -23,5 +25,7 @@
 pub mod faults;
 mod names;
 mod primitive;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 
 pub use names::{assert_none_starting, assert_unlinked, shm_names_starting, unique};

@@ -89,7 +89,7 @@ impl<T: Serialize + DeserializeOwned + 'static> QueueBuilder<T> {
     }
 
     /// At most `maxsize` items in the queue: `put` waits beyond, `try_put` returns
-    /// [`Error::Full`] (Python's `Queue(maxsize)`). 0: no bound (the default).
+    /// [`TrySendError::Full`](crate::TrySendError::Full) (Python's `Queue(maxsize)`). 0: no bound (the default).
     pub fn maxsize(mut self, maxsize: usize) -> Self {
         self.shape.maxsize = maxsize as u64;
         self

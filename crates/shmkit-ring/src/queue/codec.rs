@@ -27,6 +27,7 @@
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
+use shmkit_sync::append::Append;
 use std::any::Any;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -221,39 +222,6 @@ impl postcard::ser_flavors::Flavor for Stack<'_> {
 
     fn finalize(self) -> postcard::Result<usize> {
         Ok(self.pos)
-    }
-}
-
-/// A postcard output that appends to a vector in place (a byte is a `push`, a slice an
-/// `extend_from_slice`; postcard's `to_extend` extends through an iterator per byte).
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        self.0.push(b);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
-        // Postcard writes every varint as a slice of 1 to 10 bytes: a `memcpy` call
-        // each was the largest cost of a worker encoding small results.
-        if b.len() <= 16 {
-            self.0.reserve(b.len());
-            for &x in b {
-                self.0.push(x);
-            }
-        } else {
-            self.0.extend_from_slice(b);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
     }
 }
 

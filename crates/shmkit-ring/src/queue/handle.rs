@@ -23,6 +23,9 @@ use shmkit_sync::futex::SpinPolicy;
 use shmkit_sync::wake::WakeWord;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "internals")]
+use crate::wait_side::{WaitSide, Words};
+
 /// The shared-memory queue behind a handle: how it is mapped and woken.
 pub(crate) trait Flavor: Copy + Sized {
     /// Map and validate the queue in `seg` (called once the queue is ready).
@@ -38,6 +41,13 @@ pub(crate) trait Flavor: Copy + Sized {
     fn space_wake(&self) -> &WakeWord;
     /// The header word recording the queue's wait strategy.
     fn strategy_word(&self) -> &AtomicU32;
+    /// Whether an item is there to take (a snapshot).
+    #[cfg(feature = "internals")]
+    fn has_data(&self) -> bool;
+    /// The wake words of one side of this queue, for a [`WaitSide`]: `data` the
+    /// consumers', else the producers'.
+    #[cfg(feature = "internals")]
+    fn words(self, data: bool) -> Words<'static>;
 }
 
 /// A queue handle as it travels to another process.
@@ -160,6 +170,26 @@ impl<F: Flavor> Handle<F> {
 }
 
 impl<F: Flavor> Handle<F> {
+    /// The handle a child's `Deserialize` reads (a [`Wire`]) and opens.
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        Self::from_wire(wire).map_err(serde::de::Error::custom)
+    }
+
+    /// The side `get` waits for: data to take, or no other handle left to put (for
+    /// the async forms, feature `internals`).
+    #[cfg(feature = "internals")]
+    pub(crate) fn readable_side(&self) -> WaitSide<'_> {
+        let flavor = self.flavor;
+        WaitSide::new(
+            flavor.words(true),
+            move || flavor.has_data(),
+            move || !self.reg.others_can_put(self.slot()),
+        )
+    }
+
     pub(crate) fn slot(&self) -> u32 {
         self.guard.slot()
     }
@@ -168,6 +198,47 @@ impl<F: Flavor> Handle<F> {
         self.reg.seg.name()
     }
 }
+
+/// `Clone`, `Serialize` and `Deserialize` of a queue type over a [`Handle`] (field `h`,
+/// with `try_clone` and `from_handle`): one definition of how every queue handle is
+/// cloned and handed to a child, whatever its items.
+macro_rules! handle_impls {
+    ($queue:ident where T: $($bound:tt)+) => {
+        impl<T: $($bound)+> Clone for $queue<T> {
+            /// Register another handle. Panics only if all
+            /// [`MAX_HANDLES`](crate::MAX_HANDLES) slots are taken (`try_clone` returns
+            /// that as an error).
+            fn clone(&self) -> Self {
+                self.try_clone()
+                    .expect(concat!(stringify!($queue), "::clone: no free handle slot"))
+            }
+        }
+
+        impl<T> serde::Serialize for $queue<T> {
+            /// Another process gets its own handle, in a slot reserved now, in this
+            /// process (so a queue with no free slot fails here, with
+            /// [`TooManyHandles`](crate::Error::TooManyHandles) in the message). Until
+            /// the receiver opens it, the reserved handle counts as a possible producer —
+            /// for as long as the receiving process lives (or, sent outside
+            /// `shmkit_process::spawn`, the sender).
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                self.h.serialize(s)
+            }
+        }
+
+        impl<'de, T: $($bound)+> serde::Deserialize<'de> for $queue<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                Ok(Self::from_handle($crate::queue::handle::Handle::deserialize(d)?))
+            }
+        }
+    };
+}
+pub(crate) use handle_impls;
 
 impl<F: Flavor> Drop for Handle<F> {
     fn drop(&mut self) {

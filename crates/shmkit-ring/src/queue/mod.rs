@@ -25,7 +25,7 @@ pub mod codec;
 #[allow(dead_code, unreachable_pub)]
 mod codec;
 mod growth;
-mod handle;
+pub(crate) mod handle;
 pub(crate) mod pod;
 mod typed;
 

@@ -3,15 +3,14 @@
 //! a slot claimed by a producer that died before publishing it (counted by
 //! [`PodQueue::abandoned`]). No serialization, no claim locks.
 
-use super::handle::{Flavor, Handle, Wire};
-use crate::error::{Error, Result};
+use super::handle::{Flavor, Handle, handle_impls};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::RawError;
 use crate::raw::mpmc::{self, Mpmc};
 use crate::registry::{MAX_HANDLES, READY, REGISTRY_BYTES, Registry};
 use crate::wait::{SLICE, WaitStrategy};
 use crossbeam_utils::CachePadded;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use shmkit_sync::wake::WakeWord;
@@ -100,15 +99,28 @@ impl Flavor for Mpmc {
     fn strategy_word(&self) -> &AtomicU32 {
         &self.header().meta.wait_strategy
     }
+
+    #[cfg(feature = "internals")]
+    fn has_data(&self) -> bool {
+        Mpmc::has_data(self)
+    }
+
+    #[cfg(feature = "internals")]
+    fn words(self, data: bool) -> crate::wait_side::Words<'static> {
+        crate::wait_side::Words::Pod(self, data)
+    }
 }
 
-fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
+/// The slots a PodQueue segment of `item`-byte items holds, implied by the mapping's
+/// size (the one place that says so; `inspect` asks here too).
+pub(crate) fn pod_capacity(seg: &Segment, item: usize) -> Result<u64> {
     let stride = mpmc::stride(item) as u64;
     let rest = seg.len().saturating_sub(SEQS_OFFSET) as u64;
     let cap = rest / (8 + stride);
     // Invariant restored: the capacity implied by the mapping's own size is a valid
-    // power of two and accounts for every byte.
-    if !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
+    // power of two and accounts for every byte (so the payload holds at least
+    // SEQS_OFFSET bytes, and every offset of the layout lies inside the mapping).
+    if seg.len() < SEQS_OFFSET || !mpmc::valid_capacity(cap) || cap * (8 + stride) != rest {
         return Err(Error::Corrupted {
             name: seg.name().to_owned(),
             what: format!(
@@ -117,6 +129,11 @@ fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
             ),
         });
     }
+    Ok(cap)
+}
+
+fn pod_mpmc(seg: &Segment, item: usize) -> Result<Mpmc> {
+    let cap = pod_capacity(seg, item)?;
     let at = |offset: usize| {
         assert!(offset < seg.len());
         // SAFETY: `offset` is inside the mapping's payload (asserted).
@@ -244,8 +261,17 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         self.h.name()
     }
 
-    /// Put without waiting: [`Error::Full`] if no slot is free now.
-    pub fn try_put(&self, item: &T) -> Result<()> {
+    /// Put without waiting: [`TrySendError::Full`] if no slot is free now;
+    /// [`TrySendError::Failed`] if this handle is closed or the queue corrupted. Like the
+    /// `Queue`'s, a try never asks whether consumers are left, so it never returns
+    /// [`TrySendError::Disconnected`] (the blocking [`put`](Self::put) does, before it
+    /// would sleep). The item is the caller's `&T`, still in its hands.
+    pub fn try_put(&self, item: &T) -> Result<(), TrySendError> {
+        self.push(item).map_err(TrySendError::from_error)
+    }
+
+    /// Push if a slot is free now ([`Error::Full`] if not).
+    fn push(&self, item: &T) -> Result<()> {
         self.h.before_put()?;
         let me = self.h.slot();
         self.q
@@ -257,7 +283,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
 
     fn put_deadline(&self, item: &T, dl: Deadline) -> Result<()> {
         loop {
-            match self.try_put(item) {
+            match self.push(item) {
                 Err(Error::Full) => {}
                 r => return r,
             }
@@ -316,8 +342,15 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         skipped
     }
 
-    /// Take without waiting: [`Error::Empty`] if nothing is published now.
-    pub fn try_get(&self) -> Result<T> {
+    /// Take without waiting: [`TryRecvError::Empty`] if nothing is published now,
+    /// [`TryRecvError::Disconnected`] if nothing ever will be (empty, and no other handle
+    /// can put); [`TryRecvError::Failed`] if the queue is corrupted.
+    pub fn try_get(&self) -> Result<T, TryRecvError> {
+        self.take().map_err(TryRecvError::from_error)
+    }
+
+    /// [`try_get`](Self::try_get) with the crate's `Error`.
+    fn take(&self) -> Result<T> {
         if let Some(v) = self.pop()? {
             return Ok(v);
         }
@@ -395,13 +428,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
-        use crate::wait_side::{WaitSide, Words};
-        let q = self.q;
-        WaitSide::new(
-            Words::Pod(q, true),
-            move || q.has_data(),
-            move || !self.h.reg.others_can_put(self.h.slot()),
-        )
+        self.h.readable_side()
     }
 
     /// The side `put` waits for, for the async forms (feature `internals`).
@@ -466,26 +493,4 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     }
 }
 
-impl<T: bytemuck::Pod> Clone for PodQueue<T> {
-    /// Register another handle (panics only if all [`MAX_HANDLES`](crate::MAX_HANDLES)
-    /// slots are taken; [`PodQueue::try_clone`] returns that as an error).
-    fn clone(&self) -> Self {
-        self.try_clone()
-            .expect("PodQueue::clone: no free handle slot")
-    }
-}
-
-impl<T> Serialize for PodQueue<T> {
-    /// See [`Queue`](crate::Queue)'s `Serialize`.
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T: bytemuck::Pod> Deserialize<'de> for PodQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
-        Ok(Self::from_handle(h))
-    }
-}
+handle_impls!(PodQueue where T: bytemuck::Pod);

@@ -16,16 +16,16 @@
 use super::builder::{QueueBuilder, Shape};
 use super::codec::{self, Encoded, Scratch};
 use super::growth::{self, Growth};
-use super::handle::{Flavor, Handle, Wire};
+use super::handle::{Flavor, Handle, handle_impls};
 use crate::endpoint::ring_at;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::RawError;
 use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
 use crate::registry::{ClaimGuard, GROWING, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::SLICE;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shmkit_segment::{Kind, Segment};
 use shmkit_sync::futex::{Deadline, SpinPolicy};
 use shmkit_sync::wake::WakeWord;
@@ -121,7 +121,7 @@ impl<C> std::fmt::Debug for CoreCell<C> {
 /// assert_eq!(q.len(), 1);
 /// assert_eq!(q.get()?, "hello");
 /// // This handle is the only one: nobody else can put.
-/// assert!(matches!(q.try_get(), Err(shmkit_ring::Error::Disconnected)));
+/// assert!(matches!(q.try_get(), Err(shmkit_ring::TryRecvError::Disconnected)));
 /// # Ok::<(), shmkit_ring::Error>(())
 /// ```
 #[derive(Debug)]
@@ -160,6 +160,16 @@ impl Flavor for Ring {
     fn strategy_word(&self) -> &AtomicU32 {
         &self.header().meta.wait_strategy
     }
+
+    #[cfg(feature = "internals")]
+    fn has_data(&self) -> bool {
+        Ring::has_data(self)
+    }
+
+    #[cfg(feature = "internals")]
+    fn words(self, data: bool) -> crate::wait_side::Words<'static> {
+        crate::wait_side::Words::Ring(self, data)
+    }
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
@@ -178,7 +188,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// let q = shmkit_ring::Queue::<u32>::builder().name(&name).maxsize(2).create()?;
     /// q.put(&1)?;
     /// q.put(&2)?;
-    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::Error::Full)));
+    /// assert!(matches!(q.try_put(&3), Err(shmkit_ring::TrySendError::Full)));
     /// # Ok::<(), shmkit_ring::Error>(())
     /// ```
     pub fn builder() -> QueueBuilder<T> {
@@ -266,13 +276,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         self.put_deadline(item, Some(timeout))
     }
 
-    /// Put without waiting: [`Error::Full`] if there is no room now.
-    pub fn try_put(&self, item: &T) -> Result<()> {
+    /// Put without waiting: [`TrySendError::Full`] if there is no room now (only a
+    /// queue with a `maxsize`, or a full fixed ring); [`TrySendError::Failed`] if the
+    /// item does not encode or can never fit, or this handle is closed. A `Queue` put
+    /// never fails for want of consumers (Python's does not either), so this never
+    /// returns [`TrySendError::Disconnected`]. The item is the caller's `&T`, still in
+    /// its hands.
+    pub fn try_put(&self, item: &T) -> Result<(), TrySendError> {
         let mut scratch = Scratch::new();
-        let bytes = codec::encode(item, &mut scratch).map_err(Error::Encode)?;
-        match self.put_once(&bytes, None)? {
-            true => Ok(()),
-            false => Err(Error::Full),
+        let bytes = codec::encode(item, &mut scratch)
+            .map_err(|e| TrySendError::Failed(Error::Encode(e)))?;
+        match self.put_once(&bytes, None) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TrySendError::Full),
+            Err(e) => Err(TrySendError::from_error(e)),
         }
     }
 
@@ -443,19 +460,22 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         self.get_deadline(Some(timeout))
     }
 
-    /// Take without waiting: [`Error::Empty`] if nothing is there now
-    /// ([`Error::Disconnected`] if nothing ever will be).
-    pub fn try_get(&self) -> Result<T> {
-        if let Some(v) = self.get_once(None)? {
+    /// Take without waiting: [`TryRecvError::Empty`] if nothing is there now,
+    /// [`TryRecvError::Disconnected`] if nothing ever will be (empty, and no other handle
+    /// can put); [`TryRecvError::Failed`] holds the rest, among them
+    /// [`Error::Undecodable`] with the bytes of an item taken that does not decode.
+    pub fn try_get(&self) -> Result<T, TryRecvError> {
+        let taken = |r: Result<Option<T>>| r.map_err(TryRecvError::from_error);
+        if let Some(v) = taken(self.get_once(None))? {
             return Ok(v);
         }
         if !self.h.reg.others_can_put(self.h.slot()) {
-            if let Some(v) = self.get_once(None)? {
+            if let Some(v) = taken(self.get_once(None))? {
                 return Ok(v);
             }
-            return Err(Error::Disconnected);
+            return Err(TryRecvError::Disconnected);
         }
-        Err(Error::Empty)
+        Err(TryRecvError::Empty)
     }
 
     fn get_deadline(&self, timeout: Option<Duration>) -> Result<T> {
@@ -512,13 +532,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     #[cfg(feature = "internals")]
     #[doc(hidden)]
     pub fn readable_side(&self) -> crate::wait_side::WaitSide<'_> {
-        use crate::wait_side::{WaitSide, Words};
-        let ring = self.ring;
-        WaitSide::new(
-            Words::Ring(ring, true),
-            move || ring.has_data(),
-            move || !self.h.reg.others_can_put(self.h.slot()),
-        )
+        self.h.readable_side()
     }
 
     /// The side `put(item)` waits for, for the async forms (feature `internals`): ready
@@ -620,30 +634,4 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + 'static> Clone for Queue<T> {
-    /// Register another handle. Panics only if all
-    /// [`MAX_HANDLES`](crate::MAX_HANDLES) slots are taken (use [`Queue::try_clone`]
-    /// to get that as an error).
-    fn clone(&self) -> Self {
-        self.try_clone().expect("Queue::clone: no free handle slot")
-    }
-}
-
-impl<T> Serialize for Queue<T> {
-    /// Another process gets its own handle, in a slot reserved now, in this process
-    /// (so a queue with no free slot fails here, with
-    /// [`TooManyHandles`](Error::TooManyHandles) in the message). Until the receiver
-    /// opens it, the reserved handle counts as a possible producer — for as long as the
-    /// receiving process lives (or, sent outside `shmkit_process::spawn`, the sender).
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.h.serialize(s)
-    }
-}
-
-impl<'de, T: Serialize + DeserializeOwned + 'static> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let h = Handle::from_wire(wire).map_err(serde::de::Error::custom)?;
-        Ok(Self::from_handle(h))
-    }
-}
+handle_impls!(Queue where T: Serialize + DeserializeOwned + 'static);
