@@ -1,7 +1,7 @@
 //! The awaited forms of the rings' waits: [`Queue`], [`PodQueue`], [`Connection`] and the
 //! SPSC [`Producer`] and [`Consumer`].
 
-use crate::park::{Park, Wait, not_now, poll_wait};
+use crate::park::{Wait, WaitFuture, not_now};
 use crate::wrapper::Async;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,24 +9,19 @@ use shmkit_ring::spsc::{Consumer, Producer, ReadGrant};
 use shmkit_ring::wait_side::WaitSide;
 use shmkit_ring::{Connection, Error, PodQueue, Queue, Result};
 use shmkit_sync::SpinPolicy;
-use std::future::poll_fn;
+use std::future::Future;
 use std::time::Duration;
 
-/// Await `op` (see [`poll_wait`]).
-async fn wait<W: Wait>(mut op: W, spin: SpinPolicy) -> Result<W::Output> {
-    // The fast path: what is there now is taken in the first poll with no wait state at
-    // all (a streaming consumer takes nearly every message here).
-    if let Some(v) = op.attempt()? {
-        return Ok(v);
-    }
-    let mut park = Park::new(spin);
-    poll_fn(|cx| poll_wait(&mut op, &mut park, cx)).await
+/// Await `op` (see [`WaitFuture`]).
+fn wait<W: Wait + Unpin>(op: W, spin: SpinPolicy) -> WaitFuture<W> {
+    WaitFuture::new(op, spin)
 }
 
 struct QueueGet<'a, T>(&'a Queue<T>);
 
 impl<T: Serialize + DeserializeOwned + 'static> Wait for QueueGet<'_, T> {
     type Output = T;
+    #[inline]
     fn attempt(&mut self) -> Result<Option<T>> {
         // Not `try_get`: that asks the kernel whether a producer is left every time the
         // queue is empty; the wait asks once before sleeping and once per slice.
@@ -44,6 +39,7 @@ struct QueuePut<'a, T>(&'a Queue<T>, &'a T);
 
 impl<T: Serialize + DeserializeOwned + 'static> Wait for QueuePut<'_, T> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_put(self.1))
     }
@@ -56,6 +52,7 @@ struct QueueJoin<'a, T>(&'a Queue<T>);
 
 impl<T: Serialize + DeserializeOwned + 'static> Wait for QueueJoin<'_, T> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         match self.0.join_timeout(Duration::ZERO) {
             Ok(()) => Ok(Some(())),
@@ -93,6 +90,7 @@ struct PodGet<'a, T>(&'a PodQueue<T>);
 
 impl<T: bytemuck::Pod> Wait for PodGet<'_, T> {
     type Output = T;
+    #[inline]
     fn attempt(&mut self) -> Result<Option<T>> {
         not_now(self.0.try_get())
     }
@@ -108,6 +106,7 @@ struct PodPut<'a, T>(&'a PodQueue<T>, &'a T);
 
 impl<T: bytemuck::Pod> Wait for PodPut<'_, T> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_put(self.1))
     }
@@ -133,6 +132,7 @@ struct ConnRecv<'a>(&'a Connection, &'a mut Vec<u8>);
 
 impl Wait for ConnRecv<'_> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_recv_bytes_into(self.1))
     }
@@ -145,6 +145,7 @@ struct ConnSend<'a>(&'a Connection, &'a [u8]);
 
 impl Wait for ConnSend<'_> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_send_bytes(self.1))
     }
@@ -157,8 +158,11 @@ impl Async<Connection> {
     /// Receive raw bytes into `buf` (cleared first), waiting while nothing is there;
     /// [`Error::Disconnected`] once the other end is closed, dropped or dead and
     /// everything it sent has been received. Cancel-safe.
-    pub async fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<()> {
-        wait(ConnRecv(self, buf), self.spin).await
+    pub fn recv_bytes_into<'a>(
+        &'a self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        wait(ConnRecv(self, buf), self.spin)
     }
 
     /// Receive raw bytes. Cancel-safe.
@@ -177,8 +181,8 @@ impl Async<Connection> {
 
     /// Send raw bytes, waiting while the pipe is full. Cancel-safe: sent only by the poll
     /// that returns.
-    pub async fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
-        wait(ConnSend(self, bytes), self.spin).await
+    pub fn send_bytes<'a>(&'a self, bytes: &'a [u8]) -> impl Future<Output = Result<()>> + 'a {
+        wait(ConnSend(self, bytes), self.spin)
     }
 
     /// Send a serde value (postcard-encoded). Cancel-safe.
@@ -192,6 +196,7 @@ struct ConsRecv<'a>(&'a mut Consumer, &'a mut Vec<u8>);
 
 impl Wait for ConsRecv<'_> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_recv_into(self.1))
     }
@@ -208,6 +213,7 @@ struct ConsReadable<'a>(&'a mut Consumer);
 
 impl Wait for ConsReadable<'_> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         // A grant dropped without `release` leaves the message where it is.
         not_now(self.0.try_read().map(drop))
@@ -224,8 +230,11 @@ impl Async<Consumer> {
     /// Receive one message into `buf` (cleared first), waiting while the ring is empty;
     /// [`Error::Disconnected`] once the producer is gone and everything it committed was
     /// received. Cancel-safe.
-    pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        wait(ConsRecv(&mut self.inner, buf), self.spin).await
+    pub fn recv_into<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        wait(ConsRecv(&mut self.inner, buf), self.spin)
     }
 
     /// Receive one message as a new `Vec`. Cancel-safe.
@@ -249,6 +258,7 @@ struct ProdSend<'a>(&'a mut Producer, &'a [u8]);
 
 impl Wait for ProdSend<'_> {
     type Output = ();
+    #[inline]
     fn attempt(&mut self) -> Result<Option<()>> {
         not_now(self.0.try_send(self.1))
     }
