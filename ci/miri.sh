@@ -51,14 +51,14 @@ run() {
 }
 
 export MIRIFLAGS="$base_flags -Zmiri-disable-weak-memory-emulation"
-run -p shmkit-ring --test raw_spsc
+run -p shmkit-ring --test raw_spsc --test raw_packed
 export MIRIFLAGS="$base_flags"
 run -p shmkit-ring --test raw_mpmc
 run -p shmkit-sync --test raw_lock
 run -p shmkit-ring -p shmkit-sync -p shmkit-segment --lib
 if [ "${MIRI_LONG:-0}" != 0 ]; then
   export MIRIFLAGS="$base_flags -Zmiri-tree-borrows"
-  run -p shmkit-ring --test raw_spsc --test raw_mpmc
+  run -p shmkit-ring --test raw_spsc --test raw_packed --test raw_mpmc
   run -p shmkit-sync --test raw_lock
   export MIRIFLAGS="$base_flags -Zmiri-many-seeds=0..8"
   run -p shmkit-ring --test raw_mpmc
