@@ -40,7 +40,7 @@
 //! record 8 to 15 bytes more; large items take a record each (8-byte length word,
 //! padding to 8). On top: at most a growth step behind `head` and a step ahead of
 //! `tail`. Measured (`tests/queue_growth.rs`, 10 M items put before any get): 1.27x
-//! the encoded bytes for `u64` items 0..10 M, 1.09x for `format!("item {i}")` strings.
+//! the encoded bytes for `u64` items 0..10 M, 1.08x for `format!("item {i}")` strings.
 //! After a drain at most a quarter step (64 KiB by default) stays reserved, plus the
 //! pages of a record still open at `head` (kept: the producer appends to it).
 //!

@@ -29,6 +29,10 @@
 //! The consumer stores `head` with `Release` only after it has finished reading, and the
 //! producer loads it with `Acquire` before reusing the bytes — only when its cached copy
 //! says the ring is full.
+//!
+//! A [`Queue`](crate::Queue) packs small items into framed records on this ring (two
+//! more bits of the length word, a position inside the record in `head.item_pos`):
+//! [`super::packed`]. Channels and pipes use bare records only.
 
 use super::{RawError, align8};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
