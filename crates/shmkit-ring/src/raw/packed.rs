@@ -453,9 +453,12 @@ impl PackConsumer {
             let len = word & !(PUBLISHED | FRAMES | CLOSED);
             // Invariant restored: a published record of a known kind whose bytes fit in
             // the data area without crossing its end, with `item_pos` inside it (and
-            // none in a bare record).
+            // none in a bare record). A framed record holds a frame at least (a record
+            // is opened with one), so each step over a closed one moves past an item
+            // and this loop ends: after a step nothing of the next record is taken.
             if word & PUBLISHED == 0
                 || kind == CLOSED
+                || (kind != 0 && len == 0)
                 || len > ring.max_message() as u64
                 || record_len(len) > contig
                 || taken > len
