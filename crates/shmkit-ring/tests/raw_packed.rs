@@ -212,3 +212,79 @@ fn producer_and_consumer_threads() {
     });
     drop(heap);
 }
+
+/// Values a peer could leave in shared memory are `Corrupted`, never a panic, a read
+/// outside the record or a loop: a framed record of no bytes (closed ones filling the
+/// ring once made the consumer step around it forever), `CLOSED` without `FRAMES`, a
+/// frame whose varint or bytes run past the record, an item position inside a length
+/// word or past the record.
+#[test]
+fn corrupted_records_and_positions_are_refused() {
+    use shmkit_ring::raw::packed::{CLOSED, FRAMES};
+    use shmkit_ring::raw::spsc::PUBLISHED;
+    let cases: Vec<(&str, Vec<(usize, u64)>, u64)> = vec![
+        (
+            "closed empty records everywhere",
+            (0..16)
+                .map(|i| (i * 8, PUBLISHED | FRAMES | CLOSED))
+                .collect(),
+            0,
+        ),
+        (
+            "CLOSED without FRAMES",
+            vec![(0, PUBLISHED | CLOSED | 3)],
+            0,
+        ),
+        // Payload byte 0 = 0x0A: a frame of 10 bytes in a record of 4.
+        (
+            "frame past its record",
+            vec![(0, PUBLISHED | FRAMES | 4), (8, 0x0A)],
+            0,
+        ),
+        // A varint that never ends within the record.
+        (
+            "endless varint",
+            vec![(0, PUBLISHED | FRAMES | 3), (8, 0xFF_FFFF)],
+            0,
+        ),
+        (
+            "item position in the length word",
+            vec![(0, PUBLISHED | FRAMES | 2), (8, 0x0101)],
+            4,
+        ),
+        (
+            "item position past the record",
+            vec![(0, PUBLISHED | FRAMES | 2), (8, 0x0101)],
+            40,
+        ),
+        (
+            "item position in a bare record",
+            vec![(0, PUBLISHED | 2)],
+            9,
+        ),
+    ];
+    for (what, words, item_pos) in cases {
+        let mut heap = HeapRing::new(128);
+        for &(off, v) in &words {
+            heap.corrupt_word(off, v);
+        }
+        // SAFETY: `heap` outlives the role.
+        let ring = unsafe { heap.ring() };
+        ring.header()
+            .head
+            .item_pos
+            .store(item_pos, shmkit_ring::primitive::Ordering::Relaxed);
+        let mut c = PackConsumer::attach(ring).unwrap();
+        let got = c.read().map(|g| g.map(|g| g.to_vec()));
+        assert!(
+            matches!(got, Err(RawError::Corrupted(_))),
+            "{what}: {got:?}"
+        );
+        // The helpers never panic on it either.
+        let _ = (
+            packed::ready(&ring),
+            packed::is_empty(&ring),
+            packed::drained_end(&ring),
+        );
+    }
+}
