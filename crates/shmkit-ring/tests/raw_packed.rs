@@ -222,7 +222,9 @@ fn producer_and_consumer_threads() {
 fn corrupted_records_and_positions_are_refused() {
     use shmkit_ring::raw::packed::{CLOSED, FRAMES};
     use shmkit_ring::raw::spsc::PUBLISHED;
-    let cases: Vec<(&str, Vec<(usize, u64)>, u64)> = vec![
+    // (what, words written at data offsets, `head.item_pos`)
+    type Case = (&'static str, Vec<(usize, u64)>, u64);
+    let cases: Vec<Case> = vec![
         (
             "closed empty records everywhere",
             (0..16)
