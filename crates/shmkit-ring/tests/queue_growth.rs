@@ -150,3 +150,33 @@ fn a_byte_capacity_is_rounded_up_not_refused() {
         Err(Error::InvalidCapacity { .. })
     ));
 }
+
+/// Small items share records in a fixed ring too: a 4 KiB ring holds 1000 `u64` items
+/// (8-byte records would have held 255), and `shmkit inspect` counts them without
+/// calling the ring corrupted, its depth including the record still open.
+#[test]
+fn a_fixed_ring_packs_small_items_and_inspect_agrees() {
+    use shmkit_ring::inspect::{Report, inspect};
+    let name = unique("packed-fixed");
+    let q = Queue::<u64>::create(&name, 4096).unwrap();
+    for i in 0..1000 {
+        q.try_put(&i).unwrap();
+    }
+    let seg = shmkit_segment::Segment::open(&name).unwrap();
+    let Some(Report::Queue(view)) = inspect(&seg).unwrap() else {
+        panic!("a queue");
+    };
+    assert!(view.problems.is_empty(), "{:?}", view.problems);
+    assert!(view.ring.problems.is_empty(), "{:?}", view.ring.problems);
+    assert_eq!(view.ring.depth_messages, 1000);
+    assert!(
+        view.ring.depth_bytes >= 1000 * 2,
+        "{}",
+        view.ring.depth_bytes
+    );
+    assert!(view.ring.depth_bytes <= 4096, "{}", view.ring.depth_bytes);
+    for i in 0..1000 {
+        assert_eq!(q.try_get().unwrap(), i);
+    }
+    assert!(q.is_empty());
+}
