@@ -30,7 +30,7 @@
 //!
 //! The shared `tail` thus always lies on a record boundary: the start of the open record,
 //! or the end of the last closed or bare one. A successor producer walks from it as over
-//! bare records ([`ProducerCore::attach_walk`]) and stops at an open record, whose end
+//! bare records (`ProducerCore::attach_walk`) and stops at an open record, whose end
 //! it never reads as a length word (it may hold a dead predecessor's uncommitted bytes);
 //! it appends to that record.
 //!
