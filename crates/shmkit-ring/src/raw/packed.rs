@@ -517,7 +517,7 @@ impl PackConsumer {
     fn step(&mut self, bytes: u64) {
         self.core.head = self.core.head.wrapping_add(bytes);
         self.word = 0;
-        self.publish();
+        self.publish(true);
     }
 
     /// The next item, in place, or `None` if there is none now.
@@ -525,17 +525,20 @@ impl PackConsumer {
         Ok(self.next()?.map(|found| ItemRead { cons: self, found }))
     }
 
-    /// Publish `item_pos`, the item count and `head`.
-    fn publish(&mut self) {
+    /// Publish the item count, `item_pos` and, if it `moved`, `head` (an item taken
+    /// inside a record frees no bytes: the producer's line is left alone).
+    fn publish(&mut self, moved: bool) {
         let h = self.core.ring.header();
         h.head.count.store(self.core.received, Ordering::Relaxed);
         // Relaxed: read only by the next holder of the get lock (its Acquire orders it),
         // and stored before `head`, so a consumer killed between the two leaves a
         // record whose frames are all taken, never a stale position inside the next.
         h.head.item_pos.store(self.item_pos, Ordering::Relaxed);
-        // SYNC: Release, paired with the producer's Acquire of `head` in
-        // `ProducerCore::refresh_head`: our reads of the bytes below it are done.
-        h.head.pos.store(self.core.head, Ordering::Release);
+        if moved {
+            // SYNC: Release, paired with the producer's Acquire of `head` in
+            // `ProducerCore::refresh_head`: our reads of the bytes below it are done.
+            h.head.pos.store(self.core.head, Ordering::Release);
+        }
     }
 }
 
@@ -569,21 +572,24 @@ impl ItemRead<'_> {
         let cons = self.cons;
         // Wrapping, as in `ProducerCore::finish_record`: it started from shared memory.
         cons.core.received = cons.core.received.wrapping_add(1);
-        match self.found {
+        let moved = match self.found {
             Found::Bare { len, .. } => {
                 cons.core.head = cons.core.head.wrapping_add(record_len(len));
                 cons.word = 0;
+                true
             }
             Found::Frame { end, word, .. } => {
                 cons.item_pos = end;
                 let len = word & !(PUBLISHED | FRAMES | CLOSED);
-                if word & CLOSED != 0 && end == cons.core.head.wrapping_add(LEN_WORD + len) {
+                let done = word & CLOSED != 0 && end == cons.core.head.wrapping_add(LEN_WORD + len);
+                if done {
                     cons.core.head = cons.core.head.wrapping_add(record_len(len));
                     cons.word = 0;
                 }
+                done
             }
-        }
-        cons.publish();
+        };
+        cons.publish(moved);
     }
 }
 
