@@ -28,8 +28,11 @@
 //! written: the release starts at `max(released_to, reserved_to - capacity)`.
 //!
 //! Crash safety: reserving and giving back pages are idempotent, and each position is
-//! stored only after its syscall, so a process killed in between leaves a position
-//! that is merely behind (the next holder redoes the syscall). A consumer killed while
+//! stored on the safe side of its syscall — `reserved_to` moving up and `released_to`
+//! after it, `reserved_to` moving back (a drained queue) before it — so a process
+//! killed in between leaves a position that is merely behind, or pages still reserved
+//! that no position counts (the next holder redoes the syscall); never a `reserved_to`
+//! above pages given back. A consumer killed while
 //! it holds the put lock is taken over like a dead producer (robust claim locks); it
 //! wrote nothing in the ring. Pages given back read as zeros, but only bytes that no
 //! record needs any more are ever given back: consumed ones, below `head`, or — with
@@ -191,29 +194,37 @@ pub(crate) fn after_get(g: Growth, reg: &Registry, ring: Ring, me: u32) {
             })
             .is_ok()
     };
-    let (ok, new_reserved, released_to) = match packed::drained_end(&ring) {
+    // What goes back: `below` (consumed pages, up to `released_to`'s new value) and,
+    // on a drained queue, the reserved pages above the data, `reserved_to` moving back.
+    let (below, above, new_reserved) = match packed::drained_end(&ring) {
         // Empty, no record open: everything reserved goes back, as far as `head`.
-        Some(end) if end == head => (give_back(start, reserved), head, page_floor(head)),
+        Some(end) if end == head => ((start, page_floor(head)), (start, reserved), head),
         // Empty but for the open record at `head`, whose frames are all taken: keep
         // its pages (the producer appends to it, the consumer's `item_pos` points
         // into it) and the word after it; give back below and above.
         Some(end) => {
             let keep_to = page_ceil(end + spsc::LEN_WORD).min(reserved.max(end));
-            let below = give_back(start, page_floor(head));
-            let above = give_back(keep_to.max(start), reserved);
-            (below && above, keep_to, page_floor(head))
+            let above = (keep_to.max(start), reserved);
+            ((start, page_floor(head)), above, keep_to)
         }
         // Items wait: give back the whole pages below `head`.
-        None => {
-            let end = page_floor(head);
-            (give_back(start, end), reserved, page_floor(end))
-        }
+        None => ((start, page_floor(head)), (reserved, reserved), reserved),
     };
-    if ok {
+    if new_reserved < reserved {
+        // Before the syscall: a holder killed in between leaves pages reserved that
+        // `reserved_to` no longer counts (reserved again, idempotently, by the next
+        // put), never a `reserved_to` above pages given back (a put would then touch
+        // pages nobody reserved: SIGBUS on a full /dev/shm).
         h.reserved_to.store(new_reserved, Relaxed);
-        // Page-aligned (in the file), so that the next range given back starts on a
-        // page and no page straddling two releases is left behind.
-        reg.released_to().store(released_to.max(released), Relaxed);
+    }
+    let above_ok = give_back(above.0, above.1);
+    let below_ok =
+        above.0 <= below.0 && above.1 >= below.1 && above_ok || give_back(below.0, below.1);
+    if below_ok {
+        // After the syscall, page-aligned (in the file), so that the next range given
+        // back starts on a page and no page straddling two releases is left behind.
+        reg.released_to()
+            .store(page_floor(below.1).max(released), Relaxed);
     }
     reg.unlock(lock);
 }
