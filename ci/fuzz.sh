@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 seconds="${FUZZ_SECONDS:-12}"
-targets="${FUZZ_TARGETS:-segment_open spsc_ring mpmc_slots ring_segment dict_table queue_item}"
+targets="${FUZZ_TARGETS:-segment_open spsc_ring mpmc_slots ring_segment dict_table queue_item packed_ring}"
 work="$CARGO_TARGET_DIR/fuzz-work"
 fuzz_target_dir="$CARGO_TARGET_DIR/fuzz"   # the fuzz package's own build dir
 

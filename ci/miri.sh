@@ -2,7 +2,8 @@
 # Miri: the in-process cores under the interpreter, which reports undefined behaviour
 # (out-of-bounds or misaligned accesses, Stacked Borrows aliasing violations, data
 # races, leaks) in code the tests execute:
-#   - shmkit-ring raw_spsc / raw_mpmc: the SPSC byte ring and MPMC slot queue over heap
+#   - shmkit-ring raw_spsc / raw_packed / raw_mpmc: the SPSC byte ring, a Queue's packed
+#     records on it, and the MPMC slot queue over heap
 #     buffers (model tests with few proptest cases, wrap-around at every offset,
 #     corrupted positions and lengths, threads);
 #   - shmkit-sync raw_lock: the robust lock's acquire/release with threads and the real
@@ -51,14 +52,14 @@ run() {
 }
 
 export MIRIFLAGS="$base_flags -Zmiri-disable-weak-memory-emulation"
-run -p shmkit-ring --test raw_spsc
+run -p shmkit-ring --test raw_spsc --test raw_packed
 export MIRIFLAGS="$base_flags"
 run -p shmkit-ring --test raw_mpmc
 run -p shmkit-sync --test raw_lock
 run -p shmkit-ring -p shmkit-sync -p shmkit-segment --lib
 if [ "${MIRI_LONG:-0}" != 0 ]; then
   export MIRIFLAGS="$base_flags -Zmiri-tree-borrows"
-  run -p shmkit-ring --test raw_spsc --test raw_mpmc
+  run -p shmkit-ring --test raw_spsc --test raw_packed --test raw_mpmc
   run -p shmkit-sync --test raw_lock
   export MIRIFLAGS="$base_flags -Zmiri-many-seeds=0..8"
   run -p shmkit-ring --test raw_mpmc

@@ -32,10 +32,11 @@ use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::queue::handle::Flavor;
 use crate::queue::pod::{MPMC_OFFSET, TABLE_OFFSET, pod_capacity};
 use crate::raw::mpmc::{self, MpmcHeader};
+use crate::raw::packed;
 use crate::raw::spsc::{self, Ring};
 use crate::registry::{
-    CONS_LOCK_OFFSET, HANDLES_OFFSET, HandleEntry, MAX_HANDLES, QueueHeader, READY, REGISTRY_BYTES,
-    state,
+    CONS_LOCK_OFFSET, HANDLES_OFFSET, HandleEntry, MAX_HANDLES, PACKED, QueueHeader, READY,
+    REGISTRY_BYTES, state,
 };
 use crate::wait::WaitStrategy;
 use serde::Serialize;
@@ -274,15 +275,15 @@ pub fn inspect(seg: &Segment) -> Result<Option<Report>> {
     Ok(Some(match seg.kind() {
         Kind::SpscRing => {
             let ring = crate::spsc::ring_of(seg)?;
-            Report::Spsc(ring_view(seg, &ring, Some((0, 1))))
+            Report::Spsc(ring_view(seg, &ring, Some((0, 1)), false))
         }
         Kind::Queue => Report::Queue(queue_view(seg)?),
         Kind::MpmcQueue => Report::PodQueue(pod_view(seg)?),
         Kind::Pipe => {
             let (a, b) = crate::pipe::rings(seg)?;
             Report::Pipe(PipeView {
-                a: ring_view(seg, &a, Some((0, 1))),
-                b: ring_view(seg, &b, Some((1, 0))),
+                a: ring_view(seg, &a, Some((0, 1)), false),
+                b: ring_view(seg, &b, Some((1, 0)), false),
             })
         }
         _ => return Ok(None),
@@ -341,8 +342,10 @@ fn side(
 }
 
 /// `slots`: the (producer, consumer) liveness slots, `None` for a `Queue` (whose ring
-/// sides are shared by every handle).
-fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView {
+/// sides are shared by every handle). `framed`: the records are a `Queue`'s packed
+/// records (raw/packed.rs), where an item takes a byte at least and the shared `tail`
+/// may be the start of the record still open for appending.
+fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>, framed: bool) -> RingView {
     let h = ring.header();
     let cap = ring.capacity();
     // Consumer side first: `head` only grows and never passes `tail`, so a later read of
@@ -366,7 +369,13 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
     // `tail` may lag `head` (a producer killed between a record's length word, its
     // commit point, and the `tail` store; the next producer catches it up): within a
     // ring's length either way is healthy.
-    let used = tail.wrapping_sub(head);
+    // The open record at `tail` (framed rings) holds items too.
+    let open = if framed && tail.is_multiple_of(8) {
+        packed::open_record_len(ring, tail)
+    } else {
+        0
+    };
+    let used = tail.wrapping_add(open).wrapping_sub(head);
     let lag = head.wrapping_sub(tail);
     if used > cap && lag > cap {
         problems.push(format!(
@@ -380,12 +389,14 @@ fn ring_view(seg: &Segment, ring: &Ring, slots: Option<(u32, u32)>) -> RingView 
         ));
     }
     let in_flight = sent.saturating_sub(received);
-    // Every record takes at least its 8-byte length word (the message count is stored
-    // before the record, `tail` after it: a live producer may be one batch ahead of
-    // `tail`, never a whole ring).
-    if in_flight > cap / spsc::LEN_WORD {
+    // Every record takes at least its 8-byte length word, every packed item a byte (the
+    // message count is stored before the record, `tail` after it: a live producer may
+    // be one batch ahead of `tail`, never a whole ring).
+    let least = if framed { 1 } else { spsc::LEN_WORD };
+    if in_flight > cap / least {
         problems.push(format!(
-            "{in_flight} messages in flight cannot fit in {cap} bytes (8 bytes each at least)"
+            "{in_flight} messages in flight cannot fit in {cap} bytes ({least} bytes each at \
+             least)"
         ));
     }
     let m = &h.meta;
@@ -533,7 +544,14 @@ fn queue_view(seg: &Segment) -> Result<QueueView> {
     let ring = <Ring as Flavor>::attach(seg)?;
     let mut problems = Vec::new();
     check_ready(h, &mut problems);
-    let ring = ring_view(seg, &ring, None);
+    // Relaxed: written once before `ready`, checked above.
+    let flags = h.flags.load(Ordering::Relaxed);
+    if flags & PACKED == 0 {
+        problems.push(format!(
+            "queue flags {flags:#x} lack PACKED ({PACKED:#x}): not this version's records"
+        ));
+    }
+    let ring = ring_view(seg, &ring, None, true);
     let handles = handles(seg, &mut problems);
     // Items put (the ring's message count) minus items marked done.
     let unfinished = ring.sent.saturating_sub(h.done.load(Ordering::Acquire));

@@ -69,7 +69,8 @@ pub(crate) struct QueueHeader {
     /// `join` sleeps here.
     pub(crate) join_wake: WakeWord,
     /// Bit 0 ([`GROWING`]): the ring is sparse and grows and shrinks with what is
-    /// unconsumed (queue/growth.rs). Written once before `ready`.
+    /// unconsumed (queue/growth.rs); bit 1 ([`PACKED`]): framed records (raw/packed.rs).
+    /// Written once before `ready`.
     pub(crate) flags: AtomicU32,
     /// Growing queues: bytes reserved or given back at a time (a multiple of 4096).
     /// Written once before `ready`.
@@ -84,6 +85,10 @@ pub(crate) struct QueueHeader {
 
 /// [`QueueHeader::flags`] bit: a sparse ring that grows and shrinks.
 pub(crate) const GROWING: u32 = 1;
+
+/// [`QueueHeader::flags`] bit: the ring's records are a `Queue`'s framed records
+/// ([`crate::raw::packed`]); set by every queue this version creates, required at open.
+pub(crate) const PACKED: u32 = 2;
 
 #[cfg(not(shmkit_loom))]
 const _: () = assert!(core::mem::size_of::<QueueHeader>() <= CONS_LOCK_OFFSET);

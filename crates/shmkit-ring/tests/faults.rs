@@ -10,9 +10,10 @@
 
 use shmkit_process::Process;
 use shmkit_ring::primitive::Ordering;
+use shmkit_ring::raw::packed::{PackConsumer, PackLimits, PackProducer};
 use shmkit_ring::raw::spsc::{HEADER_BYTES, ProducerCore, Ring, SpscHeader};
 use shmkit_ring::spsc::{self, Consumer, Producer};
-use shmkit_ring::{Error, PodQueue, Queue, TrySendError, WaitStrategy};
+use shmkit_ring::{Error, PodQueue, Queue, TryRecvError, TrySendError, WaitStrategy};
 use shmkit_segment::Segment;
 use std::time::{Duration, Instant};
 
@@ -311,6 +312,161 @@ fn spsc_recv_crash_points_lose_nothing() {
         ));
         drop(rx2);
         assert_unlinked(&name);
+    }
+}
+
+// --- 1. crash points: Queue packed records ------------------------------------------
+
+/// A small `Queue` item: packed into a shared record (frames of about 16 bytes).
+fn p_item(i: u64) -> String {
+    format!("packed item {i}")
+}
+
+/// The ring of the queue segment `seg` (registry, then the SPSC header and data area).
+fn queue_ring(seg: &Segment) -> Ring {
+    let cap = (seg.len() - REGISTRY - HEADER_BYTES) as u64;
+    // SAFETY: a queue's payload is the registry, the 384-byte SpscHeader and the data
+    // area (docs/memory-layout-ring.md); `cap` comes from our own mapping's size; the
+    // segment outlives every use of the ring (the caller keeps it).
+    unsafe {
+        Ring::new(
+            seg.as_ptr().add(REGISTRY).cast::<SpscHeader>(),
+            seg.as_ptr().add(REGISTRY + HEADER_BYTES),
+            cap,
+        )
+    }
+}
+
+/// The new steps of a packed put; the child dies right after the named one.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+enum PackStep {
+    /// An item's frame written after the open record's end, its length word not stored.
+    AppendWritten,
+    /// The open record closed, the next record not started.
+    Closed,
+}
+
+/// Child: put items `from..to` through the queue (leaving a record open), then, with the
+/// raw core over the same ring, die at `step` of item `to`.
+fn pack_put_and_die_at(args: (Queue<String>, String, u64, u64, PackStep)) {
+    let (q, name, from, to, step) = args;
+    for i in from..to {
+        q.put_timeout(&p_item(i), BOUND).unwrap();
+    }
+    let seg = Segment::open(&name).unwrap();
+    let ring = queue_ring(&seg);
+    let mut p = PackProducer::attach(ring, PackLimits::for_capacity(ring.capacity())).unwrap();
+    assert!(p.is_open(), "the puts left a record open");
+    match step {
+        PackStep::AppendWritten => {
+            let bytes = postcard::to_allocvec(&p_item(to)).unwrap();
+            let mut g = p.reserve(bytes.len()).unwrap();
+            assert!(g.appends());
+            g.as_mut_slice().copy_from_slice(&bytes);
+            die(); // before the length word's store: nothing committed
+        }
+        PackStep::Closed => {
+            p.close();
+            die(); // before the next record
+        }
+    }
+}
+
+fn fixed_or_growing(name: &str, growing: bool) -> Queue<String> {
+    if growing {
+        Queue::<String>::builder().name(name).create().unwrap()
+    } else {
+        Queue::<String>::create(name, 4096).unwrap()
+    }
+}
+
+/// A producer that dies after writing an appended item but before its length store, or
+/// between closing a record and starting the next, while the consumer is inside that
+/// record: every committed item is delivered once, in order, intact; the dead one is
+/// not; a successor producer continues (appending to the open record, or after the
+/// closed one) and nothing waits longer than a bound.
+#[test]
+fn queue_packed_put_crash_points_every_committed_item_once() {
+    for growing in [false, true] {
+        for step in [PackStep::AppendWritten, PackStep::Closed] {
+            let name = unique("pack-put-step");
+            let q = fixed_or_growing(&name, growing);
+            for i in 0..3 {
+                q.put(&p_item(i)).unwrap();
+            }
+            // The consumer reads inside the open record.
+            for i in 0..2 {
+                assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(i));
+            }
+            let args = (q.try_clone().unwrap(), name.clone(), 3, 6, step);
+            let child = shmkit_process::spawn(pack_put_and_die_at, args).unwrap();
+            join_killed(child);
+            for i in 2..6 {
+                assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(i), "{step:?}");
+            }
+            assert!(
+                q.is_empty(),
+                "{step:?}: the uncommitted item is not delivered"
+            );
+            // A successor producer (this handle, attaching afresh) continues.
+            let mut next = 6;
+            for i in 6..400 {
+                q.put_timeout(&p_item(i), BOUND).unwrap();
+                // Now and then take all but the last: a record stays open across turns.
+                while i % 7 == 0 && next < i {
+                    assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(next), "{step:?}");
+                    next += 1;
+                }
+            }
+            for k in next..400 {
+                assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(k), "{step:?}");
+            }
+            assert!(q.is_empty());
+            assert!(matches!(q.try_get(), Err(TryRecvError::Disconnected)));
+            drop(q);
+            assert_unlinked(&name);
+        }
+    }
+}
+
+/// Child: take items `0..before` through the queue, then read item `before` with the raw
+/// core over the same ring and die before storing the position past it.
+fn pack_get_and_die(args: (Queue<String>, String, u64)) {
+    let (q, name, before) = args;
+    for i in 0..before {
+        assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(i));
+    }
+    let seg = Segment::open(&name).unwrap();
+    let mut c = PackConsumer::attach(queue_ring(&seg)).unwrap();
+    let g = c.read().unwrap().expect("an item waits");
+    assert_eq!(postcard::from_bytes::<String>(&g).unwrap(), p_item(before));
+    die(); // read, position not stored
+}
+
+/// A consumer that dies after reading an item but before storing its position took
+/// nothing: the next consumer gets that item and the rest, each once, in order — at
+/// the start of a record, inside one, and after stepping over closed records.
+#[test]
+fn queue_packed_get_crash_point_loses_nothing_and_repeats_nothing() {
+    for growing in [false, true] {
+        for before in [0, 5, 90] {
+            // 120 items of ~16 bytes: several closed records, within a 4 KiB ring.
+            let name = unique("pack-get-step");
+            let q = fixed_or_growing(&name, growing);
+            for i in 0..120 {
+                q.put(&p_item(i)).unwrap();
+            }
+            let args = (q.try_clone().unwrap(), name.clone(), before);
+            let child = shmkit_process::spawn(pack_get_and_die, args).unwrap();
+            join_killed(child);
+            for i in before..120 {
+                assert_eq!(q.get_timeout(BOUND).unwrap(), p_item(i), "after {before}");
+            }
+            assert!(q.is_empty());
+            assert!(matches!(q.try_get(), Err(TryRecvError::Disconnected)));
+            drop(q);
+            assert_unlinked(&name);
+        }
     }
 }
 

@@ -31,6 +31,8 @@ use shmkit_sync::append::Append;
 use std::any::Any;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
+// Postcard's varint (LEB128) is also the frame prefix of packed records: one spelling.
+use crate::raw::packed::{varint_len, write_varint};
 
 /// Items whose encoding fits this many bytes are encoded on the stack (into
 /// uninitialised bytes: zeroing 256 bytes per put was most of a `Queue<u64>` put's own
@@ -225,24 +227,6 @@ impl postcard::ser_flavors::Flavor for Stack<'_> {
     }
 }
 
-/// Bytes of postcard's varint for `n`.
-fn varint_len(n: usize) -> usize {
-    let bits = usize::BITS - (n | 1).leading_zeros();
-    bits.div_ceil(7) as usize
-}
-
-/// Write postcard's varint for `n` at the start of `out`; returns its length.
-fn write_varint(mut n: usize, out: &mut [u8]) -> usize {
-    let mut i = 0;
-    while n >= 0x80 {
-        out[i] = (n as u8) | 0x80;
-        n >>= 7;
-        i += 1;
-    }
-    out[i] = n as u8;
-    i + 1
-}
-
 /// Decode an item from its ring bytes (trailing bytes are ignored, as postcard's
 /// `from_bytes` ignores them). `Vec<u8>` and `Box<[u8]>` are copied out in one piece;
 /// the varint and the length are checked by postcard as for any item.
@@ -391,6 +375,8 @@ mod tests {
             let mut buf = [0u8; 10];
             assert_eq!(write_varint(n, &mut buf), varint_len(n), "{n}");
             assert_eq!(postcard::to_stdvec(&n).unwrap(), buf[..varint_len(n)]);
+            let read = crate::raw::packed::read_varint(&buf);
+            assert_eq!(read, Some((n as u64, varint_len(n))), "{n}");
         }
     }
 }

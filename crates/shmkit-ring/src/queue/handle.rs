@@ -233,7 +233,8 @@ macro_rules! handle_impls {
             fn deserialize<D: serde::Deserializer<'de>>(
                 d: D,
             ) -> std::result::Result<Self, D::Error> {
-                Ok(Self::from_handle($crate::queue::handle::Handle::deserialize(d)?))
+                Self::from_handle($crate::queue::handle::Handle::deserialize(d)?)
+                    .map_err(serde::de::Error::custom)
             }
         }
     };

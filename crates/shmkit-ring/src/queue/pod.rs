@@ -238,23 +238,22 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         // SYNC: Release, publishes the initialised sequences to openers (the Acquire in
         // `Registry::wait_ready`).
         reg.header().ready.store(READY, Ordering::Release);
-        Ok(Self::from_handle(Handle::open(reg, None)?))
+        Self::from_handle(Handle::open(reg, None)?)
     }
 
     /// Open the queue `name` as a new handle (checks the item type).
     pub fn open(name: &str) -> Result<Self> {
-        Ok(Self::from_handle(Handle::open_named::<T>(
-            name,
-            Kind::MpmcQueue,
-        )?))
+        Self::from_handle(Handle::open_named::<T>(name, Kind::MpmcQueue)?)
     }
 
-    fn from_handle(h: Handle<Mpmc>) -> Self {
-        PodQueue {
+    /// Infallible; a `Result` as `Queue`'s (which checks its record format), so both
+    /// share `handle_impls!`.
+    fn from_handle(h: Handle<Mpmc>) -> Result<Self> {
+        Ok(PodQueue {
             q: h.flavor,
             h,
             _t: PhantomData,
-        }
+        })
     }
 
     fn name(&self) -> &str {
@@ -477,7 +476,7 @@ impl<T: bytemuck::Pod> PodQueue<T> {
     /// Another handle to the same queue; [`Error::TooManyHandles`] if all
     /// [`MAX_HANDLES`](crate::MAX_HANDLES) are taken.
     pub fn try_clone(&self) -> Result<Self> {
-        Ok(Self::from_handle(self.h.try_clone()?))
+        Self::from_handle(self.h.try_clone()?)
     }
 
     /// Claim a slot and never publish it: what a producer killed at the worst moment

@@ -10,8 +10,10 @@
 //! alternative, MPMC slots carrying offsets into a byte heap, needs a second allocator
 //! in shared memory whose free list a dead process can corrupt; the claim locks are
 //! robust instead: each names its holder's liveness slot, and a lock whose holder's
-//! process died is taken over. A holder that died mid-message never published it (the
-//! ring's `tail` is stored last), so the taker simply overwrites the partial bytes.
+//! process died is taken over. A holder that died mid-message never published it (an
+//! item's commit point is its record's length word), so the taker simply overwrites the
+//! partial bytes. Small items share records (raw/packed.rs): a put appends to the
+//! record still open, a get takes one item from the record at `head`.
 
 use super::builder::{QueueBuilder, Shape};
 use super::codec::{self, Encoded, Scratch};
@@ -21,8 +23,9 @@ use crate::endpoint::ring_at;
 use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::RawError;
-use crate::raw::spsc::{self, ConsumerCore, ProducerCore, Ring};
-use crate::registry::{ClaimGuard, GROWING, READY, REGISTRY_BYTES, Registry, Taken};
+use crate::raw::packed::{self, PackConsumer, PackLimits, PackProducer};
+use crate::raw::spsc::{self, Ring};
+use crate::registry::{ClaimGuard, GROWING, PACKED, READY, REGISTRY_BYTES, Registry, Taken};
 use crate::wait::SLICE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -133,11 +136,13 @@ pub struct Queue<T> {
     maxsize: u64,
     /// A growing queue's settings, copied from its header (`None`: a fixed ring).
     growth: Option<Growth>,
+    /// When small items share a record (from the ring's capacity).
+    limits: PackLimits,
     /// This handle's producer core, kept across `put`s while no other handle produced
     /// (the turn marker says so). Used only under the producer lock.
-    prod_core: CoreCell<ProducerCore>,
+    prod_core: CoreCell<PackProducer>,
     /// Same for the consumer side.
-    cons_core: CoreCell<ConsumerCore>,
+    cons_core: CoreCell<PackConsumer>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -163,7 +168,8 @@ impl Flavor for Ring {
 
     #[cfg(feature = "internals")]
     fn has_data(&self) -> bool {
-        Ring::has_data(self)
+        // Packed records: an item may wait inside the record at `head`.
+        packed::ready(self)
     }
 
     #[cfg(feature = "internals")]
@@ -196,7 +202,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     }
 
     /// Create a named queue over a fixed ring of at least `capacity` bytes (rounded up
-    /// to a power of two; each item takes its encoded size rounded up to 8, plus 8):
+    /// to a power of two; small items take their encoded size plus a length byte or
+    /// two, packed into shared records of at most an eighth of the ring; a large item
+    /// takes its encoded size rounded up to 8, plus 8):
     /// `put` waits while it is full. [`Queue::builder`] makes unbounded queues.
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
         Self::create_in(Some(name), Shape::fixed(capacity)?)
@@ -230,36 +238,45 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         ring.header().init(cap, shape.strategy.code());
         let reg = Registry::new(Arc::new(seg))?;
         let h = reg.header();
-        h.flags
-            .store(if shape.growing { GROWING } else { 0 }, Ordering::Relaxed);
+        let flags = PACKED | if shape.growing { GROWING } else { 0 };
+        h.flags.store(flags, Ordering::Relaxed);
         h.growth_step.store(shape.growth_step, Ordering::Relaxed);
         h.maxsize.store(shape.maxsize, Ordering::Relaxed);
         // SYNC: Release, paired with the Acquire in `Registry::wait_ready`: the fields
         // above are visible to every opener.
         h.ready.store(READY, Ordering::Release);
-        Ok(Self::from_handle(Handle::open(reg, None)?))
+        Self::from_handle(Handle::open(reg, None)?)
     }
 
     /// Open the queue `name` as a new handle. [`Mismatch`](shmkit_segment::Error::Mismatch)
     /// (naming both types) if it was created for another item type.
     pub fn open(name: &str) -> Result<Self> {
-        Ok(Self::from_handle(Handle::open_named::<T>(
-            name,
-            Kind::Queue,
-        )?))
+        Self::from_handle(Handle::open_named::<T>(name, Kind::Queue)?)
     }
 
-    fn from_handle(h: Handle<Ring>) -> Self {
-        Queue {
+    fn from_handle(h: Handle<Ring>) -> Result<Self> {
+        // Relaxed: written once before `ready` (ordered by `wait_ready`'s Acquire).
+        let flags = h.reg.header().flags.load(Ordering::Relaxed);
+        if flags & PACKED == 0 {
+            return Err(Error::from_raw(
+                h.name(),
+                RawError::Corrupted(format!(
+                    "queue flags {flags:#x} lack PACKED ({PACKED:#x}): its records are \
+                     not in this version's format"
+                )),
+            ));
+        }
+        Ok(Queue {
             // Relaxed: written once before `ready` (ordered by `wait_ready`'s Acquire).
             maxsize: h.reg.header().maxsize.load(Ordering::Relaxed),
             growth: Growth::of(&h.reg),
+            limits: PackLimits::for_capacity(h.flavor.capacity()),
             ring: h.flavor,
             h,
             prod_core: CoreCell::new(),
             cons_core: CoreCell::new(),
             _t: PhantomData,
-        }
+        })
     }
 
     fn name(&self) -> &str {
@@ -301,7 +318,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         let (mut claim, taken) = reg.lock_guard(&reg.header().prod_lock, self.h.slot(), timeout)?;
         let res = self.put_locked(bytes, &mut claim, taken);
         drop(claim);
-        if let Ok(true) = res {
+        // Also after a put that found no room: it closed the open record, which a
+        // consumer waiting at its end must step over to give its bytes back.
+        if res.is_ok() {
             self.h.strategy.notify(&self.ring.header().meta.data_wake);
         }
         res
@@ -319,15 +338,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         if self.maxsize != 0 && self.ring.message_count() >= self.maxsize {
             return Ok(false);
         }
-        if let Some(g) = self.growth {
-            growth::before_put(g, &self.h.reg, self.ring, bytes.len())?;
-        }
         let mark = &self.h.reg.header().last_producer;
         let cell = self.prod_core.get(claim);
         let core = core_for_turn(cell, mark, self.h.slot(), taken, || {
-            ProducerCore::attach(self.ring)
+            PackProducer::attach(self.ring, self.limits)
         });
         let core = core.map_err(|e| Error::from_raw(self.name(), e))?;
+        if let Some(g) = self.growth {
+            growth::before_put(g, &self.h.reg, self.ring, core.end(), bytes.len())?;
+        }
         match core.reserve(bytes.len()) {
             Ok(mut g) => {
                 bytes.write(g.as_mut_slice());
@@ -413,13 +432,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         let mark = self.h.reg.last_consumer();
         let cell = self.cons_core.get(claim);
         let core = core_for_turn(cell, mark, self.h.slot(), taken, || {
-            ConsumerCore::attach(self.ring)
+            PackConsumer::attach(self.ring)
         });
         let core = match core {
             Ok(core) => core,
             Err(e) => return (Err(Error::from_raw(self.name(), e)), true),
         };
-        let before = core.position();
+        let before = (core.head(), core.received());
         let res = match core.read() {
             Ok(Some(g)) => {
                 // Never drop an item: one that does not decode is handed back.
@@ -438,7 +457,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 return (Err(Error::from_raw(self.name(), e)), true);
             }
         };
-        let moved = core.position() != before;
+        // An item taken (a producer waiting at `maxsize` can go on) or `head` moved
+        // (bytes given back).
+        let moved = (core.head(), core.received()) != before;
         if let Some(g) = self.growth
             && matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. }))
         {
@@ -493,7 +514,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 .h
                 .strategy
                 .spin_before_park(self.h.spin)
-                .spin_until(move || ring.has_data())
+                .spin_until(move || packed::ready(&ring))
             {
                 continue;
             }
@@ -503,7 +524,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
                 if let Some(v) = self.get_once(dl.remaining())? {
                     return Ok(v);
                 }
-                if !ring.has_data() {
+                if !packed::ready(&ring) {
                     return Err(Error::Disconnected);
                 }
                 continue;
@@ -513,7 +534,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             }
             ask_kernel = self.h.strategy.park(
                 &ring.header().meta.data_wake,
-                move || ring.has_data(),
+                move || packed::ready(&ring),
                 dl.slice(SLICE),
             );
         }
@@ -568,7 +589,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
 
     /// Whether the queue is empty (a snapshot).
     pub fn is_empty(&self) -> bool {
-        !self.ring.has_data()
+        packed::is_empty(&self.ring)
     }
 
     /// Whether the queue holds `maxsize` items, or not even a zero-size item fits in
@@ -630,7 +651,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// Another handle to the same queue (registers a new slot);
     /// [`Error::TooManyHandles`] if all [`MAX_HANDLES`](crate::MAX_HANDLES) are taken.
     pub fn try_clone(&self) -> Result<Self> {
-        Ok(Self::from_handle(self.h.try_clone()?))
+        Self::from_handle(self.h.try_clone()?)
     }
 }
 

@@ -6,6 +6,7 @@
 //! memory; a value out of range is reported as [`RawError::Corrupted`].
 
 pub mod mpmc;
+pub mod packed;
 pub mod spsc;
 
 /// Why a non-blocking operation on a raw ring did not complete.

@@ -29,6 +29,10 @@
 //! The consumer stores `head` with `Release` only after it has finished reading, and the
 //! producer loads it with `Acquire` before reusing the bytes — only when its cached copy
 //! says the ring is full.
+//!
+//! A [`Queue`](crate::Queue) packs small items into framed records on this ring (two
+//! more bits of the length word, a position inside the record in `head.item_pos`):
+//! [`super::packed`]. Channels and pipes use bare records only.
 
 use super::{RawError, align8};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
@@ -59,6 +63,11 @@ pub struct Side {
     pub pos: AtomicU64,
     /// Messages committed (producer) or released (consumer) so far.
     pub count: AtomicU64,
+    /// Consumer of a framed ring (a `Queue`, [`super::packed`]): the position just past
+    /// the last item taken from the record at `pos`, or any position at or below `pos`
+    /// (nothing taken from it yet). Unused (0) on the producer's line and in rings of
+    /// bare records.
+    pub item_pos: AtomicU64,
 }
 
 /// Read-mostly line: capacity, wake words, side states.
@@ -110,7 +119,7 @@ pub const HEADER_BYTES: usize = 384;
 const _: () = {
     assert!(core::mem::size_of::<SpscHeader>() == HEADER_BYTES);
     assert!(core::mem::align_of::<SpscHeader>() <= 128);
-    assert!(core::mem::size_of::<Side>() == 16);
+    assert!(core::mem::size_of::<Side>() == 24);
     assert!(core::mem::size_of::<Meta>() == 64);
 };
 
@@ -121,10 +130,12 @@ impl SpscHeader {
             tail: CachePadded::new(Side {
                 pos: AtomicU64::new(0),
                 count: AtomicU64::new(0),
+                item_pos: AtomicU64::new(0),
             }),
             head: CachePadded::new(Side {
                 pos: AtomicU64::new(0),
                 count: AtomicU64::new(0),
+                item_pos: AtomicU64::new(0),
             }),
             meta: CachePadded::new(Meta {
                 capacity: AtomicU64::new(capacity),
@@ -175,8 +186,8 @@ pub const fn footprint(len: u64) -> u64 {
 #[derive(Debug, Clone, Copy)]
 pub struct Ring {
     hdr: *const SpscHeader,
-    data: *mut u8,
-    cap: u64,
+    pub(super) data: *mut u8,
+    pub(super) cap: u64,
     /// Under loom, the length words live in loom atomics beside the data area (one per
     /// 8 bytes, see [`HeapRing`]), so loom checks their publication; null elsewhere.
     #[cfg(shmkit_loom)]
@@ -260,7 +271,7 @@ impl Ring {
     /// The length word at data offset `off` (rounded down to 8), as an atomic: the
     /// producer publishes it while the consumer polls it.
     #[inline]
-    fn len_word(&self, off: u64) -> &AtomicU64 {
+    pub(super) fn len_word(&self, off: u64) -> &AtomicU64 {
         let off = (off & !7).min(self.cap - 8);
         #[cfg(not(shmkit_loom))]
         {
@@ -281,7 +292,7 @@ impl Ring {
     }
 
     #[inline]
-    fn mask(&self, pos: u64) -> u64 {
+    pub(super) fn mask(&self, pos: u64) -> u64 {
         pos & (self.cap - 1)
     }
 }
@@ -289,14 +300,14 @@ impl Ring {
 /// The producing role: sole writer of `tail`.
 #[derive(Debug)]
 pub struct ProducerCore {
-    ring: Ring,
+    pub(super) ring: Ring,
     /// Our own position (we are its only writer; may run ahead of the shared `tail`
     /// by deferred commits until [`publish`](Self::publish)).
-    tail: u64,
+    pub(super) tail: u64,
     /// Last `head` we loaded.
     head_cache: u64,
     /// Messages committed (local copy of `tail.count`).
-    sent: u64,
+    pub(super) sent: u64,
 }
 
 impl ProducerCore {
@@ -304,9 +315,22 @@ impl ProducerCore {
     /// `tail` up with records a predecessor published but did not count in it (it died
     /// between the two stores; see the module docs).
     pub fn attach(ring: Ring) -> Result<Self, RawError> {
+        Self::attach_walk(ring, false).map(|(core, _)| core)
+    }
+
+    /// [`attach`](Self::attach) for bare records, or (`framed`) for the records of a
+    /// `Queue` ([`super::packed`]): there the walk stops at a record still open for
+    /// appending and returns it as `(position, len)` (its end is the core's tail), and
+    /// the shared `tail` is left at the open record's start.
+    pub(super) fn attach_walk(
+        ring: Ring,
+        framed: bool,
+    ) -> Result<(Self, Option<(u64, u64)>), RawError> {
+        use super::packed::{CLOSED, FRAMES};
         let h = ring.header();
         // Acquire: pairs with a previous producer's Release (a reopened ring).
-        let mut tail = h.tail.pos.load(Ordering::Acquire);
+        let shared_tail = h.tail.pos.load(Ordering::Acquire);
+        let mut tail = shared_tail;
         let head = h.head.pos.load(Ordering::Acquire);
         let sent = h.tail.count.load(Ordering::Relaxed);
         if !tail.is_multiple_of(8) || !head.is_multiple_of(8) {
@@ -328,16 +352,22 @@ impl ProducerCore {
                 ring.cap
             )));
         }
-        let start = tail;
+        let mut open = None;
         loop {
             let off = ring.mask(tail);
             // Acquire, paired with the Release that published it: the record is whole.
             let word = ring.len_word(off).load(Ordering::Acquire);
+            // Framed rings: a record's kind bits (an open record ends the walk).
+            let kind = if framed { word & (FRAMES | CLOSED) } else { 0 };
+            let len = word & !PUBLISHED & !kind;
             let step = match word {
                 0 => break,
                 PADDING if off != 0 => ring.cap - off,
-                w if w & PUBLISHED != 0 && (w & !PUBLISHED) <= ring.max_message() as u64 => {
-                    record_len(w & !PUBLISHED)
+                w if w & PUBLISHED != 0 && kind != CLOSED && len <= ring.max_message() as u64 => {
+                    if kind == FRAMES {
+                        open = Some((tail, len));
+                    }
+                    record_len(len)
                 }
                 w => {
                     return Err(RawError::Corrupted(format!(
@@ -355,17 +385,23 @@ impl ProducerCore {
                 )));
             }
             tail = tail.wrapping_add(step);
+            if open.is_some() {
+                // Its end holds whatever a predecessor appended and never committed.
+                break;
+            }
         }
-        if tail != start {
+        let shared = open.map_or(tail, |(pos, _)| pos);
+        if shared != shared_tail {
             // SYNC: Release, as in `publish`.
-            h.tail.pos.store(tail, Ordering::Release);
+            h.tail.pos.store(shared, Ordering::Release);
         }
-        Ok(ProducerCore {
+        let core = ProducerCore {
             ring,
             tail,
             head_cache: head,
             sent,
-        })
+        };
+        Ok((core, open))
     }
 
     /// The ring.
@@ -432,7 +468,7 @@ impl ProducerCore {
 
     /// Ensure `need` free bytes, reloading `head` only if the cache says no.
     #[inline]
-    fn ensure(&mut self, need: u64) -> Result<bool, RawError> {
+    pub(super) fn ensure(&mut self, need: u64) -> Result<bool, RawError> {
         if self.free() >= need {
             return Ok(true);
         }
@@ -588,8 +624,24 @@ impl<'a> WriteGrant<'a> {
     #[inline]
     fn finish(self) -> &'a mut ProducerCore {
         let prod = self.prod;
+        prod.finish_record(self.off, self.len as u64, 0);
+        prod
+    }
+
+    /// Data offset of the record's length word.
+    pub(super) fn offset(&self) -> u64 {
+        self.off
+    }
+}
+
+impl ProducerCore {
+    /// Publish the record of `len` bytes at data offset `off` (its bytes written) at our
+    /// private tail, its length word carrying the kind bits `kind` (0 for a bare
+    /// record), and advance the private tail past it; the shared `tail` is not stored.
+    pub(super) fn finish_record(&mut self, off: u64, len: u64, kind: u64) {
+        let prod = self;
         let ring = prod.ring;
-        let next = prod.tail.wrapping_add(record_len(self.len as u64));
+        let next = prod.tail.wrapping_add(record_len(len));
         // Wrapping: `sent` started from a counter in shared memory, which a peer may
         // have set to anything (overflow must not panic in debug builds).
         prod.sent = prod.sent.wrapping_add(1);
@@ -603,10 +655,9 @@ impl<'a> WriteGrant<'a> {
         // SYNC: Release, paired with the consumer's Acquire of the length word in
         // `ConsumerCore::next` (and the sleeper's SeqCst re-check in `Ring::has_data`):
         // the payload bytes and the zeroed next word are visible before the record.
-        ring.len_word(self.off)
-            .store(PUBLISHED | self.len as u64, Ordering::Release);
+        ring.len_word(off)
+            .store(PUBLISHED | kind | len, Ordering::Release);
         prod.tail = next;
-        prod
     }
 }
 
@@ -626,9 +677,9 @@ pub struct Parked {
 /// The consuming role: sole writer of `head`.
 #[derive(Debug)]
 pub struct ConsumerCore {
-    ring: Ring,
-    head: u64,
-    received: u64,
+    pub(super) ring: Ring,
+    pub(super) head: u64,
+    pub(super) received: u64,
 }
 
 impl ConsumerCore {
