@@ -65,8 +65,25 @@ for x in "${all[@]}"; do excluded+=(--exclude "$x"); done
 # and version from an earlier run: a second run on one machine then verified against
 # stale sources (shmkit-ring 0.1.0 against an old shmkit-sync 0.1.0). Drop our crates
 # from those temporary registries first (crates.io's index directories are untouched).
+# Our crates keep version 0.1.0 from one commit to the next, and cargo takes a registry
+# crate of a known version as unchanged: drop what an earlier run on this machine left
+# (the unpacked crates, and the verification builds and temporary registry under the
+# target directory, whose stale `shmkit-sync` rlib once failed `shmkit-ring`'s verify).
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rm -rf "$cargo_home"/registry/src/-*/shmkit* "$cargo_home"/registry/cache/-*/shmkit*
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+rm -rf "$target/package"
+# The verification builds compile the packed crates into the target directory's debug
+# profile, keyed by name and version only: remove those builds (their dep-info names
+# the unpacked registry sources) so they are compiled from this commit's packages.
+for d in "$target"/debug/deps/shmkit_*.d; do
+  [ -e "$d" ] || continue
+  if grep -q "registry/src/-[0-9a-f]*/shmkit" "$d"; then
+    h=$(basename "$d" .d)
+    rm -rf "$target/debug/deps/$h"* "$target/debug/deps/lib$h".* \
+      "$target/debug/.fingerprint/${h//_/-}"
+  fi
+done
 
 echo "+ cargo package --workspace ${excluded[*]} ${dirty[*]}"
 cargo package --workspace "${excluded[@]}" "${dirty[@]}"

@@ -81,10 +81,11 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// A `try_` put found the queue at its `maxsize`.
+    /// The queue is at its `maxsize` ([`TrySendError::Full`] as an `Error`; a
+    /// `put_many` whose batch does not fit now).
     #[error("full")]
     Full,
-    /// A `try_` get found nothing.
+    /// Nothing to take ([`TryRecvError::Empty`] as an `Error`).
     #[error("empty")]
     Empty,
     /// A `_timeout` call ran out of time (for a pool result: the task is still pending
@@ -184,6 +185,52 @@ impl Error {
     /// Whether the connection failed (lost, refused, down): retrying later may succeed.
     pub fn is_connection_error(&self) -> bool {
         matches!(self, Error::ConnectionLost { .. } | Error::Connect { .. })
+    }
+}
+
+/// Why [`Queue::try_put`](crate::Queue::try_put) did not put: two cases a caller can
+/// match exhaustively, as `shmkit_ring::TrySendError` for the local queues (a Redis
+/// queue has no "disconnected": producers and consumers come and go). `Full` carries
+/// nothing: `try_put` borrows the item, which is still in the caller's hands. `?` turns
+/// it into an [`Error`] ([`Error::Full`] for `Full`).
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    /// The queue is at its `maxsize` now.
+    #[error("full")]
+    Full,
+    /// The call failed (connection, encoding, a closed handle...).
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+/// Why [`Queue::try_get`](crate::Queue::try_get) took nothing: two cases a caller can
+/// match exhaustively, as `shmkit_ring::TryRecvError` for the local queues. `?` turns it
+/// into an [`Error`] ([`Error::Empty`] for `Empty`).
+#[derive(Debug, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing is there now.
+    #[error("empty")]
+    Empty,
+    /// The call failed (connection, an item that does not decode, a closed handle...).
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl From<TrySendError> for Error {
+    fn from(e: TrySendError) -> Error {
+        match e {
+            TrySendError::Full => Error::Full,
+            TrySendError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<TryRecvError> for Error {
+    fn from(e: TryRecvError) -> Error {
+        match e {
+            TryRecvError::Empty => Error::Empty,
+            TryRecvError::Failed(e) => e,
+        }
     }
 }
 

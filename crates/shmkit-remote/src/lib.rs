@@ -39,7 +39,7 @@ mod queue;
 mod wire;
 mod worker;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TryRecvError, TrySendError};
 pub use func::{register, register_star};
 pub use keys::DEFAULT_RECLAIM_AFTER as POOL_RECLAIM_AFTER;
 pub use pool::{

@@ -14,7 +14,7 @@
 //! killed between the two round trips of `get`) stays in the group's pending list and is
 //! **re-delivered** (`XAUTOCLAIM`) to the next `get` after [`Builder::reclaim_after`].
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TryRecvError, TrySendError};
 use crate::link::{Link, check_name};
 use crate::primitive::{AtomicBool, Ordering};
 use crate::wire::{self, Entry};
@@ -65,7 +65,7 @@ impl<T> std::fmt::Debug for Builder<T> {
 
 impl<T: Serialize + DeserializeOwned> Builder<T> {
     /// Bound the queue to `n` items (Python's `Queue(maxsize=n)`); `put` waits and
-    /// `try_put` fails with [`Error::Full`] at `n`. Recorded in Redis by the first
+    /// `try_put` fails with [`TrySendError::Full`] at `n`. Recorded in Redis by the first
     /// handle that connects; later handles use the recorded bound.
     pub fn maxsize(mut self, n: u64) -> Self {
         self.maxsize = Some(n);
@@ -274,13 +274,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.put_deadline(item, Some(Instant::now() + timeout))
     }
 
-    /// Put without waiting: [`Error::Full`] if the queue is at its `maxsize`.
-    pub fn try_put(&self, item: &T) -> Result<()> {
+    /// Put without waiting: [`TrySendError::Full`] if the queue is at its `maxsize`.
+    pub fn try_put(&self, item: &T) -> Result<(), TrySendError> {
         let bytes = encode(item)?;
         if self.put_once(&bytes)? {
             Ok(())
         } else {
-            Err(Error::Full)
+            Err(TrySendError::Full)
         }
     }
 
@@ -391,11 +391,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.get_deadline(Some(Instant::now() + timeout))
     }
 
-    /// Take without waiting: [`Error::Empty`] if nothing is there now.
-    pub fn try_get(&self) -> Result<T> {
+    /// Take without waiting: [`TryRecvError::Empty`] if nothing is there now.
+    pub fn try_get(&self) -> Result<T, TryRecvError> {
         match self.read_one(None)? {
-            Some(e) => self.finish(e),
-            None => Err(Error::Empty),
+            Some(e) => Ok(self.finish(e)?),
+            None => Err(TryRecvError::Empty),
         }
     }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use shmkit_remote::{Error, Queue};
+use shmkit_remote::{Error, Queue, TryRecvError, TrySendError};
 use shmkit_testing::unique;
 use std::time::{Duration, Instant};
 use support::Durability;
@@ -25,7 +25,7 @@ fn fifo_len_and_empty_errors() {
     assert_eq!(q.get().unwrap(), "a");
     assert_eq!(q.get_timeout(LONG).unwrap(), "bb");
     assert_eq!(q.try_get().unwrap(), "ccc");
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     let t = Instant::now();
     assert!(matches!(
         q.get_timeout(Duration::from_millis(150)),
@@ -67,7 +67,7 @@ fn maxsize_bounds_put() {
     q.put(&1).unwrap();
     q.try_put(&2).unwrap();
     assert!(q.is_full().unwrap());
-    assert!(matches!(q.try_put(&3), Err(Error::Full)));
+    assert!(matches!(q.try_put(&3), Err(TrySendError::Full)));
     assert!(matches!(
         q.put_timeout(&3, Duration::from_millis(100)),
         Err(Error::Timeout)
@@ -140,7 +140,7 @@ fn many_processes_each_item_once() {
     got.sort_unstable();
     let want: Vec<u32> = (0..200).chain(1000..1200).collect();
     assert_eq!(got, want);
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
 }
 
 /// Takes one item without acknowledging it, says so, and waits to be killed.
@@ -196,7 +196,7 @@ fn item_of_a_killed_consumer_is_redelivered() {
         spawned_at.elapsed() >= Duration::from_millis(400),
         "re-delivered before the idle time"
     );
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
     assert_eq!(q.len().unwrap(), 0);
 }
 
@@ -242,7 +242,7 @@ fn foreign_and_corrupt_entries_are_typed_errors() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     match q.try_get() {
-        Err(Error::Corrupt { id, what, .. }) => {
+        Err(TryRecvError::Failed(Error::Corrupt { id, what, .. })) => {
             assert_eq!(id, bad);
             assert!(what.contains("u64"), "{what}");
         }
