@@ -158,11 +158,13 @@ impl PackProducer {
     }
 
     /// Ring position where our records end (the open record included).
+    #[inline]
     pub fn end(&self) -> u64 {
         self.core.tail
     }
 
     /// Whether a record is open for appending.
+    #[inline]
     pub fn is_open(&self) -> bool {
         self.open.is_some()
     }
@@ -172,6 +174,7 @@ impl PackProducer {
     /// if the item is small, bare if not. [`RawError::Full`] if there is no room now
     /// (the open record is closed then, so that the consumer can give its bytes back),
     /// [`RawError::TooLarge`] if there never will be.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<ItemGrant<'_>, RawError> {
         let max = self.core.ring.max_message();
         if len > max {
@@ -236,12 +239,14 @@ impl PackProducer {
 
     /// Write the varint of `len` (`vlen` bytes) at data offset `at`, in room that
     /// `reserve` found free.
+    #[inline]
     fn write_varint_at(&mut self, at: u64, len: usize, vlen: usize) {
         let out = self.bytes_mut(at, vlen);
         write_varint(len, out);
     }
 
     /// `n` bytes of the data area at offset `at`.
+    #[inline]
     fn bytes_mut(&mut self, at: u64, n: usize) -> &mut [u8] {
         let ring = self.core.ring;
         assert!(at + n as u64 <= ring.cap, "a grant lies in the data area");
@@ -297,16 +302,19 @@ pub struct ItemGrant<'a> {
 
 impl ItemGrant<'_> {
     /// The item's bytes (exactly the requested length; contents unspecified).
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.prod.bytes_mut(self.at, self.len)
     }
 
     /// Whether the item is appended to an open record (not the start of a record).
+    #[inline]
     pub fn appends(&self) -> bool {
         matches!(self.how, How::Append { .. })
     }
 
     /// Publish the item.
+    #[inline]
     pub fn commit(self) {
         let prod = self.prod;
         match self.how {
@@ -399,6 +407,7 @@ impl PackConsumer {
 
     /// Payload bytes already taken from the framed record at `head` (0 if none);
     /// `Corrupted` if `item_pos` points between `head` and its payload.
+    #[inline]
     fn taken(&self) -> Result<u64, RawError> {
         let head = self.core.head;
         // At or below `head` (wrapping distance under 2^63): nothing taken yet.
@@ -416,6 +425,7 @@ impl PackConsumer {
     }
 
     /// Locate the next item, stepping over padding and closed, fully read records.
+    #[inline]
     fn next(&mut self) -> Result<Option<Found>, RawError> {
         let ring = self.core.ring;
         loop {
@@ -514,6 +524,7 @@ impl PackConsumer {
     }
 
     /// Move `head` past `bytes` (padding or a record read to its end) and publish it.
+    #[inline]
     fn step(&mut self, bytes: u64) {
         self.core.head = self.core.head.wrapping_add(bytes);
         self.word = 0;
@@ -521,12 +532,14 @@ impl PackConsumer {
     }
 
     /// The next item, in place, or `None` if there is none now.
+    #[inline]
     pub fn read(&mut self) -> Result<Option<ItemRead<'_>>, RawError> {
         Ok(self.next()?.map(|found| ItemRead { cons: self, found }))
     }
 
     /// Publish the item count, `item_pos` and, if it `moved`, `head` (an item taken
     /// inside a record frees no bytes: the producer's line is left alone).
+    #[inline]
     fn publish(&mut self, moved: bool) {
         let h = self.core.ring.header();
         h.head.count.store(self.core.received, Ordering::Relaxed);
@@ -552,6 +565,7 @@ pub struct ItemRead<'a> {
 
 impl ItemRead<'_> {
     /// The item's bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         let (off, len) = match self.found {
             Found::Bare { off, len } | Found::Frame { off, len, .. } => (off, len),
@@ -568,6 +582,7 @@ impl ItemRead<'_> {
     }
 
     /// Take the item: store the new position (and `head`, if the record is done).
+    #[inline]
     pub fn release(self) {
         let cons = self.cons;
         // Wrapping, as in `ProducerCore::finish_record`: it started from shared memory.
