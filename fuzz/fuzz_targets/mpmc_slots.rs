@@ -7,25 +7,17 @@
 
 use crossbeam_utils::CachePadded;
 use libfuzzer_sys::fuzz_target;
+use shmkit_fuzz::Input;
 use shmkit_ring::primitive::{AtomicU64, Ordering};
 use shmkit_ring::raw::RawError;
 use shmkit_ring::raw::mpmc::{Mpmc, MpmcHeader, stride};
 
-struct Input<'a>(&'a [u8]);
+/// This target's readings of the input.
+trait Script {
+    fn word(&mut self, near: u64) -> u64;
+}
 
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    fn u64(&mut self) -> u64 {
-        let mut w = [0u8; 8];
-        for b in &mut w {
-            *b = self.byte();
-        }
-        u64::from_le_bytes(w)
-    }
+impl Script for Input<'_> {
     /// Near a position (sequence numbers that almost make sense) or anything.
     fn word(&mut self, near: u64) -> u64 {
         match self.byte() % 4 {

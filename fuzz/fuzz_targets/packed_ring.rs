@@ -9,28 +9,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use shmkit_fuzz::Input;
 use shmkit_ring::primitive::Ordering;
 use shmkit_ring::raw::RawError;
-use shmkit_ring::raw::packed::{
-    self, CLOSED, FRAMES, PackConsumer, PackLimits, PackProducer,
-};
+use shmkit_ring::raw::packed::{self, CLOSED, FRAMES, PackConsumer, PackLimits, PackProducer};
 use shmkit_ring::raw::spsc::{PUBLISHED, Ring, SpscHeader};
 
-struct Input<'a>(&'a [u8]);
+/// This target's readings of the input.
+trait Script {
+    fn pos(&mut self) -> u64;
+    fn word(&mut self) -> u64;
+}
 
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    fn u64(&mut self) -> u64 {
-        let mut w = [0u8; 8];
-        for b in &mut w {
-            *b = self.byte();
-        }
-        u64::from_le_bytes(w)
-    }
+impl Script for Input<'_> {
     /// A position: often small (aligned or not), sometimes anything.
     fn pos(&mut self) -> u64 {
         match self.byte() % 4 {

@@ -79,21 +79,26 @@ fn run(produce: impl FnOnce(Ring) + Send + 'static, expect: Vec<Vec<u8>>) {
     drop(heap);
 }
 
+/// [`run`] with one producer that puts `items`, in order, and lives.
+fn run_one_producer(items: Vec<Vec<u8>>) {
+    let sent = items.clone();
+    run(
+        move |ring| {
+            let mut p = PackProducer::attach(ring, LIMITS).unwrap();
+            for it in &sent {
+                put(&mut p, it);
+            }
+        },
+        items,
+    );
+}
+
 /// Open, append, close for a large item, a bare record: FIFO across the three kinds.
 #[test]
 fn append_close_and_bare_records_in_order() {
     model(|| {
         let items = vec![item(0, 1), item(1, 2), item(2, 5)];
-        let sent = items.clone();
-        run(
-            move |ring| {
-                let mut p = PackProducer::attach(ring, LIMITS).unwrap();
-                for it in &sent {
-                    put(&mut p, it);
-                }
-            },
-            items,
-        );
+        run_one_producer(items);
     });
 }
 
@@ -103,16 +108,7 @@ fn append_close_and_bare_records_in_order() {
 fn a_full_record_is_closed_and_the_next_opens() {
     model(|| {
         let items = vec![item(0, 2), item(1, 2), item(2, 1)];
-        let sent = items.clone();
-        run(
-            move |ring| {
-                let mut p = PackProducer::attach(ring, LIMITS).unwrap();
-                for it in &sent {
-                    put(&mut p, it);
-                }
-            },
-            items,
-        );
+        run_one_producer(items);
     });
 }
 
