@@ -3,10 +3,10 @@
 #![allow(clippy::disallowed_types)]
 
 #[cfg(shmkit_loom)]
-pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(shmkit_loom))]
-pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Spin-loop hint (a loom yield under loom, so models of spin loops terminate).
 #[inline]

@@ -17,8 +17,10 @@
 //!   (`NoSpace`), never a `SIGBUS` on touch (DESIGN rule 5).
 //! - `released_to` (consumer line, written under **both** claim locks): pages below it
 //!   were given back (`fallocate(PUNCH_HOLE)`). After a get, under the get lock, a
-//!   consumer whose `head` is a growth step or more past `released_to` (or that emptied
-//!   the queue while more than a quarter step is reserved) tries the put lock without
+//!   consumer whose `head` is a growth step or more past `released_to` (or whose get
+//!   newly emptied the queue — the first empty get after a non-empty one, so a consumer
+//!   that keeps up with its producer does not read the put side's line per item —
+//!   while more than a quarter step is reserved) tries the put lock without
 //!   waiting; holding both, nobody reads or writes the ring, so it gives back every
 //!   whole page below `head` — and, if the queue is empty, everything reserved above
 //!   it too, moving `reserved_to` back to `tail`.
@@ -53,6 +55,7 @@
 //! and the word after it stay, everything below and above goes back.
 
 use crate::error::{Error, Result};
+use crate::primitive::AtomicBool;
 use crate::primitive::Ordering::Relaxed;
 use crate::raw::packed;
 use crate::raw::spsc::{self, Ring};
@@ -164,17 +167,27 @@ pub(crate) fn before_put(
 
 /// Under the get lock `me` holds, after an item was released: give back what is
 /// consumed, if enough is, and the put lock is free right now.
-pub(crate) fn after_get(g: Growth, reg: &Registry, ring: Ring, me: u32) {
+pub(crate) fn after_get(g: Growth, reg: &Registry, ring: Ring, me: u32, left_empty: &AtomicBool) {
     let h = reg.header();
     let step = g.step;
     // Relaxed: `head` and `released_to` are written under the get lock, which we hold;
     // `tail` and `reserved_to` are only a hint here (re-read under the put lock).
     let head = ring.header().head.pos.load(Relaxed);
     let released = reg.released_to().load(Relaxed);
-    // `reserved_to` lies on the put side's line: read only when the queue is empty.
+    // From the consumer's side of the ring (the record at `head` and `item_pos`): with
+    // packed records `tail == head` holds while the open record's frames are taken.
+    let empty = packed::is_empty(&ring);
+    // Relaxed: this handle's own flag, a hint (handles shared by threads may race on it:
+    // one give-back more or less).
+    let newly_empty = empty && !left_empty.swap(empty, Relaxed);
+    if !empty {
+        left_empty.store(false, Relaxed);
+    }
+    // `reserved_to` lies on the put side's line, which every put's lock writes: read it
+    // only when a get newly empties the queue (the end of a drain), not on every get of
+    // a consumer that keeps up with its producer (that read crossed the cores per item).
     let worth = head >= released + step
-        || (ring.header().tail.pos.load(Relaxed) == head
-            && h.reserved_to.load(Relaxed) > released + step / 4);
+        || (newly_empty && h.reserved_to.load(Relaxed) > released + step / 4);
     if !worth {
         return;
     }

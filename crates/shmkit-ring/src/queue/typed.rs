@@ -21,7 +21,7 @@ use super::growth::{self, Growth};
 use super::handle::{Flavor, Handle, handle_impls};
 use crate::endpoint::ring_at;
 use crate::error::{Error, Result, TryRecvError, TrySendError};
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::{AtomicBool, AtomicU32, Ordering};
 use crate::raw::RawError;
 use crate::raw::packed::{self, PackConsumer, PackLimits, PackProducer};
 use crate::raw::spsc::{self, Ring};
@@ -143,6 +143,10 @@ pub struct Queue<T> {
     prod_core: CoreCell<PackProducer>,
     /// Same for the consumer side.
     cons_core: CoreCell<PackConsumer>,
+    /// Whether this handle's last get left a growing queue empty: the give-back of the
+    /// pages reserved above the data is looked at only when a get *newly* empties the
+    /// queue (see `growth::after_get`).
+    left_empty: AtomicBool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -275,6 +279,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
             h,
             prod_core: CoreCell::new(),
             cons_core: CoreCell::new(),
+            left_empty: AtomicBool::new(false),
             _t: PhantomData,
         })
     }
@@ -463,7 +468,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         if let Some(g) = self.growth
             && matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. }))
         {
-            growth::after_get(g, &self.h.reg, self.ring, self.h.slot());
+            growth::after_get(g, &self.h.reg, self.ring, self.h.slot(), &self.left_empty);
         }
         (res, moved)
     }
