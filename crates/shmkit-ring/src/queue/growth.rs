@@ -179,10 +179,11 @@ pub(crate) fn after_get(g: Growth, reg: &Registry, ring: Ring, me: u32, left_emp
     let empty = packed::is_empty(&ring);
     // Relaxed: this handle's own flag, a hint (handles shared by threads may race on it:
     // one give-back more or less).
-    let newly_empty = empty && !left_empty.swap(empty, Relaxed);
-    if !empty {
-        left_empty.store(false, Relaxed);
+    let was_empty = left_empty.load(Relaxed);
+    if was_empty != empty {
+        left_empty.store(empty, Relaxed);
     }
+    let newly_empty = empty && !was_empty;
     // `reserved_to` lies on the put side's line, which every put's lock writes: read it
     // only when a get newly empties the queue (the end of a drain), not on every get of
     // a consumer that keeps up with its producer (that read crossed the cores per item).
