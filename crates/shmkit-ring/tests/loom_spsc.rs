@@ -11,6 +11,28 @@ fn msg(i: u8) -> Vec<u8> {
 }
 
 /// Bounded preemptions keep the spin-retry loops' state space small (loom's own advice).
+/// Send `m`, yielding to the model while the ring is full.
+fn send(p: &mut ProducerCore, m: &[u8]) {
+    loop {
+        match p.try_send(m) {
+            Ok(()) => return,
+            Err(RawError::Full) => loom::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Receive the next message into `out`, yielding to the model while the ring is empty.
+fn recv<'a>(c: &mut ConsumerCore, out: &'a mut Vec<u8>) -> &'a [u8] {
+    loop {
+        match c.try_recv(out) {
+            Ok(()) => return out,
+            Err(RawError::Empty) => loom::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(2);
@@ -30,26 +52,13 @@ fn spsc_fifo_with_wrap() {
             let _keep = h2;
             let mut p = ProducerCore::attach(ring).unwrap();
             for i in 0..3u8 {
-                loop {
-                    match p.try_send(&msg(i)) {
-                        Ok(()) => break,
-                        Err(RawError::Full) => loom::thread::yield_now(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
+                send(&mut p, &msg(i));
             }
         });
         let mut c = ConsumerCore::attach(ring).unwrap();
         let mut out = Vec::new();
         for i in 0..3u8 {
-            loop {
-                match c.try_recv(&mut out) {
-                    Ok(()) => break,
-                    Err(RawError::Empty) => loom::thread::yield_now(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            assert_eq!(out, msg(i));
+            assert_eq!(recv(&mut c, &mut out), msg(i));
         }
         t.join().unwrap();
         drop(heap);
@@ -115,14 +124,7 @@ fn polling_strategies_lose_no_message() {
             let mut c = ConsumerCore::attach(ring).unwrap();
             let mut out = Vec::new();
             for i in 0..2u8 {
-                loop {
-                    match c.try_recv(&mut out) {
-                        Ok(()) => break,
-                        Err(RawError::Empty) => loom::thread::yield_now(),
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-                assert_eq!(out, msg(i));
+                assert_eq!(recv(&mut c, &mut out), msg(i));
             }
             t.join().unwrap();
         });
@@ -150,25 +152,12 @@ fn successor_producer_walks_past_an_uncounted_record() {
         let t = loom::thread::spawn(move || {
             let _keep = h2;
             let mut p = ProducerCore::attach(ring).unwrap();
-            loop {
-                match p.try_send(&msg(1)) {
-                    Ok(()) => break,
-                    Err(RawError::Full) => loom::thread::yield_now(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            send(&mut p, &msg(1));
         });
         let mut c = ConsumerCore::attach(ring).unwrap();
         let mut out = Vec::new();
         for i in 0..2u8 {
-            loop {
-                match c.try_recv(&mut out) {
-                    Ok(()) => break,
-                    Err(RawError::Empty) => loom::thread::yield_now(),
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            assert_eq!(out, msg(i));
+            assert_eq!(recv(&mut c, &mut out), msg(i));
         }
         t.join().unwrap();
     });
