@@ -32,6 +32,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 // Postcard's varint (LEB128) is also the frame prefix of packed records: one spelling.
+use crate::raw::copy_bytes;
 use crate::raw::packed::{varint_len, write_varint};
 
 /// Items whose encoding fits this many bytes are encoded on the stack (into
@@ -77,24 +78,10 @@ impl Encoded<'_> {
         match self {
             Encoded::Bytes(b) => {
                 let n = write_varint(b.len(), out);
-                out[n..].copy_from_slice(b);
+                copy_bytes(b, &mut out[n..]);
             }
-            Encoded::Whole(b) => copy_small(b, out),
+            Encoded::Whole(b) => copy_bytes(b, out),
         }
-    }
-}
-
-/// `out.copy_from_slice(b)`, byte by byte when short: a `memcpy` call per small item
-/// costs more than the copy.
-#[inline]
-fn copy_small(b: &[u8], out: &mut [u8]) {
-    debug_assert_eq!(b.len(), out.len());
-    if b.len() <= 16 {
-        for (o, &x) in out.iter_mut().zip(b) {
-            *o = x;
-        }
-    } else {
-        out.copy_from_slice(b);
     }
 }
 

@@ -5,9 +5,12 @@
 //! Every index and length read from the region is validated before it addresses
 //! memory; a value out of range is reported as [`RawError::Corrupted`].
 
+mod copy;
 pub mod mpmc;
 pub mod packed;
 pub mod spsc;
+
+pub(crate) use copy::copy_bytes;
 
 /// Why a non-blocking operation on a raw ring did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -333,7 +333,7 @@ impl Mpmc {
     pub fn try_push(&self, entry: Option<u32>, item: &[u8]) -> Result<(), RawError> {
         assert_eq!(item.len(), self.item, "item size mismatch");
         let mut c = self.try_claim(entry)?;
-        c.as_mut_slice().copy_from_slice(item);
+        super::copy_bytes(item, c.as_mut_slice());
         c.publish();
         Ok(())
     }

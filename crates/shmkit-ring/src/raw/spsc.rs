@@ -530,10 +530,10 @@ impl ProducerCore {
     }
 
     /// Copy `msg` in as one message and publish it.
-    #[inline]
+    #[inline(always)]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RawError> {
         let mut g = self.reserve(msg.len())?;
-        g.as_mut_slice().copy_from_slice(msg);
+        super::copy_bytes(msg, g.as_mut_slice());
         g.commit();
         Ok(())
     }
@@ -547,7 +547,7 @@ impl ProducerCore {
             let m = m.as_ref();
             match self.reserve(m.len()) {
                 Ok(mut g) => {
-                    g.as_mut_slice().copy_from_slice(m);
+                    super::copy_bytes(m, g.as_mut_slice());
                     g.commit_deferred();
                     n += 1;
                 }
@@ -638,6 +638,7 @@ impl ProducerCore {
     /// Publish the record of `len` bytes at data offset `off` (its bytes written) at our
     /// private tail, its length word carrying the kind bits `kind` (0 for a bare
     /// record), and advance the private tail past it; the shared `tail` is not stored.
+    #[inline]
     pub(super) fn finish_record(&mut self, off: u64, len: u64, kind: u64) {
         let prod = self;
         let ring = prod.ring;
