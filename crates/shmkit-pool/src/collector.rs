@@ -20,10 +20,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Bytes of each worker's task ring.
-const TASK_RING: usize = 1 << 18;
-/// Bytes of each worker's result ring.
-const RESULT_RING: usize = 1 << 18;
+/// Bytes of each worker's task ring: four [`INLINE_MAX`](crate::wire::INLINE_MAX)
+/// chunks. Pages are touched only as chunks pass, so a pool of small tasks keeps little
+/// of it resident; one that moves large chunks keeps up to 2 MiB per worker.
+const TASK_RING: usize = 1 << 20;
+/// Bytes of each worker's result ring (as the task ring).
+const RESULT_RING: usize = 1 << 20;
+// An inline chunk, with its message header, always fits a ring (whose largest message is
+// half the ring).
+const _: () = assert!(4 * crate::wire::INLINE_MAX <= TASK_RING && TASK_RING == RESULT_RING);
 /// How often the collector looks for dead workers (and notices `close`).
 const CHECK_EVERY: Duration = Duration::from_millis(20);
 /// How long `terminate` and the end of `join` wait for a stopped worker to be reaped.

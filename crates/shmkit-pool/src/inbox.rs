@@ -90,7 +90,7 @@ impl Inbox {
             f(received, chunk);
         }
         self.bytes.clear();
-        // A burst of large outcomes (up to 32 KiB each) should not stay allocated.
+        // A burst of large outcomes (up to 256 KiB each) should not stay allocated.
         self.bytes.shrink_to(INBOX_KEEP);
     }
 }

@@ -50,7 +50,7 @@
 //! exactly which chunks each worker holds. A worker writes the id of the chunk it
 //! starts into a control segment; when it dies, that chunk fails with `WorkerDied` and
 //! the chunks it never started are sent to another worker. Inputs or outcomes above
-//! 32 KiB travel in an anonymous segment of their own, so a MiB argument never clogs a
+//! 256 KiB travel in an anonymous segment of their own, so a MiB argument never clogs a
 //! ring; a worker holds its result blob until the pool has opened it. A task
 //! names its function by offset in the binary, signed with a key the pool gives its
 //! workers outside shared memory, so garbage in a ring cannot make a worker jump

@@ -14,8 +14,11 @@ use shmkit_sync::append::Append;
 use std::borrow::Cow;
 
 /// Encoded chunk inputs or outcomes above this size travel in a segment of their own
-/// (a "blob"), so that the rings stay small and a MiB argument never blocks them.
-pub(crate) const INLINE_MAX: usize = 32 * 1024;
+/// (a "blob"), so that a MiB argument never blocks a ring. A quarter of a worker's
+/// rings: a default-size chunk of small values (200 000 `u64`s over 2 workers: 73 kB
+/// in, 175 kB out) travels inline. Creating, mapping and faulting in a blob per chunk
+/// cost a quarter of such a `map` at the former 32 KiB (docs/benchmarks.md).
+pub(crate) const INLINE_MAX: usize = 256 * 1024;
 
 /// `chunk` of a [`Done`] saying that the initializer failed.
 pub(crate) const INIT_FAILED: u64 = u64::MAX;

@@ -28,11 +28,11 @@ const fn worker_word(i: usize) -> usize {
     8 * (1 + i)
 }
 
-/// A task of the map: every eighth input and output is 33 kB (above the 32 KiB that
+/// A task of the map: every eighth input and output is 270 kB (above the 256 KiB that
 /// travel inline), so blob segments (the inputs made at submit, the results made by the
-/// workers) are in flight at the kill. Not more: encoding bytes one by one in a debug
-/// build is what this test would spend its time on.
-fn echo(v: Vec<u8>) -> Vec<u8> {
+/// workers) are in flight at the kill. Strings: serde writes a `Vec<u8>` one byte at a
+/// time, which in a debug build is what this test would spend its time on.
+fn echo(v: String) -> String {
     std::thread::sleep(Duration::from_micros(300)); // the work of the task
     v
 }
@@ -61,8 +61,8 @@ fn pool_program((progress, fork): (SegmentHandle, bool)) {
             .store(u64::from(pid), std::sync::atomic::Ordering::Release);
     }
     let done = progress.atomic_u64(PROGRESS).unwrap();
-    let items: Vec<Vec<u8>> = (0..64u32)
-        .map(|i| vec![i as u8; if i % 8 == 0 { 33_000 } else { 8 }])
+    let items: Vec<String> = (0..64u32)
+        .map(|i| "x".repeat(if i % 8 == 0 { 270_000 } else { 8 }))
         .collect();
     loop {
         let results = pool.imap(echo, items.iter().cloned()).expect("map starts");

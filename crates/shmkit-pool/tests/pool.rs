@@ -259,7 +259,7 @@ fn maxtasksperchild_recycles_workers() {
     assert!(pids[0] != pids[2] && pids[2] != pids[4], "{pids:?}");
 }
 
-/// A result above 32 KiB travels in a blob segment of the worker's own, which dies with
+/// A result above 256 KiB travels in a blob segment of the worker's own, which dies with
 /// the worker: a worker retiring right after it (`maxtasksperchild`) must stay until the
 /// pool has taken it.
 #[test]
@@ -270,11 +270,11 @@ fn a_retiring_worker_hands_over_its_large_results() {
         .build()
         .unwrap();
     let prefix = p.prefix().to_owned();
-    let inputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 40_000]).collect();
+    let inputs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 140_000]).collect();
     let got = p.map_chunked(measure, inputs, 1).unwrap();
     for (i, (len, out)) in got.into_iter().enumerate() {
-        assert_eq!(len, 40_000, "task {i}");
-        assert_eq!(out.len(), 80_000, "task {i}");
+        assert_eq!(len, 140_000, "task {i}");
+        assert_eq!(out.len(), 280_000, "task {i}");
     }
     drop(p);
     assert_none_starting(&format!("{prefix}-"));
