@@ -17,7 +17,9 @@
 //!   blocking API on a `BusyPoll` pipe (both sides spin inside `recv`).
 //! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
 //!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
-//!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`).
+//!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`);
+//!   `queue_u64/shmkit_4x4/items`: four producer and four consumer processes on one
+//!   queue (`mp_queue.py --producers 4 --consumers 4`).
 //!
 //! Run: `cargo bench --bench ring -- --warm-up-time 1 --measurement-time 3`
 
@@ -198,6 +200,12 @@ fn queue_u64(c: &mut Criterion) {
     // given back behind the consumer): the cost of growth, measured in the same run.
     let growing = shm::U64Stream::over(Queue::<u64>::new().expect("queue"));
     shm::bench_queue_u64_over(&mut g, "shmkit_growing", growing);
+    // Four producers and four consumers on one fixed 1 MiB ring (eight processes on
+    // this machine's cores): to compare with `mp_queue.py --producers 4 --consumers 4`.
+    let many = shm::U64Many::spawn(4, 4);
+    g.bench_function(BenchmarkId::new("shmkit_4x4", "items"), |b| {
+        b.iter_custom(|iters| many.timed(iters))
+    });
     g.finish();
 }
 

@@ -257,6 +257,103 @@ impl Drop for U64Stream {
     }
 }
 
+/// Child of [`U64Many`]: a producer. Each command `n` taken from `cmd` puts `n` items
+/// and then answers on `done`; `0` stops it.
+pub fn u64_producer(args: (Queue<u64>, Queue<u64>, Queue<u8>)) {
+    let (q, cmd, done) = args;
+    loop {
+        match cmd.get_timeout(LONG) {
+            Ok(0) => return,
+            Ok(n) => {
+                for i in 0..n {
+                    q.put(&i).expect("put");
+                }
+                done.put(&1).expect("done");
+            }
+            Err(e) => panic!("u64 producer: {e}"),
+        }
+    }
+}
+
+/// `Queue<u64>` with `P` producer and `C` consumer children (`queue_u64/shmkit_4x4`):
+/// the many-to-many figure, to compare with `python3 benches/python/mp_queue.py
+/// --producers 4 --consumers 4`.
+pub struct U64Many {
+    q: Queue<u64>,
+    cmd: Queue<u64>,
+    done: Queue<u8>,
+    ack: Queue<u8>,
+    children: Vec<Process<()>>,
+    producers: u64,
+    consumers: u64,
+}
+
+impl U64Many {
+    /// A queue with a 1 MiB ring, `producers` producer children and `consumers`
+    /// [`u64_sink`] children.
+    pub fn spawn(producers: u64, consumers: u64) -> U64Many {
+        let q = Queue::<u64>::anonymous(1 << 20).expect("queue");
+        let cmd = Queue::<u64>::anonymous(4096).expect("commands");
+        let done = Queue::<u8>::anonymous(4096).expect("done");
+        let ack = Queue::<u8>::anonymous(4096).expect("ack");
+        let mut children = Vec::new();
+        for _ in 0..producers {
+            let args = (q.clone(), cmd.clone(), done.clone());
+            children.push(shmkit_process::spawn(u64_producer, args).expect("spawn"));
+        }
+        for _ in 0..consumers {
+            let args = (q.clone(), ack.clone());
+            children.push(shmkit_process::spawn(u64_sink, args).expect("spawn"));
+        }
+        U64Many {
+            q,
+            cmd,
+            done,
+            ack,
+            children,
+            producers,
+            consumers,
+        }
+    }
+
+    /// `iters` items split between the producers; returns once every consumer has
+    /// taken a sync put after the last item (the queue is FIFO: every item was taken).
+    pub fn timed(&self, iters: u64) -> Duration {
+        let t0 = Instant::now();
+        for k in 0..self.producers {
+            let n = iters / self.producers + u64::from(k < iters % self.producers);
+            // A producer with no items gets none: `0` would stop it.
+            if n > 0 {
+                self.cmd.put(&n).expect("command");
+            }
+        }
+        for _ in 0..iters.min(self.producers) {
+            self.done.get_timeout(LONG).expect("producer done");
+        }
+        for _ in 0..self.consumers {
+            self.q.put(&u64::MAX).expect("sync");
+        }
+        for _ in 0..self.consumers {
+            self.ack.get_timeout(LONG).expect("ack");
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for U64Many {
+    fn drop(&mut self) {
+        for _ in 0..self.producers {
+            let _ = self.cmd.put_timeout(&0, LONG);
+        }
+        for _ in 0..self.consumers {
+            let _ = self.q.put_timeout(&(u64::MAX - 1), LONG);
+        }
+        for child in &mut self.children {
+            stop_child(child, "a 4 x 4 queue child");
+        }
+    }
+}
+
 // --- round trip ------------------------------------------------------------------------
 
 /// Child of [`Cacheline`]: answer each odd value of the shared word with the next one.
