@@ -35,7 +35,7 @@ pub(crate) struct Task<'a> {
 /// Where a chunk's encoded inputs are.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Body<'a> {
-    Inline(&'a [u8]),
+    Inline(#[serde(serialize_with = "as_bytes")] &'a [u8]),
     /// In an anonymous blob segment the pool holds until the chunk is done; opened only
     /// if it is a descriptor of the pool's own process ([`blob_open`]).
     Blob {
@@ -61,7 +61,7 @@ pub(crate) struct Done<'a> {
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Outcome<'a> {
     /// The encoded `Vec<Result<R, String>>` (each outcome written by [`push_outcome`]).
-    Inline(&'a [u8]),
+    Inline(#[serde(serialize_with = "as_bytes")] &'a [u8]),
     /// In an anonymous blob segment of the worker's, which the worker holds until the
     /// pool has opened it: the pool then writes `seq` to the worker's "taken" word.
     Blob {
@@ -72,6 +72,15 @@ pub(crate) enum Outcome<'a> {
     /// It could not run (its function token did not verify, its arguments or results
     /// could not be read or stored).
     Failed(#[serde(borrow)] Cow<'a, str>),
+}
+
+/// Write an inline chunk's bytes as postcard bytes: the length, then one copy. Serde's
+/// default for a `&[u8]` is a sequence of `u8`s, which postcard writes one byte at a
+/// time — the same bytes (a test compares them), at a call per byte: a default-size
+/// chunk's 175 kB of outcomes was most of what its worker spent after running it. (The
+/// reading side already borrows a `&[u8]` through `deserialize_bytes`.)
+fn as_bytes<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
 }
 
 /// Append one task's outcome to `out` as postcard encodes a `Result<R, String>`: the
@@ -175,6 +184,27 @@ mod tests {
             rest = more;
         }
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn inline_bodies_and_outcomes_are_the_bytes_serde_writes_for_a_slice() {
+        // Serde's default for the same shapes: a slice as a sequence of `u8`s.
+        #[derive(Serialize)]
+        enum Plain<'a> {
+            Inline(&'a [u8]),
+        }
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
+            let plain = postcard::to_allocvec(&Plain::Inline(&bytes)).unwrap();
+            let body = postcard::to_allocvec(&Body::Inline(&bytes)).unwrap();
+            let outcome = postcard::to_allocvec(&Outcome::Inline(&bytes)).unwrap();
+            assert_eq!(body, plain, "body of {len} bytes");
+            assert_eq!(outcome, plain, "outcome of {len} bytes");
+            match postcard::from_bytes::<Outcome<'_>>(&outcome).unwrap() {
+                Outcome::Inline(b) => assert_eq!(b, &bytes[..]),
+                _ => panic!("not inline"),
+            }
+        }
     }
 
     #[test]
