@@ -343,6 +343,34 @@ fn mebibyte_arguments_and_results() {
     assert_none_starting(&format!("{prefix}-"));
 }
 
+/// The string reversed: an output as large as the input, which differs from it.
+fn reverse(s: String) -> String {
+    s.chars().rev().collect()
+}
+
+/// Chunks and outcomes just under the inline limit (256 KiB) travel in the rings, four
+/// to a 1 MiB ring at most, so batches of them are taken in part: every one arrives,
+/// whole and in order. (Strings: serde writes a `Vec<u8>` a byte at a time, slow in a
+/// debug build.)
+#[test]
+fn chunks_up_to_the_inline_limit_fill_the_rings_and_all_arrive() {
+    let p = pool(2);
+    let items: Vec<String> = (0..24u8)
+        .map(|i| {
+            let len = 200_000 + 2_000 * usize::from(i);
+            let c = char::from(b'a' + i);
+            format!("{c}{}", "-".repeat(len))
+        })
+        .collect();
+    let got = p.map_chunked(reverse, items.clone(), 1).unwrap();
+    assert_eq!(got.len(), items.len());
+    for (i, (out, input)) in got.iter().zip(&items).enumerate() {
+        assert_eq!(out.len(), input.len(), "task {i}");
+        assert!(out.ends_with(&input[..1]), "task {i}: not its own input");
+        assert_eq!(*out, reverse(input.clone()), "task {i}");
+    }
+}
+
 #[test]
 fn a_hundred_thousand_tiny_tasks() {
     let p = pool(2);
