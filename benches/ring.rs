@@ -14,7 +14,8 @@
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
 //!   (`SpinPolicy::NEVER`), so it measures the wake-up path; `ring_busy_poll` is the
-//!   blocking API on a `BusyPoll` pipe (both sides spin inside `recv`).
+//!   blocking API on a `BusyPoll` pipe (both sides spin inside `recv`); `spsc_busy_poll`
+//!   the same over two `BusyPoll` SPSC rings (a `Pipe` end takes a lock per call).
 //! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
 //!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
 //!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`);
@@ -176,6 +177,13 @@ fn roundtrip(c: &mut Criterion) {
             b.iter_custom(|iters| echo.timed(iters, &msg))
         });
     }
+
+    // The same round trip over two SPSC rings: no `Pipe`, so no lock per call.
+    let mut echo = shm::SpscEcho::spawn(WaitStrategy::BusyPoll);
+    g.bench_function(BenchmarkId::new("spsc_busy_poll", "8B"), |b| {
+        b.iter_custom(|iters| echo.timed(iters, &msg))
+    });
+    drop(echo);
 
     let mut buf = Vec::new();
     for (id, transport) in [

@@ -509,6 +509,66 @@ impl Drop for RingEcho {
     }
 }
 
+/// Child of [`SpscEcho`]: echo every message from `rx` on `tx` until [`STOP`].
+pub fn spsc_echo((mut rx, mut tx): (Consumer, Producer)) {
+    let mut buf = Vec::new();
+    loop {
+        rx.recv_into_timeout(&mut buf, LONG).expect("echo recv");
+        if buf == STOP {
+            return;
+        }
+        tx.send(&buf).expect("echo send");
+    }
+}
+
+/// Two SPSC rings to a child that echoes (`roundtrip/spsc_busy_poll`): the ring's own
+/// round trip, through the blocking API of `BusyPoll` rings, without the lock a `Pipe`
+/// end takes per call (a `Connection` is `Sync`).
+pub struct SpscEcho {
+    tx: Producer,
+    rx: Consumer,
+    buf: Vec<u8>,
+    child: Process<()>,
+}
+
+impl SpscEcho {
+    /// The two rings (`strategy`) and the child.
+    pub fn spawn(strategy: WaitStrategy) -> SpscEcho {
+        let ring = || {
+            spsc::builder(1 << 16)
+                .wait(strategy)
+                .create()
+                .expect("ring")
+        };
+        let ((tx, their_rx), (their_tx, rx)) = (ring(), ring());
+        let child = shmkit_process::spawn(spsc_echo, (their_rx.transfer(), their_tx.transfer()))
+            .expect("spawn echo");
+        SpscEcho {
+            tx,
+            rx,
+            buf: Vec::new(),
+            child,
+        }
+    }
+
+    /// `iters` round trips of `msg`.
+    pub fn timed(&mut self, iters: u64, msg: &[u8]) -> Duration {
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            self.tx.send(msg).expect("send");
+            self.rx.recv_into(&mut self.buf).expect("recv");
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for SpscEcho {
+    fn drop(&mut self) {
+        let _ = self.tx.send_timeout(STOP, LONG);
+        stop_child(&mut self.child, "the SPSC echo");
+    }
+}
+
 // --- event wake-up ---------------------------------------------------------------------
 
 /// `spins` spin-loop checks, then (unless zero) the default yields, then the futex.
