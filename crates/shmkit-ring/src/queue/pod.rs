@@ -280,7 +280,14 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         Ok(())
     }
 
-    fn put_deadline(&self, item: &T, dl: Deadline) -> Result<()> {
+    /// Put, waiting at most `timeout` (`None`: forever). The deadline (a clock read) is
+    /// only computed once the first attempt found no room.
+    fn put_deadline(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
+        match self.push(item) {
+            Err(Error::Full) => {}
+            r => return r,
+        }
+        let dl = Deadline::after(timeout);
         loop {
             match self.push(item) {
                 Err(Error::Full) => {}
@@ -311,12 +318,12 @@ impl<T: bytemuck::Pod> PodQueue<T> {
 
     /// Put `item`, waiting while the queue is full.
     pub fn put(&self, item: &T) -> Result<()> {
-        self.put_deadline(item, Deadline::NEVER)
+        self.put_deadline(item, None)
     }
 
     /// [`put`](Self::put), giving up after `timeout`.
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.put_deadline(item, Deadline::after(Some(timeout)))
+        self.put_deadline(item, Some(timeout))
     }
 
     fn pop(&self) -> Result<Option<T>> {
@@ -366,7 +373,13 @@ impl<T: bytemuck::Pod> PodQueue<T> {
         Err(Error::Empty)
     }
 
-    fn get_deadline(&self, dl: Deadline) -> Result<T> {
+    /// Take, waiting at most `timeout` (`None`: forever). The deadline (a clock read) is
+    /// only computed once the first attempt found nothing.
+    fn get_deadline(&self, timeout: Option<Duration>) -> Result<T> {
+        if let Some(v) = self.pop()? {
+            return Ok(v);
+        }
+        let dl = Deadline::after(timeout);
         let mut stalled: Option<(u64, Instant)> = None;
         loop {
             if let Some(v) = self.pop()? {
@@ -415,12 +428,12 @@ impl<T: bytemuck::Pod> PodQueue<T> {
 
     /// Take the next item, waiting while the queue is empty.
     pub fn get(&self) -> Result<T> {
-        self.get_deadline(Deadline::NEVER)
+        self.get_deadline(None)
     }
 
     /// [`get`](Self::get), giving up after `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_deadline(Deadline::after(Some(timeout)))
+        self.get_deadline(Some(timeout))
     }
 
     /// The side `get` waits for, for the async forms (feature `internals`).
