@@ -140,17 +140,20 @@ impl Event {
 
     /// Wait until the flag is set.
     pub fn wait(&self) {
-        self.wait_deadline(Deadline::NEVER);
+        self.wait_deadline(None);
     }
 
     /// Wait until the flag is set or `timeout` passes; returns whether it is set
     /// (Python's `wait(timeout)` return value).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Deadline::after(Some(timeout)))
+        self.wait_deadline(Some(timeout))
     }
 
-    fn wait_deadline(&self, deadline: Deadline) -> bool {
-        self.st().wait(self.spin, deadline)
+    /// Wait at most `timeout` (`None`: forever); the deadline (a clock read) only if the
+    /// flag is not set already.
+    fn wait_deadline(&self, timeout: Option<Duration>) -> bool {
+        let st = self.st();
+        st.is_set() || st.wait(self.spin, Deadline::after(timeout))
     }
 
     /// The words an async waiter uses (feature `internals`): the flag (set: nonzero)

@@ -167,6 +167,11 @@ impl<T: Pod> Mutex<T> {
 
     /// Lock, or `Err(Timeout)` after `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_, T>> {
+        // The deadline (a clock read: ~28 ns here, five times an uncontended lock +
+        // unlock) only if the lock is held.
+        if let Some(died) = self.lock.try_lock() {
+            return Ok(self.guard(died));
+        }
         let died = self.lock.lock(Deadline::after(Some(timeout)))?;
         Ok(self.guard(died))
     }

@@ -69,15 +69,17 @@ impl RLock {
 
     /// Acquire (again, if this thread holds it), waiting as long as it takes.
     pub fn acquire(&self) -> Result<RLockGuard<'_>> {
-        self.acquire_deadline(Deadline::NEVER)
+        self.acquire_deadline(None)
     }
 
     /// Acquire, or `Err(Timeout)` after `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
-        self.acquire_deadline(Deadline::after(Some(timeout)))
+        self.acquire_deadline(Some(timeout))
     }
 
-    fn acquire_deadline(&self, deadline: Deadline) -> Result<RLockGuard<'_>> {
+    /// Acquire, waiting at most `timeout` (`None`: forever); the deadline (a clock read)
+    /// only if the lock is held by another.
+    fn acquire_deadline(&self, timeout: Option<Duration>) -> Result<RLockGuard<'_>> {
         let st = self.lock.state();
         if self.held_by_me() {
             st.depth.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +88,10 @@ impl RLock {
                 owner_died: false,
             });
         }
-        let owner_died = self.lock.lock(deadline)?;
+        let owner_died = match self.lock.try_lock() {
+            Some(died) => died,
+            None => self.lock.lock(Deadline::after(timeout))?,
+        };
         st.owner_thread.store(thread_id(), Ordering::Relaxed);
         st.depth.store(1, Ordering::Relaxed);
         Ok(RLockGuard {

@@ -155,16 +155,22 @@ impl Semaphore {
     /// Take a permit, waiting as long as it takes.
     pub fn acquire(&self) {
         // Without a deadline the only error is a timeout, which cannot happen.
-        let _ = self.acquire_deadline(Deadline::NEVER);
+        let _ = self.acquire_deadline(None);
     }
 
     /// Take a permit, or `Err(Timeout)` after `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
-        self.acquire_deadline(Deadline::after(Some(timeout)))
+        self.acquire_deadline(Some(timeout))
     }
 
-    fn acquire_deadline(&self, deadline: Deadline) -> Result<()> {
+    /// Take a permit, waiting at most `timeout` (`None`: forever). The clock is read
+    /// only if no permit is free: it read it on every call, a free permit included.
+    fn acquire_deadline(&self, timeout: Option<Duration>) -> Result<()> {
+        if self.st().try_acquire() {
+            return Ok(());
+        }
         let start = std::time::Instant::now();
+        let deadline = Deadline::after(timeout);
         if self.st().acquire(self.spin, deadline) {
             return Ok(());
         }
