@@ -39,27 +39,6 @@ const RING: usize = 8 << 20;
 
 // --- throughput ---------------------------------------------------------------------
 
-/// The zero-copy sink: reads each message in place and releases it (`read`/`release`).
-fn ring_sink_in_place(args: (Consumer, Producer)) {
-    let (mut rx, mut ack) = args;
-    loop {
-        let m = match rx.read_timeout(LONG) {
-            Ok(m) => m,
-            Err(Error::Disconnected) => return,
-            Err(e) => panic!("zero-copy ring sink: {e}"),
-        };
-        // Touch the message where it lies, as a reader in place would.
-        std::hint::black_box(m.first());
-        let len = m.len();
-        m.release();
-        match len {
-            0 => ack.send(b"k").expect("ack"),
-            1 => return,
-            _ => {}
-        }
-    }
-}
-
 /// The batch sink: reads messages in place, many per release (`read_batch`).
 fn ring_sink_zero_copy(args: (Consumer, Producer)) {
     let (mut rx, mut ack) = args;
@@ -122,7 +101,7 @@ fn throughput(c: &mut Criterion) {
         // consumer reads in place (`read`/`release`), one message per call as with
         // `send`/`recv`. (A consumer releasing 256 at a time was measured slower here:
         // it keeps up with the producer and reads each line as it is written.)
-        let mut ring = RingStream::spawn(ring_sink_in_place, RING);
+        let mut ring = RingStream::spawn(shm::ring_sink_in_place, RING);
         g.bench_function(BenchmarkId::new("spsc_zero_copy", label), |b| {
             b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
         });

@@ -82,6 +82,30 @@ pub fn ring_sink(args: (Consumer, Producer)) {
     }
 }
 
+/// Child: read each message in place and release it (`read`/`release`, the zero-copy
+/// pair of `send`/`recv`), touching its first and last byte; answer a sync on `ack`.
+pub fn ring_sink_in_place(args: (Consumer, Producer)) {
+    let (mut rx, mut ack) = args;
+    loop {
+        let msg = match rx.read_timeout(LONG) {
+            Ok(msg) => msg,
+            Err(Error::Disconnected) => return,
+            Err(e) => panic!("zero-copy ring sink: {e}"),
+        };
+        match msg.len() {
+            0 => {
+                msg.release();
+                ack.send(b"k").expect("ack");
+            }
+            1 => return,
+            n => {
+                black_box((msg[0], msg[n - 1]));
+                msg.release();
+            }
+        }
+    }
+}
+
 /// An SPSC ring to a sink child, and a small ring back for its sync answers.
 pub struct RingStream {
     tx: Producer,

@@ -17,8 +17,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shmkit_ring::spsc::{Consumer, Producer};
-use shmkit_ring::{Error, Queue};
+use shmkit_ring::Queue;
 
 use crate::framed::{self, LocalSocket};
 use crate::ipc;
@@ -29,28 +28,6 @@ use crate::{LONG, iox};
 const SIZES: [usize; 4] = [8, 64, 1024, 64 * 1024];
 /// Ring and queue capacity, as in `benches/ring.rs`.
 const RING: usize = 8 << 20;
-
-fn ring_zero_copy_sink(args: (Consumer, Producer)) {
-    let (mut rx, mut ack) = args;
-    loop {
-        let msg = match rx.read_timeout(LONG) {
-            Ok(msg) => msg,
-            Err(Error::Disconnected) => return,
-            Err(e) => panic!("zero-copy sink: {e}"),
-        };
-        match msg.len() {
-            0 => {
-                msg.release();
-                ack.send(b"k").expect("ack");
-            }
-            1 => return,
-            n => {
-                black_box((msg[0], msg[n - 1]));
-                msg.release();
-            }
-        }
-    }
-}
 
 fn queue_sink(args: (Queue<Vec<u8>>, Queue<u8>)) {
     let (q, ack) = args;
@@ -85,7 +62,7 @@ pub fn throughput(c: &mut Criterion) {
 
         // shmkit SPSC ring, zero-copy: reserve / write in place / commit.
         {
-            let mut ring = RingStream::spawn(ring_zero_copy_sink, RING);
+            let mut ring = RingStream::spawn(shm::ring_sink_in_place, RING);
             g.bench_function(BenchmarkId::new("spsc_ring_zero_copy", label), |b| {
                 b.iter_custom(|iters| ring.timed(|tx| shm::send_in_place(tx, msg, iters)))
             });
