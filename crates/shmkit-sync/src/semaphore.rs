@@ -163,8 +163,8 @@ impl Semaphore {
         self.acquire_deadline(Some(timeout))
     }
 
-    /// Take a permit, waiting at most `timeout` (`None`: forever). The clock is read
-    /// only if no permit is free: it read it on every call, a free permit included.
+    /// Take a permit, waiting at most `timeout` (`None`: forever). The clock (for the
+    /// deadline and the time waited) is read only if no permit is free.
     fn acquire_deadline(&self, timeout: Option<Duration>) -> Result<()> {
         if self.st().try_acquire() {
             return Ok(());

@@ -3,7 +3,7 @@
 /// `dst.copy_from_slice(src)`, without a `memcpy` call for short slices: two
 /// overlapping fixed-size moves cover any length up to 32 bytes, as a `memcpy` does
 /// inside, and a call per small message costs more than the copy (the 8 B stream spent
-/// a fifth of its producer's time in the call). Panics if the lengths differ.
+/// about a sixth of its producer's time in the call). Panics if the lengths differ.
 #[inline(always)]
 pub(crate) fn copy_bytes(src: &[u8], dst: &mut [u8]) {
     let n = src.len();
