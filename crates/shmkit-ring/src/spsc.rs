@@ -19,6 +19,7 @@
 
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result, TryRecvError, TrySendError};
+use crate::raw::RawError;
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait::WaitStrategy;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -284,30 +285,53 @@ impl Producer {
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>> {
         self.role.live()?;
-        // Wait only if the cached positions say there is no room (`wait_room` checks
-        // again, and reports a message that can never fit).
-        if !matches!(self.tx.core.can_reserve(len), Ok(true)) {
-            self.tx.wait_room(len, Deadline::NEVER)?;
+        if self.tx.peer_gone(false) {
+            return Err(Error::Disconnected);
         }
-        self.try_reserve(len).map_err(Error::from)
+        // One look at the room; wait only if there is none (`wait_room` reports a
+        // message that can never fit, and a consumer that goes while we wait).
+        let room = match self.tx.core.find_room(len) {
+            Ok(room) => room,
+            Err(RawError::Full) => {
+                self.tx.wait_room(len, Deadline::NEVER)?;
+                self.find_room(len)?
+            }
+            Err(e) => return Err(Error::from_raw(self.tx.seg.name(), e)),
+        };
+        Ok(self.grant(room))
     }
 
-    /// Reserve without waiting: [`TrySendError::Full`] if there is no room now.
+    /// Reserve without waiting: [`TrySendError::Full`] if there is no room now,
+    /// [`TrySendError::Disconnected`] if the consumer is gone (as [`try_send`](Self::try_send)).
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, TrySendError> {
         self.role.live().map_err(TrySendError::from_error)?;
-        let ring = self.tx.ring;
-        let seg = &self.tx.seg; // the name only on error: no allocation per message
-        let inner = self
-            .tx
+        if self.tx.peer_gone(false) {
+            return Err(TrySendError::Disconnected);
+        }
+        let room = self.find_room(len).map_err(TrySendError::from_error)?;
+        Ok(self.grant(room))
+    }
+
+    /// The raw core's room for `len` bytes, its error named after the segment (the
+    /// name only on error: no allocation per message).
+    #[inline(always)]
+    fn find_room(&mut self, len: usize) -> Result<spsc::Room> {
+        let seg = &self.tx.seg;
+        self.tx
             .core
-            .reserve(len)
-            .map_err(|e| TrySendError::from_error(Error::from_raw(seg.name(), e)))?;
-        Ok(WriteGrant {
-            inner,
+            .find_room(len)
+            .map_err(|e| Error::from_raw(seg.name(), e))
+    }
+
+    #[inline(always)]
+    fn grant(&mut self, room: spsc::Room) -> WriteGrant<'_> {
+        let (ring, strategy) = (self.tx.ring, self.tx.strategy);
+        WriteGrant {
+            inner: self.tx.core.grant(room),
             ring,
-            strategy: self.tx.strategy,
-        })
+            strategy,
+        }
     }
 
     /// The side `send` of `len` bytes waits for, for the async forms (feature
@@ -460,44 +484,62 @@ impl Consumer {
         self.read_deadline(Some(timeout))
     }
 
-    fn has_message(&mut self) -> Result<bool> {
+    /// Where the next message is, if one is there now: the record is looked at once
+    /// per call, and the grant is made from what that look found.
+    #[inline(always)]
+    fn locate(&mut self) -> Result<Option<spsc::Located>> {
         let before = self.rx.core.position();
-        let some = self
+        let seg = &self.rx.seg;
+        let at = self
             .rx
             .core
-            .read()
-            .map_err(|e| Error::from_raw(self.rx.seg.name(), e))?
-            .is_some();
+            .locate()
+            .map_err(|e| Error::from_raw(seg.name(), e))?;
         // Skipping padding moved `head`: let a waiting producer see it. Only then: the
         // release that follows the read notifies anyway, and a second fence per message
         // made the zero-copy path slower than the copying one.
         if self.rx.core.position() != before {
             self.rx.notify();
         }
-        Ok(some)
+        Ok(at)
+    }
+
+    #[inline(always)]
+    fn grant(&mut self, at: spsc::Located) -> ReadGrant<'_> {
+        let (ring, strategy) = (self.rx.ring, self.rx.strategy);
+        ReadGrant {
+            inner: self.rx.core.grant(at),
+            ring,
+            strategy,
+        }
+    }
+
+    #[inline]
+    fn read_deadline(&mut self, timeout: Option<Duration>) -> Result<ReadGrant<'_>> {
+        self.role.live()?;
+        let at = match self.locate()? {
+            Some(at) => at,
+            None => self.wait_message(timeout)?,
+        };
+        Ok(self.grant(at))
     }
 
     /// Wait at most `timeout` (`None`: forever) until a message is there:
     /// `Disconnected` if the producer is gone first. The deadline (a clock read, ~26 ns
-    /// here: more than the rest of a small message's read) is only computed once the
-    /// first look found nothing.
-    fn wait_message(&mut self, timeout: Option<Duration>) -> Result<()> {
-        self.role.live()?;
-        if self.has_message()? {
-            return Ok(());
-        }
+    /// here: more than the rest of a small message's read) is only computed here, once
+    /// the first look found nothing.
+    #[cold]
+    fn wait_message(&mut self, timeout: Option<Duration>) -> Result<spsc::Located> {
         let dl = Deadline::after(timeout);
-        while !self.has_message()? {
-            if !self.rx.wait_data(dl)? && !self.has_message()? {
-                return Err(Error::Disconnected);
+        loop {
+            if let Some(at) = self.locate()? {
+                return Ok(at);
+            }
+            if !self.rx.wait_data(dl)? {
+                // The producer is gone; one last look (padding may hide its last record).
+                return self.locate()?.ok_or(Error::Disconnected);
             }
         }
-        Ok(())
-    }
-
-    fn read_deadline(&mut self, timeout: Option<Duration>) -> Result<ReadGrant<'_>> {
-        self.wait_message(timeout)?;
-        self.try_read().map_err(Error::from)
     }
 
     /// Call `f` on every message there now, up to `max`, in place (zero-copy), then
@@ -562,20 +604,22 @@ impl Consumer {
         }
     }
 
-    /// The next message in place without waiting: [`TryRecvError::Empty`] if none.
+    /// The next message in place without waiting: [`TryRecvError::Empty`] if none,
+    /// [`TryRecvError::Disconnected`] if none and the producer is gone (as
+    /// [`try_recv_into`](Self::try_recv_into)).
     #[inline]
     pub fn try_read(&mut self) -> Result<ReadGrant<'_>, TryRecvError> {
         self.role.live().map_err(TryRecvError::from_error)?;
-        let ring = self.rx.ring;
-        let seg = &self.rx.seg; // the name only on error: no allocation per message
-        match self.rx.core.read() {
-            Ok(Some(inner)) => Ok(ReadGrant {
-                inner,
-                ring,
-                strategy: self.rx.strategy,
-            }),
-            Ok(None) => Err(TryRecvError::Empty),
-            Err(e) => Err(TryRecvError::from_error(Error::from_raw(seg.name(), e))),
+        match self.locate().map_err(TryRecvError::from_error)? {
+            Some(at) => Ok(self.grant(at)),
+            // Its last records were published before its state: a look after the state
+            // finds them.
+            None if self.rx.peer_gone(false) => match self.locate() {
+                Ok(Some(at)) => Ok(self.grant(at)),
+                Ok(None) => Err(TryRecvError::Disconnected),
+                Err(e) => Err(TryRecvError::from_error(e)),
+            },
+            None => Err(TryRecvError::Empty),
         }
     }
 

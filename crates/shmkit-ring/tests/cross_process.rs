@@ -171,6 +171,21 @@ fn try_forms_have_errors_a_caller_can_match_exhaustively() {
     assert!(matches!(end, TryRecvError::Disconnected), "{end:?}");
     assert!(matches!(Error::from(end), Error::Disconnected));
 
+    // The zero-copy forms end the same way.
+    let (mut tx, mut rx) = spsc::channel_anonymous(256).unwrap();
+    tx.try_send(b"last").unwrap();
+    drop(tx);
+    let g = rx.try_read().unwrap();
+    assert_eq!(&*g, b"last");
+    g.release();
+    let end = rx.try_read().unwrap_err();
+    assert!(matches!(end, TryRecvError::Disconnected), "{end:?}");
+    let (mut tx, rx) = spsc::channel_anonymous(256).unwrap();
+    drop(rx);
+    let end = tx.try_reserve(4).unwrap_err();
+    assert!(matches!(end, TrySendError::Disconnected), "{end:?}");
+    assert!(matches!(tx.reserve(4), Err(Error::Disconnected)));
+
     let (a, b) = Pipe::new().unwrap();
     a.close();
     assert!(matches!(

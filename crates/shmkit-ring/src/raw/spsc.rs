@@ -494,6 +494,15 @@ impl ProducerCore {
     /// no room now, [`RawError::TooLarge`] if there never will be.
     #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGrant<'_>, RawError> {
+        let room = self.find_room(len)?;
+        Ok(self.grant(room))
+    }
+
+    /// The room `reserve` hands out, without borrowing the core: a caller that waits
+    /// when there is none looks once, not twice (`can_reserve` then `reserve`), and
+    /// then turns it into a grant with [`grant`](Self::grant).
+    #[inline(always)]
+    pub(crate) fn find_room(&mut self, len: usize) -> Result<Room, RawError> {
         let max = self.ring.max_message();
         if len > max {
             return Err(RawError::TooLarge { len, max });
@@ -506,11 +515,7 @@ impl ProducerCore {
                 if !self.ensure(rec + LEN_WORD)? {
                     return Err(RawError::Full);
                 }
-                return Ok(WriteGrant {
-                    off,
-                    len,
-                    prod: self,
-                });
+                return Ok(Room { off, len });
             }
             // The record would cross the end: pad to the end, publish the padding on its
             // own (so a message as large as the whole ring fits once the consumer has
@@ -526,6 +531,17 @@ impl ProducerCore {
             self.ring.len_word(off).store(PADDING, Ordering::Release);
             self.tail = self.tail.wrapping_add(contig);
             self.publish();
+        }
+    }
+
+    /// The grant for the room this core's last [`find_room`](Self::find_room) found
+    /// (nothing reserved or published since: the room is still free and ours).
+    #[inline(always)]
+    pub(crate) fn grant(&mut self, room: Room) -> WriteGrant<'_> {
+        WriteGrant {
+            off: room.off,
+            len: room.len,
+            prod: self,
         }
     }
 
@@ -572,6 +588,16 @@ impl ProducerCore {
             .pos
             .store(self.tail, Ordering::Release);
     }
+}
+
+/// Free room for one record at the producer's tail, found by
+/// [`ProducerCore::find_room`]: its length word's data offset (checked to leave the
+/// record and the next length word inside the data area) and the message length. Not
+/// `Clone`: one room, one grant.
+#[derive(Debug)]
+pub(crate) struct Room {
+    off: u64,
+    len: usize,
 }
 
 /// Room for one message, reserved by [`ProducerCore::reserve`]. Dropping it without
@@ -781,11 +807,26 @@ impl ConsumerCore {
     /// The next message, in place, or `None` if the ring is empty.
     #[inline(always)]
     pub fn read(&mut self) -> Result<Option<ReadGrant<'_>>, RawError> {
-        Ok(self.next()?.map(|(off, len)| ReadGrant {
+        Ok(self.locate()?.map(|at| self.grant(at)))
+    }
+
+    /// Where the next message is (skipping padding), without borrowing the core: a
+    /// caller that waits when there is none looks at the record once, then turns it
+    /// into a grant with [`grant`](Self::grant).
+    #[inline(always)]
+    pub(crate) fn locate(&mut self) -> Result<Option<Located>, RawError> {
+        Ok(self.next()?.map(|(off, len)| Located { off, len }))
+    }
+
+    /// The grant for the message this core's last [`locate`](Self::locate) found
+    /// (nothing released since: the record is still there and unread).
+    #[inline(always)]
+    pub(crate) fn grant(&mut self, at: Located) -> ReadGrant<'_> {
+        ReadGrant {
             cons: self,
-            off,
-            len,
-        }))
+            off: at.off,
+            len: at.len,
+        }
     }
 
     /// Copy the next message into `out` (cleared first): `Err(Empty)` if none.
@@ -842,6 +883,15 @@ impl ConsumerCore {
         // the producer overwrites them.
         h.head.pos.store(self.head, Ordering::Release);
     }
+}
+
+/// A published record at the consumer's head, found by [`ConsumerCore::locate`]: its
+/// payload's data offset and length, both validated against the data area. Not
+/// `Clone`: one record, one grant.
+#[derive(Debug)]
+pub(crate) struct Located {
+    off: u64,
+    len: usize,
 }
 
 /// One message, in place in the ring, from [`ConsumerCore::read`]. Dropping it without
