@@ -14,6 +14,9 @@
 //!   the record-is-the-signal design `shmkit`'s ring follows (issue 17's "probe ring").
 //! - `floor/cacheline_threads/8B`: a round trip of one cache line between two threads
 //!   (an atomic ping-pong), the in-process twin of `roundtrip/cacheline/8B`.
+//! - `floor/probe_roundtrip/8B`: an 8-byte echo through two probe rings (one each way),
+//!   one message in flight: what the two vCPUs allow for a spinning ring round trip
+//!   (`roundtrip/ring_busy_poll/8B`), against the bare cache line above.
 //! - `floor/memcpy/{64KiB,1MiB}`: copy bandwidth of this machine, the ceiling of any
 //!   copying transport.
 //!
@@ -56,6 +59,7 @@ fn floor(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(64));
     probe_stream::<8>(&mut g, "64B");
     g.throughput(Throughput::Bytes(8));
+    probe_roundtrip(&mut g);
 
     g.bench_function(BenchmarkId::new("cacheline_threads", "8B"), |b| {
         b.iter_custom(|iters| {
@@ -150,6 +154,65 @@ struct ProbeSlot<const W: usize> {
     data: [AtomicU64; W],
 }
 
+/// A probe ring of [`PROBE_SLOTS`] empty slots.
+fn probe_slots<const W: usize>() -> Arc<Vec<ProbeSlot<W>>> {
+    Arc::new(
+        (0..PROBE_SLOTS)
+            .map(|_| ProbeSlot {
+                seq: AtomicU64::new(0),
+                data: std::array::from_fn(|_| AtomicU64::new(0)),
+            })
+            .collect(),
+    )
+}
+
+/// The slot message `i` goes in.
+fn probe_slot<const W: usize>(slots: &[ProbeSlot<W>], i: u64) -> &ProbeSlot<W> {
+    &slots[(i & (PROBE_SLOTS - 1)) as usize]
+}
+
+/// Wait (spinning) until message `i` is in `slot`.
+fn probe_wait<const W: usize>(slot: &ProbeSlot<W>, i: u64) {
+    while slot.seq.load(Ordering::Acquire) != i + 1 {
+        std::hint::spin_loop();
+    }
+}
+
+/// `floor/probe_roundtrip/8B`: message `i` out through one probe ring, echoed back
+/// through another. One message is in flight, so neither ring can lap and no position
+/// is ever published: each way moves the slot's line and nothing else.
+fn probe_roundtrip(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    g.bench_function(BenchmarkId::new("probe_roundtrip", "8B"), |b| {
+        b.iter_custom(|iters| {
+            let (ping, pong) = (probe_slots::<1>(), probe_slots::<1>());
+            let echo = {
+                let (ping, pong) = (Arc::clone(&ping), Arc::clone(&pong));
+                std::thread::spawn(move || {
+                    for i in 0..iters {
+                        let s = probe_slot(&ping, i);
+                        probe_wait(s, i);
+                        let r = probe_slot(&pong, i);
+                        r.data[0].store(s.data[0].load(Ordering::Relaxed), Ordering::Relaxed);
+                        r.seq.store(i + 1, Ordering::Release);
+                    }
+                })
+            };
+            let t0 = Instant::now();
+            for i in 0..iters {
+                let s = probe_slot(&ping, i);
+                s.data[0].store(std::hint::black_box(i), Ordering::Relaxed);
+                s.seq.store(i + 1, Ordering::Release);
+                let r = probe_slot(&pong, i);
+                probe_wait(r, i);
+                std::hint::black_box(r.data[0].load(Ordering::Relaxed));
+            }
+            let elapsed = t0.elapsed();
+            echo.join().expect("echo");
+            elapsed
+        })
+    });
+}
+
 /// `iters` messages of `8 * W` bytes through the probe ring (see the module docs) to a
 /// thread that reads each; both sides spin.
 fn probe_stream<const W: usize>(
@@ -158,24 +221,15 @@ fn probe_stream<const W: usize>(
 ) {
     g.bench_function(BenchmarkId::new("probe_ring", label), |b| {
         b.iter_custom(|iters| {
-            let slots: Arc<Vec<ProbeSlot<W>>> = Arc::new(
-                (0..PROBE_SLOTS)
-                    .map(|_| ProbeSlot {
-                        seq: AtomicU64::new(0),
-                        data: std::array::from_fn(|_| AtomicU64::new(0)),
-                    })
-                    .collect(),
-            );
+            let slots = probe_slots::<W>();
             let head = Arc::new(AtomicU64::new(0));
             let sink = {
                 let (slots, head) = (Arc::clone(&slots), Arc::clone(&head));
                 std::thread::spawn(move || {
                     let mut sum = 0u64;
                     for i in 0..iters {
-                        let s = &slots[(i & (PROBE_SLOTS - 1)) as usize];
-                        while s.seq.load(Ordering::Acquire) != i + 1 {
-                            std::hint::spin_loop();
-                        }
+                        let s = probe_slot(&slots, i);
+                        probe_wait(s, i);
                         for w in &s.data {
                             sum = sum.wrapping_add(w.load(Ordering::Relaxed));
                         }
@@ -193,7 +247,7 @@ fn probe_stream<const W: usize>(
                     head_cache = head.load(Ordering::Acquire);
                     std::hint::spin_loop();
                 }
-                let s = &slots[(i & (PROBE_SLOTS - 1)) as usize];
+                let s = probe_slot(&slots, i);
                 for w in &s.data {
                     w.store(std::hint::black_box(i), Ordering::Relaxed);
                 }
