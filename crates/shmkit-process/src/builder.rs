@@ -205,7 +205,15 @@ impl Builder {
         .inspect_err(|_| shmkit_segment::transit::handed_to(0)) // nobody will receive them
         .map_err(io_err("spawn"))?;
         shmkit_segment::transit::handed_to(pid);
-        let pidfd = sys::pidfd(pid).map_err(io_err("pidfd_open"))?;
+        let pidfd = match sys::pidfd(pid) {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                // Without a pidfd the child can be neither joined nor reaped later: stop
+                // it now, while it is ours and unreaped, so no zombie stays behind.
+                sys::kill_and_reap(pid);
+                return Err(io_err("pidfd_open")(e));
+            }
+        };
         if let Some(payload) = to_send {
             let (tramp, func) = (offset_of_fn(tramp), offset_of_fn(func));
             let request_name = name.clone();
