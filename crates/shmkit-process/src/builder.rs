@@ -211,7 +211,13 @@ impl Builder {
                 // Without a pidfd the child can be neither joined nor reaped later: stop
                 // it now, while it is ours and unreaped, so no zombie stays behind.
                 sys::kill_and_reap(pid);
-                return Err(io_err("pidfd_open")(e));
+                let op = if sys::pidfds_refused(&e) {
+                    "pidfd_open (shmkit holds each child through a pidfd: Linux 5.3 or \
+                     later, no seccomp filter refusing pidfd_open; valgrind has none)"
+                } else {
+                    "pidfd_open"
+                };
+                return Err(io_err(op)(e));
             }
         };
         if let Some(payload) = to_send {

@@ -193,28 +193,23 @@ pub(crate) fn poll_readable(
     Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect())
 }
 
-/// A pidfd for our child `pid`. Where the kernel refuses one (`ENOSYS`/`EPERM`: Linux
-/// before 5.3, a seccomp filter, valgrind), the error says so.
+/// A pidfd for our child `pid`.
 pub(crate) fn pidfd(pid: u32) -> io::Result<OwnedFd> {
     let p = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
-    rustix::process::pidfd_open(p, PidfdFlags::empty()).map_err(|e| {
-        let e = io::Error::from(e);
-        match e.raw_os_error() {
-            Some(libc::ENOSYS | libc::EPERM) => io::Error::new(
-                e.kind(),
-                format!(
-                    "{e}: shmkit holds each child through a pidfd, which needs Linux 5.3 \
-                     or later and no seccomp filter refusing pidfd_open (valgrind has no \
-                     pidfd_open either)"
-                ),
-            ),
-            _ => e,
-        }
-    })
+    Ok(rustix::process::pidfd_open(p, PidfdFlags::empty())?)
+}
+
+/// Whether `e`, from [`pidfd`], means this system refuses pidfds altogether (`ENOSYS`:
+/// Linux before 5.3, valgrind; `EPERM`: a seccomp filter), not a passing failure.
+pub(crate) fn pidfds_refused(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
 }
 
 /// Kill our unreaped child `pid` and reap it (blocking). Only for a child we cannot
-/// hold otherwise: unreaped, its pid cannot name another process.
+/// hold otherwise: unreaped, its pid cannot name another process — unless the program
+/// reaps children behind our back (`SIGCHLD` ignored, its own `waitpid(-1)`), the same
+/// caveat as any pid-based kill; a `Spawn` child waits for its request, so it is still
+/// there.
 pub(crate) fn kill_and_reap(pid: u32) {
     if let Some(p) = Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);

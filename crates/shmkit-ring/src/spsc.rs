@@ -288,8 +288,8 @@ impl Producer {
         if self.tx.peer_gone(false) {
             return Err(Error::Disconnected);
         }
-        // One look at the room; wait only if there is none (`wait_room` reports a
-        // message that can never fit, and a consumer that goes while we wait).
+        // One look at the room (`TooLarge` for a message that can never fit); wait only
+        // if there is none (`wait_room` reports a consumer that goes while we wait).
         let room = match self.tx.core.find_room(len) {
             Ok(room) => room,
             Err(RawError::Full) => {

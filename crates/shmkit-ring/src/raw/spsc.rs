@@ -538,6 +538,7 @@ impl ProducerCore {
     /// (nothing reserved or published since: the room is still free and ours).
     #[inline(always)]
     pub(crate) fn grant(&mut self, room: Room) -> WriteGrant<'_> {
+        debug_assert_eq!(room.off, self.ring.mask(self.tail), "a stale room");
         WriteGrant {
             off: room.off,
             len: room.len,
@@ -613,7 +614,7 @@ impl<'a> WriteGrant<'a> {
     /// The reserved bytes (exactly the requested length; contents unspecified).
     #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `reserve` checked `off + 8 + align8(len) <= cap`: in the data area.
+        // SAFETY: `find_room` checked `off + 8 + align8(len) <= cap`: in the data area.
         let p = unsafe { self.prod.ring.data.add((self.off + LEN_WORD) as usize) };
         // SAFETY: the `len` bytes at `p` are in the data area and free (the consumer
         // released them), and only this producer touches them until it publishes them.
@@ -822,6 +823,11 @@ impl ConsumerCore {
     /// (nothing released since: the record is still there and unread).
     #[inline(always)]
     pub(crate) fn grant(&mut self, at: Located) -> ReadGrant<'_> {
+        debug_assert_eq!(
+            at.off,
+            self.ring.mask(self.head) + LEN_WORD,
+            "a stale record"
+        );
         ReadGrant {
             cons: self,
             off: at.off,
