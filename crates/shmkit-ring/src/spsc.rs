@@ -19,7 +19,6 @@
 
 use crate::endpoint::{RxEnd, TxEnd, hand_over, ring_at, tie_to_receiver};
 use crate::error::{Error, Result, TryRecvError, TrySendError};
-use crate::raw::RawError;
 use crate::raw::spsc::{self, HEADER_BYTES, Ring};
 use crate::wait::WaitStrategy;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -290,13 +289,12 @@ impl Producer {
         }
         // One look at the room (`TooLarge` for a message that can never fit); wait only
         // if there is none (`wait_room` reports a consumer that goes while we wait).
-        let room = match self.tx.core.find_room(len) {
-            Ok(room) => room,
-            Err(RawError::Full) => {
+        let room = match self.find_room(len) {
+            Err(Error::Full) => {
                 self.tx.wait_room(len, Deadline::NEVER)?;
                 self.find_room(len)?
             }
-            Err(e) => return Err(Error::from_raw(self.tx.seg.name(), e)),
+            room => room?,
         };
         Ok(self.grant(room))
     }
