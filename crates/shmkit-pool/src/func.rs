@@ -124,7 +124,7 @@ fn push<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
 /// runs. The tasks run in stretches under one `catch_panic` each, not one per task (its
 /// cost showed per task at the default chunk size): a stretch ends at a panic, and the
 /// bytes the panicking task had begun to write are dropped.
-fn each_input<T: DeserializeOwned, R: Serialize>(
+fn each_input<T: DeserializeOwned + 'static, R: Serialize + 'static>(
     input: &[u8],
     out: &mut Vec<u8>,
     mut g: impl FnMut(T) -> R,
@@ -141,7 +141,7 @@ fn each_input<T: DeserializeOwned, R: Serialize>(
             std::any::type_name::<R>()
         )
     };
-    let (n, mut rest) = postcard::take_from_bytes::<usize>(input).map_err(bad)?;
+    let (n, mut rest) = crate::value::take_len(input).map_err(bad)?;
     out.clear();
     push(&n, out)?;
     let mut started = 0;
@@ -150,7 +150,7 @@ fn each_input<T: DeserializeOwned, R: Serialize>(
         let mut mark = out.len();
         let stretch = shmkit_process::catch_panic(|| -> Result<(), String> {
             while started < n {
-                let (item, r) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
+                let (item, r) = crate::value::take::<T>(rest).map_err(bad)?;
                 rest = r;
                 mark = out.len();
                 // Counted before it runs: if it panics, the panic is its outcome.
@@ -172,7 +172,7 @@ fn each_input<T: DeserializeOwned, R: Serialize>(
 }
 
 /// Chunk of `f(a)` calls: inputs `Vec<A>`, outcomes `Vec<Result<R, String>>`.
-pub(crate) fn map_chunk<A: DeserializeOwned, R: Serialize>(
+pub(crate) fn map_chunk<A: DeserializeOwned + 'static, R: Serialize + 'static>(
     f: usize,
     input: &[u8],
     out: &mut Vec<u8>,
@@ -184,7 +184,11 @@ pub(crate) fn map_chunk<A: DeserializeOwned, R: Serialize>(
 }
 
 /// Chunk of `f(a, b)` calls (`starmap`): inputs `Vec<(A, B)>`.
-pub(crate) fn star_chunk<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
+pub(crate) fn star_chunk<
+    A: DeserializeOwned + 'static,
+    B: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+>(
     f: usize,
     input: &[u8],
     out: &mut Vec<u8>,
@@ -214,6 +218,27 @@ mod tests {
         2 * x
     }
 
+    /// A chunk's inputs, as the pool writes them.
+    fn inputs<T: Serialize + 'static>(values: &[T]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::value::push_all(values, &mut out).unwrap();
+        out
+    }
+
+    /// A chunk's outcomes, as the pool reads them.
+    fn outcomes<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Vec<Result<R, String>> {
+        let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes).unwrap();
+        let back = (0..n)
+            .map(|_| {
+                let (r, more) = crate::wire::take_outcome::<R>(rest).unwrap();
+                rest = more;
+                r
+            })
+            .collect();
+        assert!(rest.is_empty(), "nothing after the outcomes");
+        back
+    }
+
     #[test]
     fn tokens_resolve_only_under_their_key() {
         let key = Key::random();
@@ -224,8 +249,8 @@ mod tests {
         );
         let (tramp, f) = token.resolve(&key).expect("signed by this key");
         let mut out = Vec::new();
-        tramp(f, &postcard::to_allocvec(&vec![1u32, 2]).unwrap(), &mut out).unwrap();
-        let back: Vec<Result<u32, String>> = postcard::from_bytes(&out).unwrap();
+        tramp(f, &inputs(&[1u32, 2]), &mut out).unwrap();
+        let back = outcomes::<u32>(&out);
         assert_eq!(back, vec![Ok(2), Ok(4)]);
 
         assert!(token.resolve(&Key::random()).is_none(), "another key");
@@ -243,11 +268,11 @@ mod tests {
         let mut out = Vec::new();
         map_chunk::<u32, u32>(
             picky as fn(u32) -> u32 as usize,
-            &postcard::to_allocvec(&vec![2u32, 3, 4]).unwrap(),
+            &inputs(&[2u32, 3, 4]),
             &mut out,
         )
         .unwrap();
-        let back: Vec<Result<u32, String>> = postcard::from_bytes(&out).unwrap();
+        let back = outcomes::<u32>(&out);
         assert_eq!(back[0], Ok(2));
         assert!(
             back[1]
@@ -279,17 +304,17 @@ mod tests {
             Explosive(x)
         }
         // Panics in the function: first, twice in a row, and last.
-        let inputs = vec![1u32, 3, 2, 5, 4, 9];
+        let values = vec![1u32, 3, 2, 5, 4, 9];
         let mut out = Vec::new();
         map_chunk::<u32, Explosive>(
             boom_odd as fn(u32) -> Explosive as usize,
-            &postcard::to_allocvec(&inputs).unwrap(),
+            &self::inputs(&values),
             &mut out,
         )
         .unwrap();
-        let back: Vec<Result<(u32, u32), String>> = postcard::from_bytes(&out).unwrap();
-        assert_eq!(back.len(), inputs.len());
-        for (x, r) in inputs.iter().zip(&back) {
+        let back = outcomes::<(u32, u32)>(&out);
+        assert_eq!(back.len(), values.len());
+        for (x, r) in values.iter().zip(&back) {
             if x.is_multiple_of(2) {
                 assert_eq!(r, &Ok((*x, *x)));
             } else {
@@ -303,15 +328,15 @@ mod tests {
         fn wrap(x: u32) -> Explosive {
             Explosive(x)
         }
-        let inputs = vec![6u32, 7, 8];
+        let values = vec![6u32, 7, 8];
         let mut out = Vec::new();
         map_chunk::<u32, Explosive>(
             wrap as fn(u32) -> Explosive as usize,
-            &postcard::to_allocvec(&inputs).unwrap(),
+            &self::inputs(&values),
             &mut out,
         )
         .unwrap();
-        let back: Vec<Result<(u32, u32), String>> = postcard::from_bytes(&out).unwrap();
+        let back = outcomes::<(u32, u32)>(&out);
         assert_eq!(back[0], Ok((6, 6)));
         assert!(
             back[1]

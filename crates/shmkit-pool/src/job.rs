@@ -214,7 +214,7 @@ impl<R> Job<R> {
     }
 }
 
-impl<R: DeserializeOwned + Send> Deliver for Job<R> {
+impl<R: DeserializeOwned + Send + 'static> Deliver for Job<R> {
     fn deliver(&self, first: usize, count: usize, outcome: Result<&[u8]>) {
         let bytes = match outcome {
             Ok(bytes) => bytes,
@@ -563,7 +563,7 @@ mod tests {
         let job = Job::<u64>::new(4, true);
         // Two good outcomes, then a bad tag: nothing of the chunk is kept.
         let mut bytes = outcomes(&[Ok(1), Ok(2), Ok(3)]);
-        let third = bytes.len() - 2; // tag of the third outcome (value 3: one byte)
+        let third = bytes.len() - 9; // tag of the third outcome (a raw u64: 8 bytes)
         bytes[third] = 9;
         job.deliver(0, 3, Ok(&bytes));
         // A count that does not match.

@@ -51,7 +51,11 @@
 //! starts into a control segment; when it dies, that chunk fails with `WorkerDied` and
 //! the chunks it never started are sent to another worker. Inputs or outcomes above
 //! 256 KiB travel in an anonymous segment of their own, so a MiB argument never clogs a
-//! ring; a worker holds its result blob until the pool has opened it. A task
+//! ring; a worker holds its result blob until the pool has opened it. Arguments and
+//! results that are fixed-width numbers (`u8`..`u128`, `i8`..`i128`, `usize`, `isize`,
+//! `f32`, `f64`) travel as their little-endian bytes, everything else as postcard: the
+//! pool and its workers are one binary, so they agree on the types (which is why
+//! argument and result types are `'static`: they are compared at run time). A task
 //! names its function by offset in the binary, signed with a key the pool gives its
 //! workers outside shared memory, so garbage in a ring cannot make a worker jump
 //! anywhere. `docs/architecture.md` has the picture.
@@ -71,6 +75,7 @@ mod job;
 mod pool;
 mod primitive;
 mod schedule;
+mod value;
 mod wire;
 mod worker;
 

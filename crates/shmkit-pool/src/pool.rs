@@ -170,7 +170,7 @@ impl Pool {
     /// ```
     pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.map_async(f, items)?.get()
@@ -185,7 +185,7 @@ impl Pool {
         chunksize: usize,
     ) -> Result<Vec<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         MapResult::new(self.submit_map(f, items, Some(chunksize), false)?).get()
@@ -200,7 +200,7 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
     ) -> Result<MapResult<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         Ok(MapResult::new(self.submit_map(f, items, None, false)?))
@@ -214,8 +214,8 @@ impl Pool {
         items: impl IntoIterator<Item = (A, B)>,
     ) -> Result<Vec<R>>
     where
-        A: Serialize + DeserializeOwned,
-        B: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        B: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let items: Vec<(A, B)> = items.into_iter().collect();
@@ -228,7 +228,7 @@ impl Pool {
     /// The inputs are encoded up front; the results stream.
     pub fn imap<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<IMap<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.imap_chunked(f, items, 1)
@@ -242,7 +242,7 @@ impl Pool {
         chunksize: usize,
     ) -> Result<IMap<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         Ok(IMap::new(
@@ -258,7 +258,7 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
     ) -> Result<IMap<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         Ok(IMap::new(self.submit_map(f, items, Some(1), true)?, false))
@@ -267,7 +267,7 @@ impl Pool {
     /// `f(a)` in a worker, waiting for the result — Python's `apply`.
     pub fn apply<A, R>(&self, f: fn(A) -> R, a: A) -> Result<R>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.apply_async(f, a)?.get()
@@ -295,7 +295,7 @@ impl Pool {
     /// ```
     pub fn apply_async<A, R>(&self, f: fn(A) -> R, a: A) -> Result<AsyncResult<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let job = self.submit(
@@ -385,7 +385,7 @@ impl Pool {
         track_order: bool,
     ) -> Result<Arc<Job<R>>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let items: Vec<A> = items.into_iter().collect();
@@ -394,7 +394,7 @@ impl Pool {
     }
 
     /// Split `items` into chunks and queue them.
-    fn submit<A: Serialize, R: DeserializeOwned + Send + 'static>(
+    fn submit<A: Serialize + 'static, R: DeserializeOwned + Send + 'static>(
         &self,
         tramp: ChunkFn,
         f: usize,
@@ -419,12 +419,10 @@ impl Pool {
         let mut spans = Vec::with_capacity(items.len().div_ceil(size));
         for part in items.chunks(size) {
             let start = buf.len();
-            postcard::serialize_with_flavor(part, shmkit_sync::append::Append(&mut buf)).map_err(
-                |e| Error::Encode {
-                    type_name: std::any::type_name::<A>(),
-                    reason: e.to_string(),
-                },
-            )?;
+            crate::value::push_all(part, &mut buf).map_err(|e| Error::Encode {
+                type_name: std::any::type_name::<A>(),
+                reason: e.to_string(),
+            })?;
             spans.push(start..buf.len());
         }
         let buf = Arc::new(buf);

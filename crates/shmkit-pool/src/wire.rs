@@ -7,10 +7,10 @@
 //! nothing is left there however the pool or a worker ends.
 
 use crate::func::FnToken;
+use crate::value;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shmkit_segment::{Segment, SegmentHandle};
-use shmkit_sync::append::Append;
 use std::borrow::Cow;
 
 /// Encoded chunk inputs or outcomes above this size travel in a segment of their own
@@ -83,37 +83,34 @@ fn as_bytes<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error
     s.serialize_bytes(bytes)
 }
 
-/// Append one task's outcome to `out` as postcard encodes a `Result<R, String>`: the
-/// variant index as a varint (`0` for `Ok`, `1` for `Err`: one byte), then the value.
+/// Append one task's outcome to `out`: the tag postcard gives a `Result` (`0` for
+/// `Ok`, `1` for `Err`: one byte), then the value as [`value::push`] writes it (a
+/// fixed-width number raw, anything else, the panic message included, as postcard).
 /// Written and read by hand ([`take_outcome`]) rather than through serde's enum
-/// machinery, which cost more per task than the task itself for small results; the
-/// bytes are the same (a test compares them).
-pub(crate) fn push_outcome<R: Serialize>(
+/// machinery, which cost more per task than the task itself for small results.
+pub(crate) fn push_outcome<R: Serialize + 'static>(
     r: &Result<R, String>,
     out: &mut Vec<u8>,
 ) -> postcard::Result<()> {
     match r {
         Ok(v) => {
             out.push(0);
-            postcard::serialize_with_flavor(v, Append(out))
+            value::push(v, out)
         }
         Err(m) => {
             out.push(1);
-            postcard::serialize_with_flavor(m, Append(out))
+            value::push(m, out)
         }
     }
 }
 
-/// One outcome written by [`push_outcome`] (or by serde for a `Result<R, String>`),
-/// and the bytes after it.
-pub(crate) fn take_outcome<R: DeserializeOwned>(
+/// One outcome written by [`push_outcome`], and the bytes after it.
+pub(crate) fn take_outcome<R: DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> postcard::Result<(Result<R, String>, &[u8])> {
     match bytes.split_first() {
-        Some((0, rest)) => postcard::take_from_bytes::<R>(rest).map(|(v, rest)| (Ok(v), rest)),
-        Some((1, rest)) => {
-            postcard::take_from_bytes::<String>(rest).map(|(m, rest)| (Err(m), rest))
-        }
+        Some((0, rest)) => value::take::<R>(rest).map(|(v, rest)| (Ok(v), rest)),
+        Some((1, rest)) => value::take::<String>(rest).map(|(m, rest)| (Err(m), rest)),
         Some(_) => Err(postcard::Error::DeserializeBadEnum),
         None => Err(postcard::Error::DeserializeUnexpectedEnd),
     }

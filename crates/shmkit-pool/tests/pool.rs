@@ -96,6 +96,94 @@ fn every_map_form_keeps_order() {
     assert_none_starting(&format!("{prefix}-"));
 }
 
+/// Fixed-width numbers travel raw between the pool and its workers, other types as
+/// postcard: every raw type at its extremes, and raw arguments with postcard results
+/// and the reverse, come back exactly.
+#[test]
+fn numbers_of_every_width_and_mixed_types_come_back_exactly() {
+    fn neg_i8(x: i8) -> i8 {
+        x.wrapping_neg()
+    }
+    fn flip_u16(x: u16) -> u16 {
+        !x
+    }
+    fn flip_i32(x: i32) -> i32 {
+        !x
+    }
+    fn half(x: f32) -> f32 {
+        x / 2.0
+    }
+    fn neg_f64(x: f64) -> f64 {
+        -x
+    }
+    fn flip_u128(x: u128) -> u128 {
+        !x
+    }
+    fn neg_i128(x: i128) -> i128 {
+        x.wrapping_neg()
+    }
+    fn flip_isize(x: isize) -> isize {
+        !x
+    }
+    fn len_of(s: String) -> usize {
+        s.len()
+    }
+    fn spell(x: u64) -> Option<String> {
+        (!x.is_multiple_of(3)).then(|| x.to_string())
+    }
+    fn as_u8(x: i64) -> u8 {
+        x as u8
+    }
+    let p = pool(2);
+    let prefix = p.prefix().to_owned();
+    let i8s = [i8::MIN, -1, 0, 1, i8::MAX];
+    assert_eq!(
+        p.map(neg_i8, i8s).unwrap(),
+        i8s.map(i8::wrapping_neg).to_vec()
+    );
+    let u16s = [0, 1, 300, u16::MAX];
+    assert_eq!(p.map(flip_u16, u16s).unwrap(), u16s.map(|x| !x).to_vec());
+    let i32s = [i32::MIN, -7, 0, i32::MAX];
+    assert_eq!(p.map(flip_i32, i32s).unwrap(), i32s.map(|x| !x).to_vec());
+    let f32s = [0.0f32, -3.0, f32::MAX, f32::MIN_POSITIVE, f32::INFINITY];
+    assert_eq!(p.map(half, f32s).unwrap(), f32s.map(|x| x / 2.0).to_vec());
+    let f64s = [0.0f64, 1.5, f64::MIN, f64::NEG_INFINITY];
+    assert_eq!(p.map(neg_f64, f64s).unwrap(), f64s.map(|x| -x).to_vec());
+    let nan = p.map(neg_f64, [f64::NAN]).unwrap();
+    assert_eq!(nan[0].to_bits(), (-f64::NAN).to_bits());
+    let u128s = [0, 1 << 100, u128::MAX];
+    assert_eq!(p.map(flip_u128, u128s).unwrap(), u128s.map(|x| !x).to_vec());
+    let i128s = [i128::MIN, -1, i128::MAX];
+    assert_eq!(
+        p.map(neg_i128, i128s).unwrap(),
+        i128s.map(i128::wrapping_neg).to_vec()
+    );
+    let isizes = [isize::MIN, 0, isize::MAX];
+    assert_eq!(
+        p.map(flip_isize, isizes).unwrap(),
+        isizes.map(|x| !x).to_vec()
+    );
+    // Postcard arguments, raw results; raw arguments, postcard results; a chunk size
+    // that splits the inputs unevenly.
+    let words: Vec<String> = (0..40).map(|n| "w".repeat(n)).collect();
+    assert_eq!(
+        p.map_chunked(len_of, words.clone(), 7).unwrap(),
+        (0..40).collect::<Vec<usize>>()
+    );
+    assert_eq!(
+        p.map_chunked(spell, 0..40u64, 6).unwrap(),
+        (0..40u64)
+            .map(|x| (!x.is_multiple_of(3)).then(|| x.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.map(as_u8, [-1i64, 256, 257, i64::MAX]).unwrap(),
+        [255u8, 0, 1, 255]
+    );
+    drop(p);
+    assert_none_starting(&format!("{prefix}-"));
+}
+
 #[test]
 fn apply_async_ready_successful_and_timeouts() {
     let p = pool(1);
