@@ -61,6 +61,28 @@ fn core_for_turn<'c, C>(
     }
 }
 
+/// What one turn at the put lock did ([`Queue::try_put_turn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// The item is in.
+    Put,
+    /// No room now.
+    NoRoom,
+    /// An error, left in the caller's slot.
+    Failed,
+}
+
+/// What one turn at the get lock found ([`Queue::try_get_turn`]).
+#[derive(Debug)]
+enum Took<T> {
+    /// An item, taken.
+    Item(T),
+    /// Nothing now.
+    Empty,
+    /// An error, left in the caller's slot.
+    Failed,
+}
+
 /// A reasonable byte capacity for a fixed-ring [`Queue`] ([`Queue::create`],
 /// [`Queue::anonymous`]); [`Queue::new`] needs none.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -318,17 +340,46 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// Put the encoded item if it fits now (`Ok(false)` if not).
     #[inline]
     fn put_once(&self, bytes: &Encoded<'_>, timeout: Option<Duration>) -> Result<bool> {
-        self.h.before_put()?;
-        let reg = &self.h.reg;
-        let (mut claim, taken) = reg.lock_guard(&reg.header().prod_lock, self.h.slot(), timeout)?;
-        let res = self.put_locked(bytes, &mut claim, taken);
-        drop(claim);
-        // Also after a put that found no room: it closed the open record, which a
-        // consumer waiting at its end must step over to give its bytes back.
-        if res.is_ok() {
-            self.h.strategy.notify(&self.ring.header().meta.data_wake);
+        let mut failure = None;
+        match self.try_put_turn(bytes, timeout, &mut failure) {
+            Tried::Put => Ok(true),
+            Tried::NoRoom => Ok(false),
+            Tried::Failed => Err(failure.expect("a failed turn leaves its error")),
         }
-        res
+    }
+
+    /// [`put_once`](Self::put_once)'s work. Its outcome comes back in a register, the
+    /// error (rare) through `failure`: returned as a `Result<bool>`, the outcome went
+    /// through the stack, written as a byte and read back as a word, a load the CPU
+    /// cannot serve from its store buffer. The load then waited until every older store
+    /// had reached the cache, the item's publication among them, whose cache line the
+    /// consumer holds: a fence's cost on every put (docs/benchmarks.md, sixth pass).
+    #[inline(never)]
+    fn try_put_turn(
+        &self,
+        bytes: &Encoded<'_>,
+        timeout: Option<Duration>,
+        failure: &mut Option<Error>,
+    ) -> Tried {
+        let res = self.h.before_put().and_then(|()| {
+            let reg = &self.h.reg;
+            let (mut claim, taken) =
+                reg.lock_guard(&reg.header().prod_lock, self.h.slot(), timeout)?;
+            self.put_locked(bytes, &mut claim, taken)
+        });
+        match res {
+            Ok(put) => {
+                // Also after a put that found no room: it closed the open record,
+                // which a consumer waiting at its end must step over to give its
+                // bytes back.
+                self.h.strategy.notify(&self.ring.header().meta.data_wake);
+                if put { Tried::Put } else { Tried::NoRoom }
+            }
+            Err(e) => {
+                *failure = Some(e);
+                Tried::Failed
+            }
+        }
     }
 
     /// One turn at the producer lock: resume our parked core if we were the last to
@@ -417,9 +468,28 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
     /// Take one item if there is one now (`Ok(None)` if empty).
     #[inline]
     fn get_once(&self, timeout: Option<Duration>) -> Result<Option<T>> {
+        let mut failure = None;
+        match self.try_get_turn(timeout, &mut failure) {
+            Took::Item(v) => Ok(Some(v)),
+            Took::Empty => Ok(None),
+            Took::Failed => Err(failure.expect("a failed turn leaves its error")),
+        }
+    }
+
+    /// [`get_once`](Self::get_once)'s work, its outcome returned as a small value and
+    /// the error (rare) through `failure`, for the reason given at
+    /// [`try_put_turn`](Self::try_put_turn).
+    #[inline(never)]
+    fn try_get_turn(&self, timeout: Option<Duration>, failure: &mut Option<Error>) -> Took<T> {
         let reg = &self.h.reg;
-        let (mut claim, taken) = reg.lock_guard(reg.cons_lock(), self.h.slot(), timeout)?;
-        let (res, moved) = self.get_locked(&mut claim, taken);
+        let (mut claim, taken) = match reg.lock_guard(reg.cons_lock(), self.h.slot(), timeout) {
+            Ok(locked) => locked,
+            Err(e) => {
+                *failure = Some(e);
+                return Took::Failed;
+            }
+        };
+        let (took, moved) = self.get_locked(&mut claim, taken, failure);
         drop(claim);
         // Only if `head` moved (also on an empty read that skipped padding): a read that
         // found nothing freed nothing, and a consumer polling an empty queue would
@@ -427,13 +497,18 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         if moved {
             self.h.strategy.notify(&self.ring.header().meta.space_wake);
         }
-        res
+        took
     }
 
     /// One turn at the consumer lock (see [`put_locked`](Self::put_locked)), and
-    /// whether it moved `head`.
+    /// whether it moved `head` or took an item.
     #[inline]
-    fn get_locked(&self, claim: &mut ClaimGuard<'_>, taken: Taken) -> (Result<Option<T>>, bool) {
+    fn get_locked(
+        &self,
+        claim: &mut ClaimGuard<'_>,
+        taken: Taken,
+        failure: &mut Option<Error>,
+    ) -> (Took<T>, bool) {
         let mark = self.h.reg.last_consumer();
         let cell = self.cons_core.get(claim);
         let core = core_for_turn(cell, mark, self.h.slot(), taken, || {
@@ -441,36 +516,49 @@ impl<T: Serialize + DeserializeOwned + 'static> Queue<T> {
         });
         let core = match core {
             Ok(core) => core,
-            Err(e) => return (Err(Error::from_raw(self.name(), e)), true),
+            Err(e) => {
+                *failure = Some(Error::from_raw(self.name(), e));
+                return (Took::Failed, true);
+            }
         };
         let before = (core.head(), core.received());
-        let res = match core.read() {
+        let took = match core.read() {
             Ok(Some(g)) => {
                 // Never drop an item: one that does not decode is handed back.
-                let v = codec::decode::<T>(&g).map_err(|source| Error::Undecodable {
-                    name: self.name().to_owned(),
-                    bytes: g.to_vec(),
-                    source,
-                });
+                let v = codec::decode::<T>(&g);
+                let took = match v {
+                    Ok(v) => Took::Item(v),
+                    Err(source) => {
+                        *failure = Some(Error::Undecodable {
+                            name: self.name().to_owned(),
+                            bytes: g.to_vec(),
+                            source,
+                        });
+                        Took::Failed
+                    }
+                };
                 g.release();
-                v.map(Some)
+                took
             }
-            Ok(None) => Ok(None),
+            Ok(None) => Took::Empty,
             Err(e) => {
                 // Not kept: the next turn attaches and re-validates.
                 *cell = None;
-                return (Err(Error::from_raw(self.name(), e)), true);
+                *failure = Some(Error::from_raw(self.name(), e));
+                return (Took::Failed, true);
             }
         };
         // An item taken (a producer waiting at `maxsize` can go on) or `head` moved
         // (bytes given back).
         let moved = (core.head(), core.received()) != before;
+        let gone =
+            matches!(took, Took::Item(_)) || matches!(failure, Some(Error::Undecodable { .. }));
         if let Some(g) = self.growth
-            && matches!(res, Ok(Some(_)) | Err(Error::Undecodable { .. }))
+            && gone
         {
             growth::after_get(g, &self.h.reg, self.ring, self.h.slot(), &self.left_empty);
         }
-        (res, moved)
+        (took, moved)
     }
 
     /// Take the next item, waiting while the queue is empty. [`Error::Disconnected`] if
