@@ -82,7 +82,7 @@ impl Encoded<'_> {
     pub fn write(&self, out: &mut [u8]) {
         match self {
             Encoded::Bytes(b) => {
-                let n = write_varint(b.len(), out);
+                let n = write_varint(b.len() as u64, out);
                 copy_bytes(b, &mut out[n..]);
             }
             Encoded::Whole(b) => copy_bytes(b, out),
@@ -174,13 +174,13 @@ fn number<T: 'static>(item: &T, out: &mut [u8; 10]) -> Option<usize> {
     macro_rules! put {
         ($t:ty, varint) => {
             if let Some(&n) = any.downcast_ref::<$t>() {
-                return Some(write_varint64(n as u64, out));
+                return Some(write_varint(n as u64, out));
             }
         };
         ($t:ty, zigzag) => {
             if let Some(&n) = any.downcast_ref::<$t>() {
                 let n = n as i64;
-                return Some(write_varint64(((n << 1) ^ (n >> 63)) as u64, out));
+                return Some(write_varint(((n << 1) ^ (n >> 63)) as u64, out));
             }
         };
         ($t:ty, bits) => {
@@ -236,19 +236,6 @@ fn take_number<T: 'static>(bytes: &[u8], out: &mut Option<T>) -> Option<postcard
 
 fn bad_varint() -> postcard::Error {
     postcard::Error::DeserializeBadVarint
-}
-
-/// A `u64` as a varint (LEB128) into `out`; its length.
-#[inline]
-fn write_varint64(mut n: u64, out: &mut [u8; 10]) -> usize {
-    let mut i = 0;
-    while n >= 0x80 {
-        out[i] = (n as u8) | 0x80;
-        n >>= 7;
-        i += 1;
-    }
-    out[i] = n as u8;
-    i + 1
 }
 
 /// A varint of at most as many bytes as a `bits`-bit number takes (postcard's limit)
@@ -562,7 +549,7 @@ mod tests {
     fn varint_len_matches_the_encoding() {
         for n in [0usize, 1, 127, 128, 16383, 16384, usize::MAX] {
             let mut buf = [0u8; 10];
-            assert_eq!(write_varint(n, &mut buf), varint_len(n), "{n}");
+            assert_eq!(write_varint(n as u64, &mut buf), varint_len(n), "{n}");
             assert_eq!(postcard::to_stdvec(&n).unwrap(), buf[..varint_len(n)]);
             let read = crate::raw::packed::read_varint(&buf);
             assert_eq!(read, Some((n as u64, varint_len(n))), "{n}");

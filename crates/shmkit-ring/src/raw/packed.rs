@@ -68,10 +68,10 @@ pub const fn varint_len(n: usize) -> usize {
     bits.div_ceil(7) as usize
 }
 
-/// Write the varint for `n` at the start of `out` (at least [`varint_len`] bytes);
-/// returns its length.
+/// Write the varint for `n` at the start of `out` (at least [`varint_len`] bytes, 10
+/// for any `u64`); returns its length.
 #[inline]
-pub fn write_varint(mut n: usize, out: &mut [u8]) -> usize {
+pub fn write_varint(mut n: u64, out: &mut [u8]) -> usize {
     let mut i = 0;
     while n >= 0x80 {
         out[i] = (n as u8) | 0x80;
@@ -242,7 +242,7 @@ impl PackProducer {
     #[inline]
     fn write_varint_at(&mut self, at: u64, len: usize, vlen: usize) {
         let out = self.bytes_mut(at, vlen);
-        write_varint(len, out);
+        write_varint(len as u64, out);
     }
 
     /// `n` bytes of the data area at offset `at`.
