@@ -505,6 +505,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // safe code only, and 1.7 M decodes: hours under Miri
     fn numbers_are_written_and_read_as_postcard_does() {
         // Every string of one and two bytes, then pseudo-random ones of up to 12 bytes
         // whose bytes mostly carry a continuation bit (long varints, overflows).
@@ -512,8 +513,7 @@ mod tests {
         strings.extend((0..=255u8).map(|a| vec![a]));
         strings.extend((0..=0xFFFFu16).map(|x| x.to_le_bytes().to_vec()));
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let n = if cfg!(miri) { 200 } else { 100_000 };
-        for _ in 0..n {
+        for _ in 0..100_000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
@@ -529,9 +529,6 @@ mod tests {
                 })
                 .collect();
             strings.push(b);
-        }
-        if cfg!(miri) {
-            strings.truncate(600);
         }
         number_agrees_with_postcard(&[0u16, 1, 127, 128, 16383, 16384, u16::MAX], &strings);
         number_agrees_with_postcard(&[0u32, 127, 128, 1 << 28, u32::MAX], &strings);
