@@ -59,6 +59,16 @@
 //! names its function by offset in the binary, signed with a key the pool gives its
 //! workers outside shared memory, so garbage in a ring cannot make a worker jump
 //! anywhere. `docs/architecture.md` has the picture.
+//!
+//! # Large maps under glibc
+//! A `map` holds a few bytes per item in the calling process while it runs (the
+//! collected items, their encoding, the result slots), in blocks of megabytes for a
+//! large map. glibc may hand such blocks back to the kernel between two maps, and then
+//! every map faults its memory in afresh: measured, a 200 000-task `map` of `u64`s
+//! took 4.7 ms instead of 2.0 ms, with a million page faults over the run
+//! (docs/benchmarks.md, "Issue 17, sixth pass"). Starting the program with
+//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824`
+//! keeps the blocks.
 #![doc(html_root_url = "https://docs.rs/shmkit-pool/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
