@@ -245,11 +245,7 @@ fn read_varint_max(bytes: &[u8], bits: u32) -> postcard::Result<u64> {
     let max = bits.div_ceil(7) as usize;
     match crate::raw::packed::read_varint(bytes) {
         Some((v, used)) if used <= max => Ok(v),
-        Some(_) => Err(bad_varint()),
-        None if bytes.len() < max && bytes.iter().all(|b| b & 0x80 != 0) => {
-            Err(postcard::Error::DeserializeUnexpectedEnd)
-        }
-        None => Err(bad_varint()),
+        _ => Err(bad_varint()),
     }
 }
 
