@@ -104,17 +104,6 @@ fn decode<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
     })
 }
 
-/// Append `value`'s encoding to `out`.
-fn push<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    *out = postcard::to_extend(value, std::mem::take(out)).map_err(|e| {
-        format!(
-            "could not encode the results as {}: {e}",
-            std::any::type_name::<T>()
-        )
-    })?;
-    Ok(())
-}
-
 /// Decode the `Vec<T>` in `input` one element at a time and encode the
 /// `Vec<Result<R, String>>` of `g` over them into `out`: the same bytes as decoding and
 /// encoding whole vectors, without their two allocations per chunk. The length read
@@ -143,7 +132,7 @@ fn each_input<T: DeserializeOwned + 'static, R: Serialize + 'static>(
     };
     let (n, mut rest) = crate::value::take_len(input).map_err(bad)?;
     out.clear();
-    push(&n, out)?;
+    crate::value::push(&n, out).map_err(unencodable)?;
     let mut started = 0;
     while started < n {
         // Where the task that is running began writing: a panic truncates to it.
@@ -227,7 +216,7 @@ mod tests {
 
     /// A chunk's outcomes, as the pool reads them.
     fn outcomes<R: DeserializeOwned + 'static>(bytes: &[u8]) -> Vec<Result<R, String>> {
-        let (n, mut rest) = postcard::take_from_bytes::<usize>(bytes).unwrap();
+        let (n, mut rest) = crate::value::take_len(bytes).unwrap();
         let back = (0..n)
             .map(|_| {
                 let (r, more) = crate::wire::take_outcome::<R>(rest).unwrap();

@@ -226,8 +226,7 @@ impl<R: DeserializeOwned + Send + 'static> Deliver for Job<R> {
         // the collector's largest cost per task: docs/benchmarks.md).
         let mut st = self.lock();
         let put = |st: &mut State<R>| -> std::result::Result<(), String> {
-            let (n, mut rest) =
-                postcard::take_from_bytes::<usize>(bytes).map_err(|e| e.to_string())?;
+            let (n, mut rest) = crate::value::take_len(bytes).map_err(|e| e.to_string())?;
             if n != count {
                 return Err(format!("{n} outcomes for a chunk of {count}"));
             }
@@ -539,7 +538,8 @@ mod tests {
     use super::*;
 
     fn outcomes(rs: &[std::result::Result<u64, String>]) -> Vec<u8> {
-        let mut out = postcard::to_stdvec(&rs.len()).unwrap();
+        let mut out = Vec::new();
+        crate::value::push(&rs.len(), &mut out).unwrap();
         for r in rs {
             wire::push_outcome(r, &mut out).unwrap();
         }

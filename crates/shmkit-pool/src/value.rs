@@ -4,7 +4,7 @@
 //! Postcard writes integers as varints, one call and a loop per value on each side.
 //! At the default chunk size that coding, once each way for every argument and every
 //! result, was about half of what a `map` of a trivial function over `u64`s cost
-//! (docs/benchmarks.md, "the pool at the default chunk size"), and left the pool
+//! (docs/benchmarks.md, "Issue 17, fifth pass"), and left the pool
 //! slower than one moving raw integers over pipes. The pool and its workers are the
 //! same binary and decode with the same monomorphised types, so a chunk's bytes need
 //! not be postcard's: `u8` to `u128`, `i8` to `i128`, `usize`, `isize`, `f32` and `f64`
@@ -87,7 +87,8 @@ pub(crate) fn take<T: DeserializeOwned + 'static>(bytes: &[u8]) -> postcard::Res
     postcard::take_from_bytes(bytes)
 }
 
-/// The sequence length [`push_all`] wrote, and the bytes after it.
+/// The sequence length [`push_all`] wrote (or a count [`push`] wrote as a `usize`),
+/// and the bytes after it.
 #[inline]
 pub(crate) fn take_len(bytes: &[u8]) -> postcard::Result<(usize, &[u8])> {
     take::<usize>(bytes)
