@@ -62,9 +62,25 @@ pub(crate) fn push_all<T: Serialize + 'static>(
     out: &mut Vec<u8>,
 ) -> postcard::Result<()> {
     push(&values.len(), out)?;
-    // Reserved once: a raw number's size is its own; others take at least a byte.
-    out.reserve(values.len() * size_of::<T>().clamp(1, 16));
+    // Reserved once: a raw number takes its size; any other value at least a byte
+    // (its in-memory size says nothing of its encoding, and overreserving a large
+    // map's inputs costs pages).
+    out.reserve(values.len() * if is_raw::<T>() { size_of::<T>() } else { 1 });
     values.iter().try_for_each(|v| push(v, out))
+}
+
+/// Whether [`push`] writes `T` raw.
+fn is_raw<T: 'static>() -> bool {
+    let t = std::any::TypeId::of::<T>();
+    macro_rules! raw {
+        ($t:ty) => {
+            if t == std::any::TypeId::of::<$t>() {
+                return true;
+            }
+        };
+    }
+    raw_types!(raw);
+    false
 }
 
 /// The value at the start of `bytes`, written by [`push`], and the bytes after it.
