@@ -10,6 +10,8 @@
 #     futex (rustix uses its libc backend under Miri, whose futex Miri emulates);
 #   - the unit tests of shmkit-ring, shmkit-sync and shmkit-segment (those that map
 #     segments, take OFD locks or read /proc are `#[cfg_attr(miri, ignore)]`).
+#   - shmkit-pool's result slots (values written into uninitialised memory in any
+#     order, handed back as a `Vec` or dropped).
 # Everything that maps shared memory or starts processes cannot run under Miri (no mmap
 # of files, no fork/exec); tests/cross_process.rs and tests/faults.rs cover that.
 #
@@ -57,6 +59,8 @@ export MIRIFLAGS="$base_flags"
 run -p shmkit-ring --test raw_mpmc
 run -p shmkit-sync --test raw_lock
 run -p shmkit-ring -p shmkit-sync -p shmkit-segment --lib
+# The pool's result slots (uninitialised memory handed back as the result `Vec`).
+run -p shmkit-pool --lib slots
 if [ "${MIRI_LONG:-0}" != 0 ]; then
   export MIRIFLAGS="$base_flags -Zmiri-tree-borrows"
   run -p shmkit-ring --test raw_spsc --test raw_packed --test raw_mpmc

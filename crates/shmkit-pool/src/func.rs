@@ -208,9 +208,9 @@ mod tests {
     }
 
     /// A chunk's inputs, as the pool writes them.
-    fn inputs<T: Serialize + 'static>(values: &[T]) -> Vec<u8> {
+    fn inputs<T: Serialize + Clone + 'static>(values: &[T]) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::value::push_all(values, &mut out).unwrap();
+        crate::value::push_seq(&mut values.iter().cloned(), usize::MAX, &mut out).unwrap();
         out
     }
 

@@ -2,6 +2,7 @@
 //! caller waits on ([`AsyncResult`], [`MapResult`], [`IMap`]).
 
 use crate::error::{Error, Result};
+use crate::slots::Slots;
 use crate::wire;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
@@ -27,9 +28,9 @@ enum Want {
 }
 
 /// Results by task index. Values and errors are kept apart, so that a slot costs the
-/// size of `Option<R>` (a `u64` result: 16 bytes), not that of the error type.
+/// size of `R` and a bit, not that of the error type.
 struct State<R> {
-    values: Vec<Option<R>>,
+    values: Slots<R>,
     errors: BTreeMap<usize, Error>,
     total: usize,
     done: usize,
@@ -44,7 +45,7 @@ struct State<R> {
 
 impl<R> State<R> {
     fn is_filled(&self, i: usize) -> bool {
-        self.values.get(i).is_some_and(Option::is_some) || self.errors.contains_key(&i)
+        self.values.is_filled(i) || self.errors.contains_key(&i)
     }
 
     fn satisfied(&self, want: Want) -> bool {
@@ -61,7 +62,9 @@ impl<R> State<R> {
             return;
         }
         match r {
-            Ok(v) => self.values[i] = Some(v),
+            Ok(v) => {
+                self.values.fill(i, v);
+            }
             Err(e) => {
                 self.errors.insert(i, e);
             }
@@ -77,7 +80,7 @@ impl<R> State<R> {
     fn unfill(&mut self, range: std::ops::Range<usize>, before: usize) {
         let end = range.end.min(self.values.len());
         for i in range.start.min(end)..end {
-            self.values[i] = None;
+            self.values.take(i);
             self.errors.remove(&i);
         }
         self.order.retain(|i| !(range.start..end).contains(i));
@@ -86,7 +89,7 @@ impl<R> State<R> {
 
     /// Result `i`, once (then `Taken`).
     fn take(&mut self, i: usize) -> Result<R> {
-        match self.values.get_mut(i).and_then(Option::take) {
+        match self.values.take(i) {
             Some(v) => Ok(v),
             None => Err(self.errors.remove(&i).unwrap_or(Error::Taken)),
         }
@@ -97,11 +100,12 @@ impl<R> State<R> {
         if let Some((_, e)) = self.errors.first_key_value() {
             return Err(e.clone());
         }
-        let values = std::mem::take(&mut self.values);
-        if values.len() != self.total || values.iter().any(Option::is_none) {
+        // Handed over as they lie (no copy); slots already taken one by one: `Taken`.
+        let values = std::mem::replace(&mut self.values, Slots::new(0));
+        if values.len() != self.total {
             return Err(Error::Taken);
         }
-        Ok(values.into_iter().flatten().collect())
+        values.into_vec().map_err(|_| Error::Taken)
     }
 
     /// Every outcome in order, each its own.
@@ -121,7 +125,7 @@ impl<R> Job<R> {
     pub(crate) fn new(total: usize, track_order: bool) -> Arc<Self> {
         Arc::new(Job {
             state: Mutex::new(State {
-                values: (0..total).map(|_| None).collect(),
+                values: Slots::new(total),
                 errors: BTreeMap::new(),
                 total,
                 done: 0,

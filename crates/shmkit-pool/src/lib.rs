@@ -61,14 +61,18 @@
 //! anywhere. `docs/architecture.md` has the picture.
 //!
 //! # Large maps under glibc
-//! A `map` holds a few bytes per item in the calling process while it runs (the
-//! collected items, their encoding, the result slots), in blocks of megabytes for a
-//! large map. glibc may hand such blocks back to the kernel between two maps, and then
-//! every map faults its memory in afresh: measured, a 200 000-task `map` of `u64`s
-//! took 4.7 ms instead of 2.0 ms, with a million page faults over the run
-//! (docs/benchmarks.md, "Issue 17, sixth pass"). Starting the program with
-//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824`
-//! keeps the blocks.
+//! While a `map` runs, the calling process holds its inputs' encoding and the result
+//! slots, which are the `Vec` the `map` returns: for 200 000 `u64`s, about 3.2 MB.
+//! The items are encoded as they come (collected first only when the default chunk
+//! size is asked for and the iterator cannot say how many it holds). Blocks of
+//! megabytes are where glibc's allocator may hand memory back to the kernel between
+//! two maps, so that each map faults its memory in afresh: when a `map` also held the
+//! collected items and a second copy of its results (8 MB), that made a 200 000-task
+//! `map` take 4.3-5.0 ms instead of 1.8-2.1 ms in some runs, with a million page
+//! faults (docs/benchmarks.md, "Issue 17, sixth pass" and "seventh pass"). A program
+//! that maps much larger inputs and still sees this can start with
+//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824`,
+//! which keeps the blocks.
 #![doc(html_root_url = "https://docs.rs/shmkit-pool/0.1.0/")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -85,6 +89,7 @@ mod job;
 mod pool;
 mod primitive;
 mod schedule;
+mod slots;
 mod value;
 mod wire;
 mod worker;

@@ -218,8 +218,7 @@ impl Pool {
         B: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<(A, B)> = items.into_iter().collect();
-        let job = self.submit(func::star_chunk::<A, B, R>, f as usize, &items, None, false)?;
+        let job = self.submit(func::star_chunk::<A, B, R>, f as usize, items, None, false)?;
         MapResult::new(job).get()
     }
 
@@ -298,13 +297,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let job = self.submit(
-            func::map_chunk::<A, R>,
-            f as usize,
-            std::slice::from_ref(&a),
-            Some(1),
-            false,
-        )?;
+        let job = self.submit(func::map_chunk::<A, R>, f as usize, [a], Some(1), false)?;
         Ok(AsyncResult::new(job))
     }
 
@@ -375,8 +368,8 @@ impl Pool {
         }
     }
 
-    /// `f` over `items` (collected first), in chunks of `chunksize` (`None`: Python's
-    /// default); `track_order` for results handed out as they complete.
+    /// `f` over `items`, in chunks of `chunksize` (`None`: Python's default);
+    /// `track_order` for results handed out as they complete.
     fn submit_map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -388,49 +381,72 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
         let tramp = func::map_chunk::<A, R>;
-        self.submit(tramp, f as usize, &items, chunksize, track_order)
+        self.submit(tramp, f as usize, items, chunksize, track_order)
     }
 
-    /// Split `items` into chunks and queue them.
+    /// Encode `items` into chunks and queue them. They are encoded as they come, not
+    /// collected first, unless Python's default chunk size is asked for and the
+    /// iterator does not say exactly how many items it has (the size needs the count).
     fn submit<A: Serialize + 'static, R: DeserializeOwned + Send + 'static>(
         &self,
         tramp: ChunkFn,
         f: usize,
-        items: &[A],
+        items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
         track_order: bool,
     ) -> Result<Arc<Job<R>>> {
-        let job = Job::<R>::new(items.len(), track_order);
-        if items.is_empty() {
-            return Ok(job);
-        }
-        let size = chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes))
-            .max(1);
+        let items = items.into_iter();
+        let size = match (chunksize, items.size_hint()) {
+            (Some(size), _) => size.max(1),
+            // A count that turns out wrong only gives chunks of another size.
+            (None, (low, Some(high))) if low == high => default_chunksize(low, self.processes),
+            (None, _) => {
+                let items: Vec<A> = items.collect();
+                let size = default_chunksize(items.len(), self.processes);
+                return self.submit(tramp, f, items, Some(size), track_order);
+            }
+        };
         let shared = &self.shared;
         let token = FnToken::new(&shared.key, tramp, f);
-        let deliver: Arc<dyn Deliver> = job.clone();
         // Every chunk's inputs encoded into one buffer that the chunks share: one
         // allocation per map, not one per chunk (which the collector would free). Only
         // inline chunks hold it: if every chunk went to a blob, it is freed on return.
+        // Reserved once, for what the items take at least (a reservation the hint
+        // makes impossible is skipped: the buffer then grows as it goes).
         let mut buf = Vec::new();
-        let mut spans = Vec::with_capacity(items.len().div_ceil(size));
-        for part in items.chunks(size) {
-            let start = buf.len();
-            crate::value::push_all(part, &mut buf).map_err(|e| Error::Encode {
-                type_name: std::any::type_name::<A>(),
-                reason: e.to_string(),
-            })?;
-            spans.push(start..buf.len());
+        let expected = items.size_hint().0;
+        let at_least = expected
+            .checked_mul(crate::value::least_size::<A>())
+            .and_then(|b| b.checked_add(expected.div_ceil(size) * size_of::<usize>()));
+        if let Some(bytes) = at_least {
+            let _ = buf.try_reserve_exact(bytes);
         }
+        // (where the chunk's bytes lie, its first task, its tasks)
+        let mut spans = Vec::with_capacity(expected.div_ceil(size).min(1 << 16));
+        let mut items = items.peekable();
+        let mut total = 0;
+        while items.peek().is_some() {
+            let start = buf.len();
+            let count =
+                crate::value::push_seq(&mut items, size, &mut buf).map_err(|e| Error::Encode {
+                    type_name: std::any::type_name::<A>(),
+                    reason: e.to_string(),
+                })?;
+            spans.push((start..buf.len(), total, count));
+            total += count;
+        }
+        let job = Job::<R>::new(total, track_order);
+        if total == 0 {
+            return Ok(job);
+        }
+        let deliver: Arc<dyn Deliver> = job.clone();
         let buf = Arc::new(buf);
         let first_id = shared
             .next_chunk
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
         let mut chunks = Vec::with_capacity(spans.len());
-        for (n, span) in spans.into_iter().enumerate() {
+        for (n, (span, first, count)) in spans.into_iter().enumerate() {
             let id = first_id + n as u64;
             let len = span.len();
             let payload = if len <= INLINE_MAX {
@@ -446,14 +462,13 @@ impl Pool {
                     len: len as u64,
                 }))
             };
-            let first = n * size;
             chunks.push(Chunk {
                 id,
                 func: token,
                 payload,
                 job: Arc::clone(&deliver),
                 first,
-                count: size.min(items.len() - first),
+                count,
             });
         }
         shared.submit(chunks)?;

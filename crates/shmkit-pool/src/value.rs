@@ -56,17 +56,30 @@ pub(crate) fn push<T: Serialize + 'static>(v: &T, out: &mut Vec<u8>) -> postcard
     postcard::serialize_with_flavor(v, shmkit_sync::append::Append(out))
 }
 
-/// Append `values` as a sequence: its length, then each value as [`push`] writes it.
-pub(crate) fn push_all<T: Serialize + 'static>(
-    values: &[T],
+/// Append up to `max` values taken from `items` as a sequence — its length, then each
+/// value as [`push`] writes it — and return how many were taken. The values are encoded
+/// as they come, never collected: the length (a `usize`, written raw: 8 bytes) is
+/// written first as 0 and set once they are in.
+pub(crate) fn push_seq<T: Serialize + 'static>(
+    items: &mut impl Iterator<Item = T>,
+    max: usize,
     out: &mut Vec<u8>,
-) -> postcard::Result<()> {
-    push(&values.len(), out)?;
-    // Reserved once: a raw number takes its size; any other value at least a byte
-    // (its in-memory size says nothing of its encoding, and overreserving a large
-    // map's inputs costs pages).
-    out.reserve(values.len() * if is_raw::<T>() { size_of::<T>() } else { 1 });
-    values.iter().try_for_each(|v| push(v, out))
+) -> postcard::Result<usize> {
+    let at = out.len();
+    push(&0usize, out)?;
+    let mut n = 0usize;
+    for v in items.take(max) {
+        push(&v, out)?;
+        n += 1;
+    }
+    out[at..at + size_of::<usize>()].copy_from_slice(&n.to_le_bytes());
+    Ok(n)
+}
+
+/// The fewest bytes [`push`] writes for a `T`: its size if it is written raw, else a
+/// byte (a value's size in memory says nothing of its encoding). For reserving.
+pub(crate) fn least_size<T: 'static>() -> usize {
+    if is_raw::<T>() { size_of::<T>() } else { 1 }
 }
 
 /// Whether [`push`] writes `T` raw.
@@ -103,7 +116,7 @@ pub(crate) fn take<T: DeserializeOwned + 'static>(bytes: &[u8]) -> postcard::Res
     postcard::take_from_bytes(bytes)
 }
 
-/// The sequence length [`push_all`] wrote (or a count [`push`] wrote as a `usize`),
+/// The sequence length [`push_seq`] wrote (or a count [`push`] wrote as a `usize`),
 /// and the bytes after it.
 #[inline]
 pub(crate) fn take_len(bytes: &[u8]) -> postcard::Result<(usize, &[u8])> {
@@ -114,12 +127,15 @@ pub(crate) fn take_len(bytes: &[u8]) -> postcard::Result<(usize, &[u8])> {
 mod tests {
     use super::*;
 
-    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug + 'static>(
+    fn round_trip<
+        T: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug + 'static,
+    >(
         values: &[T],
         width: Option<usize>,
     ) {
         let mut out = Vec::new();
-        push_all(values, &mut out).unwrap();
+        let taken = push_seq(&mut values.iter().cloned(), usize::MAX, &mut out).unwrap();
+        assert_eq!(taken, values.len());
         if let Some(w) = width {
             assert_eq!(out.len(), 8 + values.len() * w, "raw: exactly the bytes");
         }
@@ -131,6 +147,33 @@ mod tests {
             rest = more;
         }
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn a_sequence_takes_at_most_its_share_and_counts_what_it_took() {
+        let mut items = 1u32..=5;
+        let mut out = Vec::new();
+        assert_eq!(push_seq(&mut items, 2, &mut out).unwrap(), 2);
+        assert_eq!(
+            push_seq(&mut items, 4, &mut out).unwrap(),
+            3,
+            "only three were left"
+        );
+        assert_eq!(push_seq(&mut items, 4, &mut out).unwrap(), 0);
+        let mut rest = &out[..];
+        for want in [vec![1u32, 2], vec![3, 4, 5], vec![]] {
+            let (n, mut more) = take_len(rest).unwrap();
+            assert_eq!(n, want.len());
+            for w in want {
+                let (got, after) = take::<u32>(more).unwrap();
+                assert_eq!(got, w);
+                more = after;
+            }
+            rest = more;
+        }
+        assert!(rest.is_empty());
+        assert_eq!(least_size::<u32>(), 4);
+        assert_eq!(least_size::<String>(), 1);
     }
 
     #[test]

@@ -96,6 +96,57 @@ fn every_map_form_keeps_order() {
     assert_none_starting(&format!("{prefix}-"));
 }
 
+/// An iterator that says it holds `claims` items, exactly, whatever it holds.
+struct Claims<I> {
+    inner: I,
+    claims: usize,
+}
+
+impl<I: Iterator> Iterator for Claims<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.inner.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+/// The inputs are encoded as they come, and the default chunk size is taken from the
+/// iterator's exact size hint when it gives one: a hint that lies changes the chunks,
+/// never the results; an iterator with no exact hint is counted first.
+#[test]
+fn items_are_mapped_whatever_their_iterator_says_of_its_length() {
+    let p = pool(2);
+    let prefix = p.prefix().to_owned();
+    let squares = |n: u64| (0..n).map(|x| x * x).collect::<Vec<_>>();
+    for (holds, claims) in [(100, 3), (10, 1000), (1000, 0), (0, 5)] {
+        let items = Claims {
+            inner: 0..holds,
+            claims,
+        };
+        assert_eq!(
+            p.map(square, items).unwrap(),
+            squares(holds),
+            "{holds} items claiming {claims}"
+        );
+    }
+    let evens = (0..2000u64).filter(|x| x % 2 == 0);
+    assert_eq!(
+        p.map(square, evens).unwrap(),
+        (0..1000u64).map(|x| 4 * x * x).collect::<Vec<_>>()
+    );
+    let names = p
+        .map(|i: u32| i.to_string(), (0..300).filter(|i| i % 3 == 0))
+        .unwrap();
+    assert_eq!(
+        names,
+        (0..100).map(|i| (3 * i).to_string()).collect::<Vec<_>>()
+    );
+    drop(p);
+    assert_none_starting(&format!("{prefix}-"));
+}
+
 /// Fixed-width numbers travel raw between the pool and its workers, other types as
 /// postcard: every raw type at its extremes, and raw arguments with postcard results
 /// and the reverse, come back exactly.
