@@ -200,6 +200,7 @@ impl Registry {
     }
 
     /// The address `offset` bytes into the registry.
+    #[inline]
     fn at(&self, offset: usize) -> *mut u8 {
         assert!(offset < REGISTRY_BYTES);
         // SAFETY: `new` checked the payload holds REGISTRY_BYTES, and `offset` is inside
@@ -208,6 +209,7 @@ impl Registry {
     }
 
     /// Consumer claim lock: 0 free, else holder's slot + 1.
+    #[inline]
     pub(crate) fn cons_lock(&self) -> &AtomicU32 {
         // SAFETY: CONS_LOCK_OFFSET + 4 <= REGISTRY_BYTES, inside the payload (checked in
         // `new`), 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as
@@ -216,6 +218,7 @@ impl Registry {
     }
 
     /// The get side's turn marker (see [`QueueHeader::last_producer`]).
+    #[inline]
     pub(crate) fn last_consumer(&self) -> &AtomicU32 {
         // SAFETY: CONS_MARK_OFFSET + 4 <= REGISTRY_BYTES, inside the payload (checked in
         // `new`), 4-aligned; any bit pattern is a valid `AtomicU32`; the segment lives as
@@ -231,6 +234,7 @@ impl Registry {
         unsafe { &*self.at(RELEASED_TO_OFFSET).cast::<AtomicU64>() }
     }
 
+    #[inline]
     pub(crate) fn entry(&self, slot: u32) -> &HandleEntry {
         assert!(slot < MAX_HANDLES);
         let entry = self.at(HANDLES_OFFSET + slot as usize * size_of::<HandleEntry>());
@@ -240,6 +244,7 @@ impl Registry {
         unsafe { &*entry.cast::<HandleEntry>() }
     }
 
+    #[inline]
     fn state(&self, slot: u32) -> &AtomicU32 {
         &self.entry(slot).state
     }

@@ -125,13 +125,22 @@ impl Default for Scratch {
 }
 
 impl Drop for Scratch {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(mut v) = self.heap.take()
-            && v.capacity() <= SCRATCH_KEEP
-        {
-            v.clear();
-            SCRATCH.set(v);
+        // Inline, so that the common case (no heap buffer: a number or a small item)
+        // costs a test, not a call.
+        if let Some(v) = self.heap.take() {
+            keep_scratch(v);
         }
+    }
+}
+
+/// Give a heap buffer back to this thread for the next large item (if not too large).
+#[cold]
+fn keep_scratch(mut v: Vec<u8>) {
+    if v.capacity() <= SCRATCH_KEEP {
+        v.clear();
+        SCRATCH.set(v);
     }
 }
 

@@ -83,9 +83,19 @@ pub fn write_varint(mut n: u64, out: &mut [u8]) -> usize {
 }
 
 /// Read a varint from the start of `bytes`: `(value, bytes used)`, `None` if it runs past
-/// the slice or past 64 bits.
-#[inline]
+/// the slice or past 64 bits. (A one-byte varint, a small item's frame length, is read
+/// inline; longer ones by a call.)
+#[inline(always)]
 pub fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    match bytes.first() {
+        Some(&b) if b < 0x80 => Some((u64::from(b), 1)),
+        _ => read_varint_long(bytes),
+    }
+}
+
+/// [`read_varint`] past its first byte.
+#[inline(never)]
+fn read_varint_long(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(10) {
         let part = u64::from(b & 0x7f);
