@@ -11,12 +11,14 @@
 //!   place (`reserve`/`commit`) to a child that reads each in place (`read`/`release`,
 //!   the zero-copy pair of `send`/`recv`); `spsc_batch` (8B..1KiB) is `send_batch` into
 //!   a child that reads in place, many per release (`read_batch`).
-//! - `roundtrip/{cacheline,ring_spin,ring_blocking,pipe,unix_socket}/8B`: ping-pong.
+//! - `roundtrip/{cacheline,ring_spin,ring_blocking,ring_busy_poll,spsc_busy_poll,queue_u64,pipe,unix_socket}/8B`:
+//!   ping-pong.
 //!   `cacheline` is the floor: one shared word bounced between the two processes.
 //!   `ring_spin` busy-polls (`try_` forms); `ring_blocking` sleeps on the futex at once
 //!   (`SpinPolicy::NEVER`), so it measures the wake-up path; `ring_busy_poll` is the
 //!   blocking API on a `BusyPoll` pipe (both sides spin inside `recv`); `spsc_busy_poll`
-//!   the same over two `BusyPoll` SPSC rings (a `Pipe` end takes a lock per call).
+//!   the same over two `BusyPoll` SPSC rings (a `Pipe` end takes a lock per call);
+//!   `queue_u64` a `u64` request and its reply over two `Queue<u64>`s (default waits).
 //! - `queue_u64/shmkit/items`, `queue_u64/shmkit_growing/items`: `Queue<u64>` (serde
 //!   path, fixed 1 MiB ring / default growing queue) items/s, to compare with
 //!   Python's `multiprocessing.Queue` (`python3 benches/python/mp_queue.py`);
@@ -186,6 +188,14 @@ fn roundtrip(c: &mut Criterion) {
     let mut echo = shm::SpscEcho::spawn(WaitStrategy::BusyPoll);
     g.bench_function(BenchmarkId::new("spsc_busy_poll", "8B"), |b| {
         b.iter_custom(|iters| echo.timed(iters, &msg))
+    });
+    drop(echo);
+
+    // A request and its reply over two `Queue<u64>`s (the consumer's catch-up pause
+    // must not cost it: docs/ring.md, "Catching up").
+    let echo = shm::QueueEcho::spawn();
+    g.bench_function(BenchmarkId::new("queue_u64", "8B"), |b| {
+        b.iter_custom(|iters| echo.timed(iters))
     });
     drop(echo);
 

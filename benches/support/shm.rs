@@ -281,6 +281,60 @@ impl Drop for U64Stream {
     }
 }
 
+/// Child of [`QueueEcho`]: puts back every item it gets, until `u64::MAX`.
+pub fn queue_echo(args: (Queue<u64>, Queue<u64>)) {
+    let (requests, replies) = args;
+    loop {
+        let v = requests.get_timeout(LONG).expect("echo get");
+        replies.put(&v).expect("echo put");
+        if v == u64::MAX {
+            return;
+        }
+    }
+}
+
+/// `roundtrip/queue_u64/8B`: a `u64` to a [`queue_echo`] child over one `Queue<u64>`
+/// and back over another, one in flight (the latency a request and its reply see; both
+/// sides wait with the default strategy and spin policy).
+pub struct QueueEcho {
+    requests: Queue<u64>,
+    replies: Queue<u64>,
+    child: Process<()>,
+}
+
+impl QueueEcho {
+    /// Two 64 KiB queues and the echo child.
+    pub fn spawn() -> QueueEcho {
+        let requests = Queue::<u64>::anonymous(1 << 16).expect("queue");
+        let replies = Queue::<u64>::anonymous(1 << 16).expect("queue");
+        let child = shmkit_process::spawn(queue_echo, (requests.clone(), replies.clone()))
+            .expect("spawn echo");
+        QueueEcho {
+            requests,
+            replies,
+            child,
+        }
+    }
+
+    /// `iters` round trips.
+    pub fn timed(&self, iters: u64) -> Duration {
+        let t0 = Instant::now();
+        for i in 0..iters {
+            self.requests.put(&i).expect("put");
+            assert_eq!(self.replies.get_timeout(LONG).expect("reply"), i);
+        }
+        t0.elapsed()
+    }
+}
+
+impl Drop for QueueEcho {
+    fn drop(&mut self) {
+        let _ = self.requests.put_timeout(&u64::MAX, LONG);
+        let _ = self.replies.get_timeout(LONG);
+        stop_child(&mut self.child, "the queue echo");
+    }
+}
+
 /// Child of [`U64Many`]: a producer. Each command `n` taken from `cmd` puts `n` items
 /// and then answers on `done`; `0` stops it.
 pub fn u64_producer(args: (Queue<u64>, Queue<u64>, Queue<u8>)) {

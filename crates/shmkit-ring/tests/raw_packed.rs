@@ -170,6 +170,35 @@ fn an_emptied_ring_takes_the_largest_item() {
     }
 }
 
+/// A consumer that caught up with its producer pauses when an open record holds only a
+/// few new bytes (`packed::CATCH_UP_BYTES`), then takes them: a pause never hides an
+/// item, and an open record with nothing new is reported empty.
+#[test]
+fn a_consumer_that_caught_up_still_takes_each_new_frame() {
+    let cap = 4096;
+    let mut heap = HeapRing::new(cap);
+    // SAFETY: `heap` outlives both roles.
+    let ring = unsafe { heap.ring() };
+    let mut p = PackProducer::attach(ring, limits(cap, true)).unwrap();
+    let mut c = PackConsumer::attach(ring).unwrap();
+    let small = packed::CATCH_UP_BYTES as usize / 4;
+    for (seq, len) in [1, 1, small, 0, small * 2, small * 5]
+        .into_iter()
+        .enumerate()
+    {
+        let mut g = p.reserve(len).unwrap();
+        g.as_mut_slice().copy_from_slice(&item(seq as u32, len));
+        g.commit();
+        let g = c
+            .read()
+            .unwrap()
+            .expect("a new frame, however small, is taken");
+        assert_eq!(&*g, &item(seq as u32, len)[..]);
+        g.release();
+        assert!(c.read().unwrap().is_none(), "nothing new: empty");
+    }
+}
+
 /// A producer thread and a consumer thread at once: every item once, in order, intact.
 #[test]
 fn producer_and_consumer_threads() {
